@@ -1,0 +1,64 @@
+"""Length-bucketed batches of token ids: little padding, random order, and one padded tensor per batch."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator, Sequence
+
+import torch
+
+
+def bucketed(lengths: Sequence[int], batch_size: int, rng: random.Random | None = None, pool: int = 50) -> list[list[int]]:
+    """Indices grouped into batches of similar length.
+
+    With `rng`, examples are shuffled, sorted by length within pools of `pool` batches, and the batches shuffled:
+    random order with little padding. Without it, batches follow length order (deterministic, for inference).
+    """
+    order = list(range(len(lengths)))
+    if rng is None:
+        order.sort(key=lambda i: lengths[i])
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    rng.shuffle(order)
+    batches = []
+    step = batch_size * pool
+    for start in range(0, len(order), step):
+        chunk = sorted(order[start:start + step], key=lambda i: lengths[i])
+        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def pad(seqs: Sequence[Sequence[int]], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded (B, T) int64 ids and (B,) lengths."""
+    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
+    ids = torch.full((len(seqs), int(lengths.max())), pad_id, dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        ids[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+    return ids, lengths
+
+
+def padding_fraction(seqs: Sequence[Sequence[int]], batches: list[list[int]]) -> float:
+    """Share of padded positions over all positions of the given batches."""
+    real = sum(len(seqs[i]) for b in batches for i in b)
+    total = sum(max(len(seqs[i]) for i in b) * len(b) for b in batches)
+    return 1.0 - real / total if total else 0.0
+
+
+@torch.no_grad()
+def logits_for(model: Callable, seqs: Sequence[Sequence[int]], batch_size: int, device: torch.device,
+               pad_id: int = 0) -> torch.Tensor:
+    """Logits (N, K) for every sequence, in input order, computed in length-sorted batches."""
+    results: list[torch.Tensor | None] = [None] * len(seqs)
+    for batch in bucketed([len(s) for s in seqs], batch_size):
+        ids, lengths = pad([seqs[i] for i in batch], pad_id)
+        out = model(ids.to(device), lengths.to(device)).float().cpu()
+        for row, i in enumerate(batch):
+            results[i] = out[row]
+    return torch.stack(results) if results else torch.empty(0)
+
+
+def iterate(seqs: Sequence[Sequence[int]], labels: Sequence[int], batches: list[list[int]], pad_id: int = 0
+            ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    for batch in batches:
+        ids, lengths = pad([seqs[i] for i in batch], pad_id)
+        yield ids, lengths, torch.tensor([labels[i] for i in batch], dtype=torch.long)

@@ -1,0 +1,337 @@
+"""The `gru-sentiment` command line: each command parses options, calls the library and renders the result.
+
+Heavy libraries (torch, datasets) are imported inside the commands, so `--help` stays instant.
+Exit codes: 0 success, 1 runtime failure (bad data, bad model, ...), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from gru_sentiment.errors import UserError
+
+app = typer.Typer(
+    help="Train, evaluate and look inside a GRU sentiment classifier.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+DEFAULT_MODEL_NAME = "gru-imdb"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class OutFormat(str, Enum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+
+
+class TableOrJson(str, Enum):
+    table = "table"
+    json = "json"
+
+
+class TokenizerKind(str, Enum):
+    wordpiece = "wordpiece"
+    bpe = "bpe"
+
+
+class Pooling(str, Enum):
+    mean_max = "mean_max"
+    mean = "mean"
+    max = "max"
+    last = "last"
+
+
+ModelOpt = Annotated[Optional[Path], typer.Option("--model", "-m", help="Model directory. Default: $GRU_SENTIMENT_MODEL, else the model shipped in models/.", show_default=False)]
+DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="Data set: imdb, sst2, rotten_tomatoes, yelp_polarity, amazon_polarity, a hub id, or a local folder/file (parquet, csv, jsonl, aclImdb layout).")]
+TextColOpt = Annotated[Optional[str], typer.Option(help="Text column (default: guessed: text, sentence, review, content).")]
+LabelColOpt = Annotated[Optional[str], typer.Option(help="Label column (default: guessed: label, labels, sentiment).")]
+DeviceOpt = Annotated[Device, typer.Option(help="Where to compute; auto picks CUDA when present.")]
+ThreadsOpt = Annotated[Optional[int], typer.Option(min=1, help="CPU threads (default: all cores).", show_default=False)]
+BatchOpt = Annotated[int, typer.Option(min=1, help="Texts per batch.")]
+
+
+def _stderr():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _stdout():
+    from rich.console import Console
+
+    return Console()
+
+
+@contextmanager
+def _errors(ctx: typer.Context):
+    """Turn library errors into one line on stderr and an exit code; --debug shows the traceback."""
+    debug = bool(ctx.obj and ctx.obj.get("debug"))
+    try:
+        yield
+    except UserError as exc:
+        if debug:
+            raise
+        _stderr().print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code)
+    except KeyboardInterrupt:
+        _stderr().print("[yellow]interrupted[/yellow]")
+        raise typer.Exit(130)
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:
+        if debug:
+            raise
+        message = str(exc).splitlines()[0] if str(exc) else ""
+        _stderr().print(f"[red]error:[/red] {type(exc).__name__}: {message} (run with --debug for details)",
+                        highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def _setup(device: Device, threads: int | None):
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    if device is Device.cuda and not torch.cuda.is_available():
+        from gru_sentiment.errors import UsageError
+
+        raise UsageError("--device cuda: no CUDA device is available")
+    use_cuda = device is Device.cuda or (device is Device.auto and torch.cuda.is_available())
+    return torch.device("cuda" if use_cuda else "cpu")
+
+
+def default_model_dir() -> Path:
+    """$GRU_SENTIMENT_MODEL, else models/<default> next to the package (source checkout or editable install)."""
+    env = os.environ.get("GRU_SENTIMENT_MODEL")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "models" / DEFAULT_MODEL_NAME
+
+
+def _load_model(model: Path | None, device):
+    from gru_sentiment import checkpoint
+
+    return checkpoint.load(model or default_model_dir(), device)
+
+
+@app.callback()
+def root(ctx: typer.Context,
+         debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False) -> None:
+    """Train, evaluate and look inside a GRU sentiment classifier.
+
+    Exit codes: 0 success, 1 runtime failure (bad data, bad or missing model), 2 usage error.
+    """
+    ctx.obj = {"debug": debug}
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    dataset: DatasetOpt,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Model directory to write (atomically).")],
+    split: Annotated[str, typer.Option(help="Training split.")] = "train",
+    val_split: Annotated[Optional[str], typer.Option(help="Use this split of the data set for validation instead of carving one from train.")] = None,
+    val_fraction: Annotated[float, typer.Option(help="Share of the training split held out for validation.")] = 0.1,
+    text_column: TextColOpt = None,
+    label_column: LabelColOpt = None,
+    label_names: Annotated[Optional[str], typer.Option(help="Comma-separated names for integer labels 0..K-1, e.g. neg,pos.")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=2, help="Use only the first N training examples (quick runs).")] = None,
+    tokenizer: Annotated[TokenizerKind, typer.Option(help="Subword tokenizer to learn.")] = TokenizerKind.wordpiece,
+    vocab_size: Annotated[int, typer.Option(min=10, help="Tokenizer vocabulary size.")] = 20000,
+    max_length: Annotated[int, typer.Option(min=1, help="Tokens kept per text (the rest is cut).")] = 400,
+    embed_dim: Annotated[int, typer.Option(min=1)] = 128,
+    hidden_size: Annotated[int, typer.Option(min=1)] = 128,
+    layers: Annotated[int, typer.Option(min=1, help="Stacked GRU layers.")] = 1,
+    bidirectional: Annotated[bool, typer.Option("--bidirectional/--unidirectional")] = True,
+    dropout: Annotated[float, typer.Option(min=0.0, max=0.95)] = 0.3,
+    pooling: Annotated[Pooling, typer.Option(help="How GRU states become one vector.")] = Pooling.mean_max,
+    epochs: Annotated[int, typer.Option(min=1)] = 4,
+    max_steps: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many optimiser steps.")] = None,
+    batch_size: BatchOpt = 64,
+    lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate (AdamW, warm-up then linear decay).")] = 3e-3,
+    weight_decay: Annotated[float, typer.Option(min=0.0)] = 0.01,
+    clip: Annotated[float, typer.Option(min=0.0, help="Gradient norm clip (0: off).")] = 1.0,
+    patience: Annotated[int, typer.Option(min=1, help="Stop after this many validations without improvement.")] = 2,
+    evals_per_epoch: Annotated[int, typer.Option(min=1, help="Validations per epoch.")] = 1,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same CPU result).")] = 0,
+    device: DeviceOpt = Device.auto,
+    threads: ThreadsOpt = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing model at --output.")] = False,
+) -> None:
+    """Learn a tokenizer and a GRU classifier from a labelled data set; keep the best model on validation."""
+    with _errors(ctx):
+        from gru_sentiment import data as data_mod
+        from gru_sentiment import render, workflow
+        from gru_sentiment.errors import UsageError
+        from gru_sentiment.train import TrainConfig
+
+        if output.exists() and not overwrite:
+            raise UsageError(f"{output} already exists: pass --overwrite to replace it")
+        torch_device = _setup(device, threads)
+        err = _stderr()
+        names = label_names.split(",") if label_names else None
+        with err.status(f"loading {dataset} ({split})"):
+            data = data_mod.load(dataset, split, text_column, label_column, names)
+            if limit:
+                data = data_mod.TextData(data.texts[:limit], data.labels[:limit], data.label_names, data.source)
+            if val_split:
+                train_data = data
+                val_data = data_mod.load(dataset, val_split, text_column, label_column, data.label_names)
+            else:
+                train_data, val_data = workflow.carve_validation(data, val_fraction, seed)
+        err.print(f"{len(train_data):,} training and {len(val_data):,} validation texts, labels "
+                  f"{', '.join(train_data.label_names)}; device {torch_device}", highlight=False)
+        config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, clip=clip,
+                             patience=patience, max_steps=max_steps, evals_per_epoch=evals_per_epoch, seed=seed)
+        model_settings = dict(embed_dim=embed_dim, hidden_size=hidden_size, num_layers=layers,
+                              bidirectional=bidirectional, dropout=dropout, pooling=pooling.value)
+        tok_settings = workflow.TokenizerSettings(tokenizer.value, vocab_size, max_length)
+        progress = render.training_progress(err)
+        task = progress.add_task("train", total=None, epoch=1, loss=0.0, val="-", tps=0.0)
+        smoothed = {"tps": 0.0}
+
+        def on_step(info):
+            smoothed["tps"] = info.tokens_per_s if not smoothed["tps"] else 0.9 * smoothed["tps"] + 0.1 * info.tokens_per_s
+            progress.update(task, completed=info.step, total=info.total_steps, epoch=info.epoch, loss=info.loss,
+                            tps=smoothed["tps"])
+
+        def on_eval(info):
+            mark = " (best, saved)" if info.improved else ""
+            progress.console.print(f"epoch {info.epoch} step {info.step}: val accuracy {info.accuracy:.4f}, "
+                                   f"macro F1 {info.macro_f1:.4f}, loss {info.loss:.4f}{mark}", highlight=False)
+            progress.update(task, val=f"{info.accuracy:.4f}")
+
+        with progress:
+            try:
+                bundle, history = workflow.train_model(
+                    train_data, val_data, tok_settings, model_settings, config, str(output), torch_device,
+                    meta={"command": " ".join(sys.argv)}, on_step=on_step, on_eval=on_eval)
+            except KeyboardInterrupt:
+                if output.exists():
+                    err.print(f"[yellow]interrupted:[/yellow] the best model so far is in {output}")
+                else:
+                    err.print("[yellow]interrupted[/yellow] before the first validation: no model written")
+                raise typer.Exit(130)
+        best = history.best
+        _stdout().print(f"saved {output}: best validation accuracy {best.accuracy:.4f} (epoch {best.epoch}), "
+                        f"{history.steps} steps in {history.seconds:.0f}s", highlight=False)
+
+
+@app.command()
+def evaluate(
+    ctx: typer.Context,
+    dataset: DatasetOpt,
+    model: ModelOpt = None,
+    split: Annotated[str, typer.Option(help="Split to evaluate on.")] = "test",
+    text_column: TextColOpt = None,
+    label_column: LabelColOpt = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Evaluate only the first N examples.")] = None,
+    format: Annotated[TableOrJson, typer.Option("--format", "-f", help="table for people, json for machines.")] = TableOrJson.table,
+    batch_size: BatchOpt = 128,
+    device: DeviceOpt = Device.auto,
+    threads: ThreadsOpt = None,
+) -> None:
+    """Accuracy, per-label precision/recall/F1, macro F1 and confusion matrix of a model on a labelled split."""
+    with _errors(ctx):
+        import json
+
+        from gru_sentiment import data as data_mod
+        from gru_sentiment import render, workflow
+
+        torch_device = _setup(device, threads)
+        bundle = _load_model(model, torch_device)
+        with _stderr().status(f"loading {dataset} ({split})"):
+            data = data_mod.load(dataset, split, text_column, label_column, bundle.labels)
+        if limit:
+            data = data_mod.TextData(data.texts[:limit], data.labels[:limit], data.label_names, data.source)
+        with _stderr().status(f"evaluating {len(data):,} texts"):
+            report = workflow.evaluate_model(bundle, data, batch_size, torch_device)
+        if format is TableOrJson.json:
+            sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        else:
+            _stdout().print(render.evaluation(report, f"{data.source} ({report['n']:,} texts)"))
+
+
+def _read_texts(file: Path | None, texts: list[str]):
+    if file is None:
+        return iter(texts)
+    if str(file) == "-":
+        return (line.rstrip("\n") for line in sys.stdin)
+    if not file.is_file():
+        raise UserError(f"no such file: {file}")
+    return _file_lines(file)
+
+
+def _file_lines(file: Path):
+    with open(file, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            yield line.rstrip("\n")
+
+
+@app.command()
+def predict(
+    ctx: typer.Context,
+    texts: Annotated[Optional[list[str]], typer.Argument(help="Texts to classify.", show_default=False)] = None,
+    model: ModelOpt = None,
+    file: Annotated[Optional[Path], typer.Option("--file", help="Read one text per line from this file ('-': stdin).")] = None,
+    format: Annotated[OutFormat, typer.Option("--format", "-f", help="table for people; json (one array) or jsonl (one object per line) for machines.")] = OutFormat.table,
+    batch_size: BatchOpt = 64,
+    device: DeviceOpt = Device.auto,
+    threads: ThreadsOpt = None,
+) -> None:
+    """Label and class probabilities of each text (arguments, or --file with one text per line)."""
+    with _errors(ctx):
+        from gru_sentiment import render
+        from gru_sentiment.errors import UsageError
+        from gru_sentiment.predict import check_text, predict_stream
+
+        if texts and file is not None:
+            raise UsageError("give texts as arguments or --file, not both")
+        if not texts and file is None:
+            raise UsageError("nothing to predict: give a text, or --file PATH ('-' for stdin)")
+        torch_device = _setup(device, threads)
+        bundle = _load_model(model, torch_device)
+        lines = (check_text(t) for t in _read_texts(file, texts or []) if file is None or t.strip())
+        preds = predict_stream(bundle, lines, batch_size=batch_size, device=torch_device)
+        _emit(preds, format, bundle.labels)
+
+
+def _emit(preds, format: OutFormat, labels: list[str]) -> None:
+    from gru_sentiment import render
+
+    if format is OutFormat.jsonl:
+        count = 0
+        for p in preds:
+            render.write_json_line(sys.stdout, render.prediction_dict(p))
+            count += 1
+    else:
+        preds = list(preds)
+        count = len(preds)
+        if format is OutFormat.json:
+            import json
+
+            sys.stdout.write(json.dumps([render.prediction_dict(p) for p in preds], ensure_ascii=False, indent=2) + "\n")
+        elif preds:
+            _stdout().print(render.predictions(preds, labels))
+    if count == 0:
+        raise UserError("no texts to predict: the input was empty")
+
+
+def main() -> None:
+    app(prog_name="gru-sentiment")

@@ -1,0 +1,188 @@
+"""Load labelled texts from the Hugging Face Hub or local files. The only module that imports `datasets`.
+
+`--dataset` accepts:
+- a known name (`imdb`, `sst2`, `rotten_tomatoes`, `yelp_polarity`, `amazon_polarity`), mapped to its hub id,
+  columns and label names;
+- any other hub id (`owner/name`);
+- a local path: a folder of `{split}.parquet|csv|jsonl|json` files, a single such file, or an aclImdb-style
+  folder (`{split}/pos/*.txt`, `{split}/neg/*.txt`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from gru_sentiment.errors import DataError
+
+
+@dataclass(frozen=True)
+class Known:
+    hub_id: str
+    text_column: str
+    label_names: tuple[str, ...]
+
+
+KNOWN = {
+    "imdb": Known("stanfordnlp/imdb", "text", ("neg", "pos")),
+    "sst2": Known("stanfordnlp/sst2", "sentence", ("neg", "pos")),
+    "rotten_tomatoes": Known("cornell-movie-review-data/rotten_tomatoes", "text", ("neg", "pos")),
+    "yelp_polarity": Known("fancyzhx/yelp_polarity", "text", ("neg", "pos")),
+    "amazon_polarity": Known("fancyzhx/amazon_polarity", "content", ("neg", "pos")),
+}
+TEXT_COLUMNS = ("text", "sentence", "review", "content", "document")
+LABEL_COLUMNS = ("label", "labels", "sentiment", "polarity")
+FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}
+
+
+@dataclass
+class TextData:
+    """Texts with integer labels in [0, len(label_names))."""
+
+    texts: list[str]
+    labels: list[int]
+    label_names: list[str]
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def load(spec: str, split: str, text_column: str | None = None, label_column: str | None = None,
+         label_names: list[str] | None = None) -> TextData:
+    """Load one split of a data set, named or local, as texts and label indices."""
+    path = Path(spec).expanduser()
+    known = KNOWN.get(path.name.lower()) if path.exists() else KNOWN.get(spec.lower())
+    if path.exists():
+        table = _load_local(path, split)
+    elif _looks_like_path(spec):
+        raise DataError(f"data set path not found: {spec}")
+    else:
+        table = _load_hub(known.hub_id if known else spec, split)
+    if known:
+        text_column = text_column or (known.text_column if known.text_column in table.column_names else None)
+        label_names = label_names or list(known.label_names)
+    return _to_text_data(table, f"{spec}:{split}", text_column, label_column, label_names)
+
+
+def split_names(spec: str) -> list[str]:
+    """Splits a local folder offers (file stems or aclImdb subfolders); empty for hub data sets."""
+    path = Path(spec).expanduser()
+    if not path.is_dir():
+        return []
+    names = {p.stem for p in path.iterdir() if p.suffix in FORMATS}
+    names |= {p.name for p in path.iterdir() if (p / "pos").is_dir() and (p / "neg").is_dir()}
+    return sorted(names)
+
+
+def _datasets():
+    """Import `datasets` quietly: progress is the CLI's job, not the loader's."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    return datasets
+
+
+def _looks_like_path(spec: str) -> bool:
+    return spec.startswith((".", "/", "~")) or spec.count("/") > 1 or Path(spec).suffix in FORMATS
+
+
+def _load_hub(hub_id: str, split: str):
+    datasets = _datasets()
+
+    try:
+        return datasets.load_dataset(hub_id, split=split)
+    except (ConnectionError, OSError) as exc:
+        raise DataError(
+            f"could not load '{hub_id}' from the Hugging Face Hub ({type(exc).__name__}); offline, point --dataset "
+            "at local files: a folder of train/test .parquet|.csv|.jsonl files, one such file, or an aclImdb folder"
+        ) from exc
+    except ValueError as exc:  # unknown split
+        raise DataError(f"data set '{hub_id}' has no split '{split}': {exc}") from exc
+    except Exception as exc:  # datasets raises many types for unknown ids (DatasetNotFoundError, FileNotFoundError)
+        raise DataError(f"could not load data set '{hub_id}': {exc}".splitlines()[0]) from exc
+
+
+def _load_local(path: Path, split: str):
+    datasets = _datasets()
+
+    if path.is_file():
+        files, fmt = [path], FORMATS.get(path.suffix.lower())
+        if fmt is None:
+            raise DataError(f"unsupported file type '{path.suffix}': use .parquet, .csv, .jsonl or .json")
+    elif (path / split / "pos").is_dir() and (path / split / "neg").is_dir():
+        return _load_acl_folder(path / split)
+    else:
+        files = sorted(p for p in path.iterdir() if p.stem == split and p.suffix.lower() in FORMATS)
+        if not files:
+            available = ", ".join(split_names(str(path))) or "none"
+            raise DataError(f"no split '{split}' in {path} (splits found: {available})")
+        fmt = FORMATS[files[0].suffix.lower()]
+    try:
+        return datasets.load_dataset(fmt, data_files={"data": [str(f) for f in files]}, split="data")
+    except Exception as exc:
+        raise DataError(f"could not read {files[0]}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+
+
+def _load_acl_folder(folder: Path):
+    datasets = _datasets()
+
+    texts, labels = [], []
+    for label, name in enumerate(("neg", "pos")):
+        for file in sorted((folder / name).glob("*.txt")):
+            texts.append(file.read_text(encoding="utf-8", errors="replace"))
+            labels.append(label)
+    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])})
+    return datasets.Dataset.from_dict({"text": texts, "label": labels}, features=features)
+
+
+def _pick(columns: list[str], wanted: str | None, candidates: tuple[str, ...], what: str, option: str) -> str:
+    if wanted is not None:
+        if wanted not in columns:
+            raise DataError(f"no {what} column '{wanted}' (columns: {', '.join(columns)})")
+        return wanted
+    for name in candidates:
+        if name in columns:
+            return name
+    raise DataError(f"cannot guess the {what} column among {', '.join(columns)}: pass {option}")
+
+
+def _to_text_data(table, source: str, text_column: str | None, label_column: str | None,
+                  label_names: list[str] | None) -> TextData:
+    datasets = _datasets()
+
+    columns = list(table.column_names)
+    text_col = _pick(columns, text_column, TEXT_COLUMNS, "text", "--text-column")
+    label_col = _pick(columns, label_column, LABEL_COLUMNS, "label", "--label-column")
+    texts, raw = table[text_col], table[label_col]
+    if any(t is None for t in texts):
+        raise DataError(f"{source}: {sum(t is None for t in texts)} rows have no text in column '{text_col}'")
+    if any(v is None for v in raw):
+        raise DataError(f"{source}: {sum(v is None for v in raw)} rows have no label in column '{label_col}'")
+    if not texts:
+        raise DataError(f"{source}: no rows")
+    feature = table.features[label_col]
+    if isinstance(feature, datasets.ClassLabel):
+        return TextData(list(texts), list(raw), list(feature.names), source)
+    return TextData(list(texts), *_index_labels(list(raw), label_names, source), source)
+
+
+def _index_labels(raw: list, label_names: list[str] | None, source: str) -> tuple[list[int], list[str]]:
+    """Map raw labels (ints or strings) to indices. Ints 0..K-1 keep their value; others are sorted."""
+    if label_names is not None and all(isinstance(v, str) for v in raw):
+        lookup = {name: i for i, name in enumerate(label_names)}
+        unknown = sorted(set(raw) - set(lookup))
+        if unknown:
+            raise DataError(f"{source}: labels not in {label_names}: {', '.join(map(str, unknown[:5]))}")
+        return [lookup[v] for v in raw], list(label_names)
+    values = sorted(set(raw), key=lambda v: (isinstance(v, str), v))
+    if all(isinstance(v, int) for v in values) and values == list(range(len(values))):
+        names = list(label_names) if label_names else [str(v) for v in values]
+        if len(names) < len(values):
+            raise DataError(f"{source}: {len(values)} label values but only {len(names)} label names")
+        return list(raw), names
+    if label_names is not None and all(isinstance(v, int) for v in values) and max(values) < len(label_names) and min(values) >= 0:
+        return list(raw), list(label_names)
+    lookup = {v: i for i, v in enumerate(values)}
+    return [lookup[v] for v in raw], [str(v) for v in values]

@@ -1,0 +1,82 @@
+"""Predictions for texts, in length-sorted batches, optionally with the per-token gate trace of each text."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import torch
+
+from gru_sentiment import batching, gates, tokenizer
+from gru_sentiment.checkpoint import Bundle
+from gru_sentiment.errors import UserError
+
+
+@dataclass
+class TokenGates:
+    """Gate values of one text: per layer/direction, arrays (T, H) in input token order."""
+
+    tokens: list[str]
+    offsets: list[tuple[int, int]]
+    layers: list[gates.LayerTrace]
+
+
+@dataclass
+class Prediction:
+    text: str
+    label: str
+    probabilities: dict[str, float]
+    truncated: bool = False
+    gates: TokenGates | None = None
+
+
+def predict(bundle: Bundle, texts: list[str], batch_size: int = 64, with_gates: bool = False,
+            device: str | torch.device = "cpu") -> list[Prediction]:
+    """Label and class probabilities of each text, in input order."""
+    if not texts:
+        return []
+    encoded = tokenizer.encode_batch(bundle.tokenizer, texts, bundle.max_length)
+    model = bundle.model
+    if with_gates:
+        probs = [None] * len(texts)
+        traces: list[TokenGates | None] = [None] * len(texts)
+        for batch in batching.bucketed([len(e.ids) for e in encoded], batch_size):
+            ids, lengths = batching.pad([encoded[i].ids for i in batch], model.config.pad_id)
+            result = gates.trace(model, ids.to(device), lengths.to(device))
+            batch_probs = torch.softmax(result.logits.float(), -1).cpu()
+            for row, i in enumerate(batch):
+                n = int(lengths[row])
+                layers = [gates.LayerTrace(t.layer, t.direction, t.values.map(lambda v: v[row, :n].float().cpu()))
+                          for t in result.layers]
+                traces[i] = TokenGates(encoded[i].tokens, encoded[i].offsets, layers)
+                probs[i] = batch_probs[row]
+        probs = torch.stack(probs)
+    else:
+        logits = batching.logits_for(model, [e.ids for e in encoded], batch_size, torch.device(device),
+                                     model.config.pad_id)
+        probs, traces = torch.softmax(logits, -1), [None] * len(texts)
+    out = []
+    for text, enc, p, trace in zip(texts, encoded, probs.tolist(), traces):
+        label = bundle.labels[max(range(len(p)), key=p.__getitem__)]
+        out.append(Prediction(text, label, dict(zip(bundle.labels, p)), enc.truncated, trace))
+    return out
+
+
+def predict_stream(bundle: Bundle, texts: Iterable[str], chunk_size: int = 2048, batch_size: int = 64,
+                   with_gates: bool = False, device: str | torch.device = "cpu") -> Iterator[Prediction]:
+    """Predictions for a stream of texts, chunk by chunk, in input order: memory stays flat for any input size."""
+    chunk: list[str] = []
+    for text in texts:
+        chunk.append(text)
+        if len(chunk) == chunk_size:
+            yield from predict(bundle, chunk, batch_size, with_gates, device)
+            chunk = []
+    if chunk:
+        yield from predict(bundle, chunk, batch_size, with_gates, device)
+
+
+def check_text(text: str) -> str:
+    """Reject texts the model cannot say anything about."""
+    if not text.strip():
+        raise UserError("empty text: give at least one word")
+    return text

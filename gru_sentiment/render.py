@@ -1,0 +1,72 @@
+"""Terminal output with `rich`: tables, training progress and JSON lines. Computes nothing."""
+
+from __future__ import annotations
+
+import json
+from typing import IO
+
+from rich.console import Console, Group
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+
+def evaluation(report: dict, title: str) -> Group:
+    """Per-label table, overall figures and the confusion matrix of a `metrics.report`."""
+    table = Table(title=title, title_justify="left")
+    for col in ("label", "precision", "recall", "F1", "support"):
+        table.add_column(col, justify="left" if col == "label" else "right")
+    for name, m in report["per_label"].items():
+        table.add_row(name, f"{m['precision']:.4f}", f"{m['recall']:.4f}", f"{m['f1']:.4f}", str(m["support"]))
+    table.add_section()
+    table.add_row("accuracy", "", "", f"{report['accuracy']:.4f}", str(report["n"]))
+    table.add_row("macro F1", "", "", f"{report['macro_f1']:.4f}", str(report["n"]))
+    confusion = Table(title="confusion matrix (rows: true, columns: predicted)", title_justify="left")
+    confusion.add_column("true \\ pred")
+    for name in report["labels"]:
+        confusion.add_column(name, justify="right")
+    for name, row in zip(report["labels"], report["confusion_matrix"]):
+        confusion.add_row(name, *map(str, row))
+    return Group(table, confusion)
+
+
+def prediction_dict(pred) -> dict:
+    out = {"text": pred.text, "label": pred.label, "probabilities": pred.probabilities}
+    if pred.truncated:
+        out["truncated"] = True
+    return out
+
+
+def predictions(preds: list, labels: list[str], max_text: int = 80) -> Table:
+    table = Table(show_lines=False)
+    table.add_column("text", overflow="ellipsis", no_wrap=True, max_width=max_text)
+    table.add_column("label")
+    for name in labels:
+        table.add_column(f"p({name})", justify="right")
+    for p in preds:
+        text = p.text if len(p.text) <= max_text else p.text[: max_text - 1] + "…"
+        table.add_row(text.replace("\n", " "), f"[bold]{p.label}[/bold]",
+                      *(f"{p.probabilities[name]:.4f}" for name in labels))
+    return table
+
+
+def write_json_line(stream: IO[str], obj: dict) -> None:
+    stream.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+def training_progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("epoch {task.fields[epoch]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TextColumn("val acc {task.fields[val]}"),
+        TextColumn("{task.fields[tps]:,.0f} tok/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def work_progress(console: Console, what: str) -> Progress:
+    return Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=console, transient=True)

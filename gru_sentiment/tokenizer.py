@@ -1,0 +1,107 @@
+"""Train, load and apply a subword tokenizer (Hugging Face `tokenizers`), keeping character offsets.
+
+Normalisation removes HTML line breaks (`<br />`, as in IMDB), applies NFKC and lowercases; all of it goes
+through `tokenizers`' aligned normalizers, so every token's offsets point into the *original* text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+PAD, UNK = "[PAD]", "[UNK]"
+KINDS = ("wordpiece", "bpe")
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Token ids of one text, truncated to a maximum length, with the pieces and their character spans."""
+
+    ids: list[int]
+    tokens: list[str]
+    offsets: list[tuple[int, int]]
+    truncated: bool
+
+
+def _normalizer() -> normalizers.Normalizer:
+    return normalizers.Sequence(
+        [
+            normalizers.Replace(Regex(r"<\s*br\s*/?\s*>"), " "),
+            normalizers.NFKC(),
+            normalizers.Lowercase(),
+        ]
+    )
+
+
+def build(kind: str = "wordpiece") -> Tokenizer:
+    """An untrained tokenizer of the given kind ('wordpiece' or 'bpe')."""
+    if kind == "wordpiece":
+        tok = Tokenizer(models.WordPiece(unk_token=UNK, max_input_chars_per_word=100))
+        tok.decoder = decoders.WordPiece()
+    elif kind == "bpe":
+        tok = Tokenizer(models.BPE(unk_token=UNK, continuing_subword_prefix="##"))
+        tok.decoder = decoders.WordPiece()
+    else:
+        raise ValueError(f"tokenizer kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    tok.normalizer = _normalizer()
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    return tok
+
+
+def train(texts: Iterable[str], kind: str = "wordpiece", vocab_size: int = 20000, min_frequency: int = 2) -> Tokenizer:
+    """Learn a subword vocabulary from `texts`. `[PAD]` is id 0 and `[UNK]` id 1."""
+    tok = build(kind)
+    options = dict(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[PAD, UNK], show_progress=False)
+    if kind == "wordpiece":
+        trainer = trainers.WordPieceTrainer(**options, continuing_subword_prefix="##")
+    else:
+        trainer = trainers.BpeTrainer(**options, continuing_subword_prefix="##")
+    tok.train_from_iterator(_batches(texts), trainer=trainer)
+    return tok
+
+
+def _batches(texts: Iterable[str], size: int = 1000) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for text in texts:
+        batch.append(text)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def encode_batch(tok: Tokenizer, texts: list[str], max_length: int | None) -> list[Encoded]:
+    """Encode texts in parallel. A text with no tokens gets one `[UNK]` so every sequence has length >= 1."""
+    unk = tok.token_to_id(UNK)
+    out = []
+    for enc in tok.encode_batch(texts, add_special_tokens=False):
+        ids, tokens, offsets = enc.ids, enc.tokens, [tuple(o) for o in enc.offsets]
+        truncated = max_length is not None and len(ids) > max_length
+        if truncated:
+            ids, tokens, offsets = ids[:max_length], tokens[:max_length], offsets[:max_length]
+        if not ids:
+            ids, tokens, offsets = [unk], [UNK], [(0, 0)]
+        out.append(Encoded(ids, tokens, offsets, truncated))
+    return out
+
+
+def encode_ids(tok: Tokenizer, texts: list[str], max_length: int | None) -> list[list[int]]:
+    """Only the ids of `encode_batch`, for training."""
+    return [e.ids for e in encode_batch(tok, texts, max_length)]
+
+
+def load(path: str) -> Tokenizer:
+    return Tokenizer.from_file(path)
+
+
+def word_ids(tokens: list[str]) -> list[int]:
+    """For each token, the index of the word it belongs to: a `##` continuation piece joins the word before it."""
+    result, word = [], -1
+    for token in tokens:
+        if not (token.startswith("##") and word >= 0):
+            word += 1
+        result.append(word)
+    return result

@@ -1,0 +1,90 @@
+import json
+import shutil
+
+import pytest
+import torch
+
+from gru_sentiment import checkpoint, tokenizer
+from gru_sentiment.batching import pad
+from gru_sentiment.errors import ModelError
+
+
+def test_save_load_gives_identical_logits(tiny_model, tmp_path):
+    bundle = checkpoint.load(tiny_model)
+    copy = checkpoint.save(bundle, tmp_path / "copy")
+    again = checkpoint.load(copy)
+    ids, lengths = pad(tokenizer.encode_ids(bundle.tokenizer, ["a wonderful film .", "dull ."], 64))
+    with torch.no_grad():
+        assert torch.equal(bundle.model(ids, lengths), again.model(ids, lengths))
+    assert again.labels == ["neg", "pos"] and again.max_length == 64
+    config = json.loads((copy / "config.json").read_text())
+    assert config["format_version"] == checkpoint.FORMAT_VERSION and config["model"]["hidden_size"] == 12
+    assert config["training"]["best"]["val_accuracy"] > 0.5
+
+
+def test_save_replaces_atomically_and_leaves_no_temporaries(tiny_model, tmp_path):
+    bundle = checkpoint.load(tiny_model)
+    target = tmp_path / "m"
+    checkpoint.save(bundle, target)
+    checkpoint.save(bundle, target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+    assert sorted(p.name for p in target.iterdir()) == sorted(checkpoint.FILES)
+
+
+def test_failed_save_keeps_the_previous_model(tiny_model, tmp_path, monkeypatch):
+    bundle = checkpoint.load(tiny_model)
+    target = checkpoint.save(bundle, tmp_path / "m")
+    before = (target / "model.safetensors").read_bytes()
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint, "save_file", boom)
+    with pytest.raises(OSError):
+        checkpoint.save(bundle, target)
+    assert (target / "model.safetensors").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def broken_copy(tiny_model, tmp_path):
+    target = tmp_path / "broken"
+    shutil.copytree(tiny_model, target)
+    return target
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: (d / "model.safetensors").unlink(), "missing model.safetensors"),
+    (lambda d: (d / "config.json").write_text("{not json"), "not valid JSON"),
+    (lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:100]), "corrupted or truncated"),
+    (lambda d: (d / "tokenizer.json").write_text("[]"), "not a valid tokenizer"),
+])
+def test_damaged_model_directories_give_clear_errors(tiny_model, tmp_path, damage, message):
+    target = broken_copy(tiny_model, tmp_path)
+    damage(target)
+    with pytest.raises(ModelError, match=message):
+        checkpoint.load(target)
+
+
+def edit_config(target, fn):
+    config = json.loads((target / "config.json").read_text())
+    fn(config)
+    (target / "config.json").write_text(json.dumps(config))
+
+
+def test_newer_format_and_mismatched_vocabulary(tiny_model, tmp_path):
+    target = broken_copy(tiny_model, tmp_path)
+    vocab = json.loads((target / "config.json").read_text())["model"]["vocab_size"]
+    edit_config(target, lambda c: c.update(format_version=checkpoint.FORMAT_VERSION + 1))
+    with pytest.raises(ModelError, match="upgrade"):
+        checkpoint.load(target)
+    edit_config(target, lambda c: (c.update(format_version=1), c["model"].update(vocab_size=999)))
+    with pytest.raises(ModelError, match="tokenizer has .* tokens but the model's embedding has 999"):
+        checkpoint.load(target)
+    edit_config(target, lambda c: c["model"].update(vocab_size=vocab, hidden_size=7))
+    with pytest.raises(ModelError, match="does not match config.json"):
+        checkpoint.load(target)
+
+
+def test_missing_directory():
+    with pytest.raises(ModelError, match="not found"):
+        checkpoint.load("/no/such/model")

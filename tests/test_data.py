@@ -1,0 +1,110 @@
+import json
+
+import pytest
+
+from gru_sentiment import data
+from gru_sentiment.errors import DataError
+from tests.conftest import shared_split
+from tests.corpus import reviews
+
+
+def write_splits(folder, fmt, texts, labels, column="text", label_column="label"):
+    import pandas as pd
+
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame({column: texts, label_column: labels})
+    for split in ("train", "test"):
+        path = folder / f"{split}.{fmt}"
+        if fmt == "parquet":
+            frame.to_parquet(path)
+        elif fmt == "csv":
+            frame.to_csv(path, index=False)
+        else:
+            path.write_text("".join(json.dumps(r) + "\n" for r in frame.to_dict("records")))
+    return folder
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
+def test_local_folder_formats(tmp_path, fmt):
+    texts, labels = reviews(20)
+    folder = write_splits(tmp_path / "d", fmt, texts, labels)
+    loaded = data.load(str(folder), "test")
+    assert loaded.texts == texts and loaded.labels == labels and loaded.label_names == ["0", "1"]
+    assert data.split_names(str(folder)) == ["test", "train"]
+
+
+def test_single_file_and_column_overrides(tmp_path):
+    texts, labels = reviews(10)
+    folder = write_splits(tmp_path / "d", "csv", texts, labels, column="body", label_column="stars")
+    with pytest.raises(DataError, match="--text-column"):
+        data.load(str(folder / "train.csv"), "train")
+    loaded = data.load(str(folder / "train.csv"), "whatever", text_column="body", label_column="stars",
+                       label_names=["neg", "pos"])
+    assert loaded.texts == texts and loaded.label_names == ["neg", "pos"]
+    with pytest.raises(DataError, match="no text column 'missing'"):
+        data.load(str(folder / "train.csv"), "train", text_column="missing")
+
+
+def test_string_labels_and_three_classes(tmp_path):
+    texts, labels = reviews(30, classes=3)
+    names = ["negative", "positive", "neutral"]
+    folder = write_splits(tmp_path / "d", "jsonl", texts, [names[i] for i in labels])
+    loaded = data.load(str(folder), "train")
+    assert loaded.label_names == ["negative", "neutral", "positive"]  # sorted
+    assert [loaded.label_names[i] for i in loaded.labels] == [names[i] for i in labels]
+    # a model's label order is kept when given
+    again = data.load(str(folder), "train", label_names=names)
+    assert again.labels == labels and again.label_names == names
+
+
+def test_acl_imdb_folder(tmp_path):
+    for split in ("train", "test"):
+        for name in ("pos", "neg"):
+            (tmp_path / "aclImdb" / split / name).mkdir(parents=True)
+            for i in range(3):
+                (tmp_path / "aclImdb" / split / name / f"{i}_7.txt").write_text(f"{name} review {i}<br />end")
+    loaded = data.load(str(tmp_path / "aclImdb"), "train")
+    assert loaded.label_names == ["neg", "pos"] and len(loaded) == 6
+    assert loaded.texts[0].startswith("neg review") and loaded.labels == [0, 0, 0, 1, 1, 1]
+
+
+def test_known_folder_name_gives_label_names(tmp_path):
+    texts, labels = reviews(6)
+    folder = write_splits(tmp_path / "imdb", "parquet", texts, labels)
+    assert data.load(str(folder), "train").label_names == ["neg", "pos"]
+
+
+def test_clear_errors(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        data.load("./no/such/folder", "train")
+    folder = write_splits(tmp_path / "d", "csv", *reviews(4))
+    with pytest.raises(DataError, match="no split 'validation'.*test, train"):
+        data.load(str(folder), "validation")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(DataError, match="unsupported file type"):
+        data.load(str(tmp_path / "notes.txt"), "train")
+
+
+def test_null_labels_are_an_error(tmp_path):
+    (tmp_path / "train.jsonl").write_text('{"text": "good", "label": 1}\n{"text": "bad", "label": null}\n')
+    with pytest.raises(DataError, match="1 rows have no label"):
+        data.load(str(tmp_path), "train")
+
+
+def test_hub_name_offline_fails_with_one_clear_line():
+    with pytest.raises(DataError) as info:
+        data.load("imdb", "test")
+    message = str(info.value)
+    assert "\n" not in message and "local" in message
+
+
+def test_shared_imdb_loads_with_label_names():
+    shared_split("imdb", "test")
+    loaded = data.load(str(shared_split("imdb", "test").parent), "test")
+    assert len(loaded) == 25000 and loaded.label_names == ["neg", "pos"]
+    assert set(loaded.labels) == {0, 1}
+
+
+def test_shared_sst2_sentence_column():
+    loaded = data.load(str(shared_split("sst2", "validation").parent), "validation")
+    assert len(loaded) == 872 and loaded.label_names == ["neg", "pos"]

@@ -1,0 +1,60 @@
+import pytest
+import torch
+
+from gru_sentiment.batching import bucketed, pad, padding_fraction
+from gru_sentiment.model import GRUClassifier, ModelConfig, reverse_within_length
+
+
+def make(**kw):
+    torch.manual_seed(0)
+    return GRUClassifier(ModelConfig(vocab_size=50, num_labels=3, embed_dim=8, hidden_size=6, **kw)).eval()
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("pooling", ["mean_max", "mean", "max", "last"])
+def test_shapes(bidirectional, layers, pooling):
+    model = make(bidirectional=bidirectional, num_layers=layers, pooling=pooling)
+    ids, lengths = pad([[3, 4, 5], [6], [7, 8]])
+    assert model(ids, lengths).shape == (3, 3)
+    assert model.encode(ids, lengths).shape == (3, 3, 6 * (2 if bidirectional else 1))
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("pooling", ["mean_max", "last"])
+def test_padding_never_changes_a_prediction(bidirectional, pooling):
+    model = make(bidirectional=bidirectional, num_layers=2, pooling=pooling)
+    seqs = [[5, 9, 2, 7], [11, 3, 3, 8, 14, 21, 30, 4, 9], [1]]
+    ids, lengths = pad(seqs)
+    batched = torch.softmax(model(ids, lengths), -1)
+    for row, seq in enumerate(seqs):
+        alone = torch.softmax(model(*pad([seq])), -1)[0]
+        assert torch.allclose(alone, batched[row], atol=1e-5)
+
+
+def test_reverse_within_length_is_an_involution_that_keeps_padding():
+    x = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0]])
+    lengths = torch.tensor([3, 2])
+    r = reverse_within_length(x, lengths)
+    assert r.tolist() == [[3, 2, 1, 0], [5, 4, 0, 0]]
+    assert torch.equal(reverse_within_length(r, lengths), x)
+
+
+def test_config_rejects_nonsense():
+    with pytest.raises(ValueError):
+        ModelConfig(vocab_size=10, num_labels=2, pooling="attention")
+    with pytest.raises(ValueError):
+        ModelConfig(vocab_size=10, num_labels=0)
+    with pytest.raises(ValueError, match="unknown"):
+        ModelConfig.from_dict({"vocab_size": 10, "num_labels": 2, "heads": 4})
+
+
+def test_bucketing_keeps_padding_low_and_covers_every_example():
+    import random
+
+    rng = random.Random(0)
+    lengths = [rng.randint(10, 600) for _ in range(5000)]
+    seqs = [[1] * n for n in lengths]
+    batches = bucketed(lengths, 64, random.Random(1))
+    assert sorted(i for b in batches for i in b) == list(range(5000))
+    assert padding_fraction(seqs, batches) < 0.10

@@ -1,0 +1,52 @@
+import pytest
+
+from gru_sentiment import tokenizer
+from tests.corpus import reviews
+
+TEXTS = reviews(200)[0] + ["I didn't quite enjoy the book.<br /><br />Café Über-fantastic!"]
+
+
+@pytest.fixture(scope="module", params=["wordpiece", "bpe"])
+def tok(request):
+    return tokenizer.train(TEXTS, request.param, vocab_size=300, min_frequency=1)
+
+
+def test_special_tokens_have_fixed_ids(tok):
+    assert tok.token_to_id(tokenizer.PAD) == 0 and tok.token_to_id(tokenizer.UNK) == 1
+
+
+def test_offsets_point_into_the_original_text(tok):
+    text = "I didn't quite enjoy the BOOK.<br /><br />Café!"
+    enc = tokenizer.encode_batch(tok, [text], None)[0]
+    pieces = [text[a:b] for a, b in enc.offsets]
+    assert "<br" not in "".join(pieces) and "br" not in pieces
+    assert pieces[:3] == ["I", "didn", "'"]
+    assert "BOOK" in "".join(pieces)  # lowercased for the model, original case in the offsets
+    for (a, b), token in zip(enc.offsets, enc.tokens):
+        assert 0 <= a <= b <= len(text)
+        if token != tokenizer.UNK:
+            assert text[a:b].lower() == token.removeprefix("##")
+
+
+def test_round_trip_through_file(tok, tmp_path):
+    tok.save(str(tmp_path / "tokenizer.json"))
+    again = tokenizer.load(str(tmp_path / "tokenizer.json"))
+    text = "a wonderful story , honestly ."
+    assert again.encode(text).ids == tok.encode(text).ids
+    assert again.decode(again.encode(text).ids) == "a wonderful story, honestly."  # the decoder tidies spaces
+
+
+def test_truncation_is_reported_and_empty_text_gets_one_token(tok):
+    long, empty = tokenizer.encode_batch(tok, ["great " * 50, ""], 10)
+    assert len(long.ids) == 10 and long.truncated
+    assert empty.ids == [tok.token_to_id(tokenizer.UNK)] and not empty.truncated
+
+
+def test_word_ids_join_continuation_pieces():
+    assert tokenizer.word_ids(["i", "didn", "'", "t", "fan", "##tas", "##tic", "!"]) == [0, 1, 2, 3, 4, 4, 4, 5]
+    assert tokenizer.word_ids(["##x", "y"]) == [0, 1]
+
+
+def test_unknown_kind_is_a_value_error():
+    with pytest.raises(ValueError, match="wordpiece"):
+        tokenizer.build("sentencepiece")

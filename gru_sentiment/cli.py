@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperCommand
 
 from gru_sentiment.errors import UserError
 
@@ -22,6 +23,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -32,12 +34,6 @@ class Device(str, Enum):
     auto = "auto"
     cpu = "cpu"
     cuda = "cuda"
-
-
-class OutFormat(str, Enum):
-    table = "table"
-    json = "json"
-    jsonl = "jsonl"
 
 
 class TableOrJson(str, Enum):
@@ -284,53 +280,220 @@ def _file_lines(file: Path):
             yield line.rstrip("\n")
 
 
-@app.command()
+class PredictFormat(str, Enum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+class GateDetail(str, Enum):
+    mean = "mean"
+    full = "full"
+
+
+class PredictCommand(TyperCommand):
+    """`--gates` takes an optional value: `--gates` alone means `--gates=mean`; `--gates full` asks for everything."""
+
+    def parse_args(self, ctx, args):
+        rewritten, i = [], 0
+        while i < len(args):
+            if args[i] == "--gates":
+                if i + 1 < len(args) and args[i + 1] in ("mean", "full"):
+                    rewritten.append(f"--gates={args[i + 1]}")
+                    i += 1
+                else:
+                    rewritten.append("--gates=mean")
+            else:
+                rewritten.append(args[i])
+            i += 1
+        return super().parse_args(ctx, rewritten)
+
+
+class Direction(str, Enum):
+    forward = "forward"
+    backward = "backward"
+
+
+@app.command(cls=PredictCommand)
 def predict(
     ctx: typer.Context,
     texts: Annotated[Optional[list[str]], typer.Argument(help="Texts to classify.", show_default=False)] = None,
     model: ModelOpt = None,
-    file: Annotated[Optional[Path], typer.Option("--file", help="Read one text per line from this file ('-': stdin).")] = None,
-    format: Annotated[OutFormat, typer.Option("--format", "-f", help="table for people; json (one array) or jsonl (one object per line) for machines.")] = OutFormat.table,
+    file: Annotated[Optional[Path], typer.Option("--file", help="Read one text per line from this file ('-': stdin); blank lines are skipped.")] = None,
+    format: Annotated[PredictFormat, typer.Option("--format", "-f", help="table for people; json (one array), jsonl (one object per line) or csv for machines.")] = PredictFormat.table,
+    gates: Annotated[Optional[GateDetail], typer.Option("--gates", metavar="[mean|full]", help="Also show the per-token reset and update gates: `--gates` or `--gates mean` gives means over units, `--gates full` adds the per-unit arrays to json/jsonl.", show_default=False)] = None,
+    layer: Annotated[Optional[int], typer.Option(min=0, help="Show only this GRU layer (0 = closest to the words).", show_default=False)] = None,
+    direction: Annotated[Optional[Direction], typer.Option(help="Show only this direction.", show_default=False)] = None,
+    words: Annotated[bool, typer.Option("--words", help="Merge subword pieces into words (a word's value is the mean over its pieces).")] = False,
+    unit: Annotated[Optional[list[int]], typer.Option("--unit", help="Show this hidden unit instead of the mean (repeatable; terminal view).", show_default=False)] = None,
+    top_units: Annotated[Optional[int], typer.Option(min=1, help="Show the K units whose gates vary most across the text (terminal view).", show_default=False)] = None,
+    html: Annotated[Optional[Path], typer.Option("--html", help="Also write a self-contained HTML page of the gate heatmaps here.", show_default=False)] = None,
     batch_size: BatchOpt = 64,
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,
 ) -> None:
-    """Label and class probabilities of each text (arguments, or --file with one text per line)."""
+    """Label and class probabilities of each text (arguments, or --file with one text per line).
+
+    With --gates, also the GRU's reset gate r and update gate z at every token, for every layer and direction:
+    z near 1 keeps the past state, z near 0 replaces it with the new candidate; r near 0 makes the candidate
+    ignore the past.
+    """
     with _errors(ctx):
-        from gru_sentiment import render
         from gru_sentiment.errors import UsageError
         from gru_sentiment.predict import check_text, predict_stream
 
+        texts = list(texts or [])
+        gates = gates.value if gates else ("mean" if html is not None else None)
         if texts and file is not None:
             raise UsageError("give texts as arguments or --file, not both")
         if not texts and file is None:
             raise UsageError("nothing to predict: give a text, or --file PATH ('-' for stdin)")
+        gate_opts = [name for name, v in (("--layer", layer), ("--direction", direction), ("--unit", unit),
+                                          ("--top-units", top_units)) if v not in (None, [])]
+        gate_opts += ["--words"] if words else []
+        if gates is None and gate_opts:
+            raise UsageError(f"{gate_opts[0]} needs --gates")
+        if unit and top_units:
+            raise UsageError("give --unit or --top-units, not both")
         torch_device = _setup(device, threads)
         bundle = _load_model(model, torch_device)
-        lines = (check_text(t) for t in _read_texts(file, texts or []) if file is None or t.strip())
-        preds = predict_stream(bundle, lines, batch_size=batch_size, device=torch_device)
-        _emit(preds, format, bundle.labels)
+        if unit:
+            from gru_sentiment.explain import check_units
+
+            check_units(unit, bundle.model.config.hidden_size)
+        lines = (check_text(t) for t in _read_texts(file, texts) if file is None or t.strip())
+        preds = predict_stream(bundle, lines, batch_size=batch_size, with_gates=gates is not None,
+                               device=torch_device)
+        if gates is not None:
+            preds = _gate_views(preds, layer, direction.value if direction else None, words)
+        _emit(preds, format, bundle.labels, gates, unit, top_units, html)
 
 
-def _emit(preds, format: OutFormat, labels: list[str]) -> None:
-    from gru_sentiment import render
+def _gate_views(preds, layer, direction, words):
+    from gru_sentiment import explain
 
-    if format is OutFormat.jsonl:
-        count = 0
-        for p in preds:
-            render.write_json_line(sys.stdout, render.prediction_dict(p))
-            count += 1
-    else:
-        preds = list(preds)
-        count = len(preds)
-        if format is OutFormat.json:
-            import json
+    for pred in preds:
+        view = explain.select(pred.gates, layer, direction)
+        pred.gates = explain.merge_words(pred.text, view) if words else view
+        yield pred
 
-            sys.stdout.write(json.dumps([render.prediction_dict(p) for p in preds], ensure_ascii=False, indent=2) + "\n")
-        elif preds:
-            _stdout().print(render.predictions(preds, labels))
+
+def _emit(preds, format: PredictFormat, labels: list[str], gates: str | None, unit, top_units, html) -> None:
+    from gru_sentiment import explain, render
+
+    kept = [] if html is not None else None
+    count = 0
+    if format is PredictFormat.json:
+        items = []
+    if format is PredictFormat.csv:
+        import csv
+
+        fields = explain.CSV_FIELDS if gates else ("text_index", "text", "label", *(f"p_{n}" for n in labels))
+        writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+    for index, pred in enumerate(preds):
+        count += 1
+        if kept is not None:
+            kept.append(pred)
+        record = render.prediction_dict(pred)
+        if gates and format in (PredictFormat.json, PredictFormat.jsonl):
+            record["gates"] = explain.to_json(pred.gates, full=gates == "full")
+        if format is PredictFormat.jsonl:
+            render.write_json_line(sys.stdout, record)
+        elif format is PredictFormat.json:
+            items.append(record)
+        elif format is PredictFormat.csv:
+            if gates:
+                writer.writerows(explain.csv_rows(index, pred.gates))
+            else:
+                writer.writerow({"text_index": index, "text": pred.text, "label": pred.label,
+                                 **{f"p_{n}": round(p, 6) for n, p in pred.probabilities.items()}})
+        else:
+            _print_prediction(pred, labels, gates, unit, top_units)
     if count == 0:
         raise UserError("no texts to predict: the input was empty")
+    if format is PredictFormat.json:
+        import json
+
+        sys.stdout.write(json.dumps(items, ensure_ascii=False, indent=2) + "\n")
+    if html is not None:
+        from gru_sentiment.html_report import page
+
+        _write_text_atomically(html, page(kept))
+        _stderr().print(f"wrote {html}", highlight=False)
+
+
+def _print_prediction(pred, labels, gates, unit, top_units) -> None:
+    from gru_sentiment import render
+
+    console = _stdout()
+    console.print(render.predictions([pred], labels))
+    if gates:
+        from gru_sentiment import explain
+        from gru_sentiment.render_gates import gate_view
+
+        units = unit
+        if top_units:
+            units = explain.top_units(pred.gates.layers[0].values, top_units)
+        console.print(gate_view(pred.text, pred.gates, units))
+
+
+def _write_text_atomically(path: Path, content: str) -> None:
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(content)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@app.command()
+def gates(
+    ctx: typer.Context,
+    dataset: DatasetOpt,
+    summary: Annotated[bool, typer.Option("--summary", help="Gate saturation statistics over the data set's texts.")] = True,
+    model: ModelOpt = None,
+    split: Annotated[str, typer.Option(help="Split whose texts are traced.")] = "test",
+    text_column: TextColOpt = None,
+    label_column: LabelColOpt = None,
+    limit: Annotated[int, typer.Option(min=1, help="Trace only the first N texts.")] = 1000,
+    format: Annotated[TableOrJson, typer.Option("--format", "-f", help="table for people, json (with per-unit fractions) for machines.")] = TableOrJson.table,
+    batch_size: BatchOpt = 64,
+    device: DeviceOpt = Device.auto,
+    threads: ThreadsOpt = None,
+) -> None:
+    """Gate saturation over many texts (Karpathy et al. 2015): per layer, direction and gate, how often units
+    are left-saturated (< 0.1) or right-saturated (> 0.9), and their mean.
+
+    For the gates of particular texts, use `predict --gates`.
+    """
+    with _errors(ctx):
+        import json
+
+        from gru_sentiment import data as data_mod
+        from gru_sentiment import explain
+        from gru_sentiment.errors import UsageError
+        from gru_sentiment.render_gates import saturation_table
+
+        if not summary:
+            raise UsageError("gates only computes --summary; use `predict --gates TEXT` for one text")
+        torch_device = _setup(device, threads)
+        bundle = _load_model(model, torch_device)
+        with _stderr().status(f"loading {dataset} ({split})"):
+            data = data_mod.load(dataset, split, text_column, label_column, bundle.labels)
+        texts = data.texts[:limit]
+        with _stderr().status(f"tracing {len(texts):,} texts"):
+            result = explain.saturation(bundle, texts, batch_size, torch_device)
+        if format is TableOrJson.json:
+            sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        else:
+            _stdout().print(saturation_table(result))
 
 
 def main() -> None:

@@ -49,6 +49,15 @@ class GateTrace:
     lengths: torch.Tensor
 
 
+@dataclass
+class TextGates:
+    """The gates of one text: tokens, their character spans, and per layer/direction arrays (T, H)."""
+
+    tokens: list[str]
+    offsets: list[tuple[int, int]]
+    layers: list[LayerTrace]
+
+
 def weights(gru: nn.GRU, layer: int = 0, reverse: bool = False) -> tuple[torch.Tensor, ...]:
     """(weight_ih, weight_hh, bias_ih, bias_hh) of one layer and direction of an `nn.GRU` (zeros if no bias)."""
     suffix = f"_l{layer}" + ("_reverse" if reverse else "")

@@ -13,21 +13,12 @@ from gru_sentiment.errors import UserError
 
 
 @dataclass
-class TokenGates:
-    """Gate values of one text: per layer/direction, arrays (T, H) in input token order."""
-
-    tokens: list[str]
-    offsets: list[tuple[int, int]]
-    layers: list[gates.LayerTrace]
-
-
-@dataclass
 class Prediction:
     text: str
     label: str
     probabilities: dict[str, float]
     truncated: bool = False
-    gates: TokenGates | None = None
+    gates: gates.TextGates | None = None
 
 
 def predict(bundle: Bundle, texts: list[str], batch_size: int = 64, with_gates: bool = False,
@@ -39,7 +30,7 @@ def predict(bundle: Bundle, texts: list[str], batch_size: int = 64, with_gates: 
     model = bundle.model
     if with_gates:
         probs = [None] * len(texts)
-        traces: list[TokenGates | None] = [None] * len(texts)
+        traces: list[gates.TextGates | None] = [None] * len(texts)
         for batch in batching.bucketed([len(e.ids) for e in encoded], batch_size):
             ids, lengths = batching.pad([encoded[i].ids for i in batch], model.config.pad_id)
             result = gates.trace(model, ids.to(device), lengths.to(device))
@@ -48,7 +39,7 @@ def predict(bundle: Bundle, texts: list[str], batch_size: int = 64, with_gates: 
                 n = int(lengths[row])
                 layers = [gates.LayerTrace(t.layer, t.direction, t.values.map(lambda v: v[row, :n].float().cpu()))
                           for t in result.layers]
-                traces[i] = TokenGates(encoded[i].tokens, encoded[i].offsets, layers)
+                traces[i] = gates.TextGates(encoded[i].tokens, encoded[i].offsets, layers)
                 probs[i] = batch_probs[row]
         probs = torch.stack(probs)
     else:

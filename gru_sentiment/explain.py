@@ -1,0 +1,148 @@
+"""Views of gate traces: pick layers, merge subword pieces into words, pick units, export, summarise.
+
+Pure functions over `gates.TextGates`; the terminal and HTML views in `render_gates` draw what these return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import torch
+
+from gru_sentiment import batching, gates, tokenizer
+from gru_sentiment.checkpoint import Bundle
+from gru_sentiment.errors import UsageError
+from gru_sentiment.model import valid_mask
+
+GATE_NAMES = ("reset", "update", "candidate", "hidden")
+LOW, HIGH = 0.1, 0.9
+
+
+def select(text_gates: gates.TextGates, layer: int | None = None, direction: str | None = None) -> gates.TextGates:
+    """Keep only the chosen layer and/or direction."""
+    layers = text_gates.layers
+    available = sorted({t.layer for t in layers})
+    if layer is not None and layer not in available:
+        raise UsageError(f"--layer {layer}: the model has layers {', '.join(map(str, available))}")
+    directions = sorted({t.direction for t in layers})
+    if direction is not None and direction not in directions:
+        raise UsageError(f"--direction {direction}: the model has {', '.join(directions)}")
+    kept = [t for t in layers if (layer is None or t.layer == layer) and (direction is None or t.direction == direction)]
+    return gates.TextGates(text_gates.tokens, text_gates.offsets, kept)
+
+
+def merge_words(text: str, text_gates: gates.TextGates) -> gates.TextGates:
+    """Merge subword pieces into words: a word's value is the mean over its pieces, for every array.
+
+    Pieces starting with `##` continue the word before them; the word is shown as its span of the original text.
+    """
+    ids = tokenizer.word_ids(text_gates.tokens)
+    groups: list[list[int]] = []
+    for index, word in enumerate(ids):
+        if word == len(groups):
+            groups.append([])
+        groups[word].append(index)
+    offsets = [(text_gates.offsets[g[0]][0], text_gates.offsets[g[-1]][1]) for g in groups]
+    words = [text[a:b] if b > a else text_gates.tokens[g[0]] for (a, b), g in zip(offsets, groups)]
+
+    def mean(values: torch.Tensor) -> torch.Tensor:
+        return torch.stack([values[g].mean(0) for g in groups])
+
+    layers = [gates.LayerTrace(t.layer, t.direction, t.values.map(mean)) for t in text_gates.layers]
+    return gates.TextGates(words, offsets, layers)
+
+
+def top_units(values: gates.GateValues, k: int) -> list[int]:
+    """The k hidden units whose reset and update gates vary most across the text (sum of standard deviations)."""
+    if values.update.shape[0] < 2:
+        spread = values.update.new_zeros(values.update.shape[1])
+    else:
+        spread = values.update.std(0) + values.reset.std(0)
+    k = min(k, spread.numel())
+    return sorted(torch.topk(spread, k).indices.tolist())
+
+
+def check_units(units: Iterable[int], hidden_size: int) -> list[int]:
+    units = list(units)
+    bad = [u for u in units if not 0 <= u < hidden_size]
+    if bad:
+        raise UsageError(f"--unit {bad[0]}: units are numbered 0..{hidden_size - 1}")
+    return units
+
+
+def to_json(text_gates: gates.TextGates, full: bool = False) -> dict:
+    """The documented `gates` object: tokens, offsets and per layer/direction mean (and, if full, per-unit) values."""
+    layers = []
+    for t in text_gates.layers:
+        entry = {"layer": t.layer, "direction": t.direction,
+                 "reset_mean": _round(t.values.reset.mean(-1)), "update_mean": _round(t.values.update.mean(-1))}
+        if full:
+            entry.update({name: _round(getattr(t.values, name)) for name in GATE_NAMES})
+        layers.append(entry)
+    return {"tokens": list(text_gates.tokens), "offsets": [list(o) for o in text_gates.offsets], "layers": layers}
+
+
+def _round(values: torch.Tensor, digits: int = 6):
+    return torch.round(values.float(), decimals=digits).tolist()
+
+
+CSV_FIELDS = ("text_index", "token_index", "token", "start", "end", "layer", "direction", "reset_mean", "update_mean")
+
+
+def csv_rows(text_index: int, text_gates: gates.TextGates) -> Iterator[dict]:
+    """One row per token per layer/direction."""
+    for t in text_gates.layers:
+        reset, update = t.values.reset.mean(-1).tolist(), t.values.update.mean(-1).tolist()
+        for i, (token, (start, end)) in enumerate(zip(text_gates.tokens, text_gates.offsets)):
+            yield {"text_index": text_index, "token_index": i, "token": token, "start": start, "end": end,
+                   "layer": t.layer, "direction": t.direction, "reset_mean": round(reset[i], 6),
+                   "update_mean": round(update[i], 6)}
+
+
+@dataclass
+class _Counts:
+    low: torch.Tensor
+    high: torch.Tensor
+    total: torch.Tensor
+    steps: int = 0
+
+
+def saturation(bundle: Bundle, texts: list[str], batch_size: int = 64, device: str | torch.device = "cpu",
+               on_batch=None) -> dict:
+    """Gate saturation over many texts, as in Karpathy et al. (2015), per layer/direction and gate.
+
+    For every unit: the fraction of (valid) time steps where the gate is left-saturated (< 0.1) or
+    right-saturated (> 0.9), and its mean. Summaries average over units.
+    """
+    model = bundle.model
+    encoded = tokenizer.encode_ids(bundle.tokenizer, texts, bundle.max_length)
+    counts: dict[tuple[int, str, str], _Counts] = {}
+    for batch in batching.bucketed([len(e) for e in encoded], batch_size):
+        ids, lengths = batching.pad([encoded[i] for i in batch], model.config.pad_id)
+        result = gates.trace(model, ids.to(device), lengths.to(device))
+        mask = valid_mask(lengths.to(device), ids.shape[1])
+        for t in result.layers:
+            for name in ("reset", "update"):
+                values = getattr(t.values, name)[mask]  # (valid steps, H)
+                key = (t.layer, t.direction, name)
+                if key not in counts:
+                    counts[key] = _Counts(*(values.new_zeros(values.shape[1]) for _ in range(3)))
+                c = counts[key]
+                c.low += (values < LOW).sum(0)
+                c.high += (values > HIGH).sum(0)
+                c.total += values.sum(0)
+                c.steps += values.shape[0]
+        if on_batch:
+            on_batch(len(batch))
+    rows = []
+    for (layer, direction, name), c in counts.items():
+        low, high, mean = (c.low / c.steps).cpu(), (c.high / c.steps).cpu(), (c.total / c.steps).cpu()
+        rows.append({"layer": layer, "direction": direction, "gate": name, "steps": c.steps,
+                     "mean": float(mean.mean()), "left_saturated": float(low.mean()),
+                     "right_saturated": float(high.mean()),
+                     "units_mostly_left": int((low > 0.5).sum()), "units_mostly_right": int((high > 0.5).sum()),
+                     "per_unit": {"left_saturated": _round(low, 4), "right_saturated": _round(high, 4),
+                                  "mean": _round(mean, 4)}})
+    return {"texts": len(texts), "low": LOW, "high": HIGH, "hidden_size": model.config.hidden_size, "gates": rows}
+

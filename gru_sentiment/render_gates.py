@@ -1,0 +1,95 @@
+"""Gate heatmaps for the terminal (`rich`): each token on a background coloured by a gate's value.
+
+Computes nothing beyond picking colours; the values come from `gates` and `explain`.
+"""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.style import Style
+from rich.table import Table
+from rich.text import Text
+
+# a sequential palette (viridis' ends and middle): dark purple = 0, teal = 0.5, yellow = 1
+PALETTE = ((68, 1, 84), (33, 145, 140), (253, 231, 37))
+MEANING = {
+    "update": "update gate z: high (yellow) keeps the past state, low (purple) writes the new candidate",
+    "reset": "reset gate r: low (purple) ignores the past when forming the candidate, high (yellow) uses it",
+}
+
+
+def rgb(value: float) -> tuple[int, int, int]:
+    """Colour of a value in [0, 1] on the palette (values outside are clipped)."""
+    v = min(1.0, max(0.0, float(value))) * (len(PALETTE) - 1)
+    i = min(int(v), len(PALETTE) - 2)
+    f = v - i
+    a, b = PALETTE[i], PALETTE[i + 1]
+    return tuple(round(a[k] + (b[k] - a[k]) * f) for k in range(3))
+
+
+def text_colour(value: float) -> str:
+    return "black" if value > 0.55 else "white"
+
+
+def heat_line(text: str, tokens: list[str], offsets: list[tuple[int, int]], values: list[float]) -> Text:
+    """The tokens as they appear in `text` (with the spaces between them), each on its value's colour."""
+    line = Text()
+    previous_end = None
+    for token, (start, end), value in zip(tokens, offsets, values):
+        if previous_end is not None and start > previous_end:
+            line.append(" ")
+        shown = text[start:end] if end > start else token
+        r, g, b = rgb(value)
+        line.append(shown, Style(bgcolor=f"rgb({r},{g},{b})", color=text_colour(value)))
+        previous_end = end
+    return line
+
+
+def legend() -> Text:
+    bar = Text("0 ")
+    for step in range(21):
+        r, g, b = rgb(step / 20)
+        bar.append(" ", Style(bgcolor=f"rgb({r},{g},{b})"))
+    bar.append(" 1")
+    return bar
+
+
+def gate_view(text: str, text_gates, units: list[int] | None = None, lowest: int = 5) -> Group:
+    """Heatmaps of the update and reset gates for every layer/direction: the mean over units, or chosen units."""
+    parts: list = [Text.assemble(("gates  ", "bold"), legend())]
+    for name in ("update", "reset"):
+        parts.append(Text(f"  {MEANING[name]}", style="dim"))
+    for trace in text_gates.layers:
+        title = f"layer {trace.layer} {trace.direction}"
+        rows = [("mean", None)] if not units else [(f"unit {u}", u) for u in units]
+        for label, unit in rows:
+            for name in ("update", "reset"):
+                values = getattr(trace.values, name)
+                series = values.mean(-1) if unit is None else values[:, unit]
+                parts.append(Text(f"{title} · {name} ({label})", style="bold"))
+                parts.append(heat_line(text, text_gates.tokens, text_gates.offsets, series.tolist()))
+        update = trace.values.update.mean(-1)
+        order = update.argsort()[:lowest].tolist()
+        washed = ", ".join(f"{_shown(text, text_gates, i)!r} ({update[i]:.2f})" for i in sorted(order))
+        parts.append(Text(f"lowest mean z (state most rewritten) at: {washed}", style="italic"))
+        parts.append(Text(""))
+    return Group(*parts)
+
+
+def _shown(text: str, text_gates, index: int) -> str:
+    start, end = text_gates.offsets[index]
+    return text[start:end] if end > start else text_gates.tokens[index]
+
+
+def saturation_table(summary: dict) -> Table:
+    table = Table(title=f"gate saturation over {summary['texts']:,} texts: share of steps a unit spends left- "
+                        f"(< {summary['low']}) or right-saturated (> {summary['high']}), averaged over "
+                        f"{summary['hidden_size']} units; units that are so more than half the time",
+                  title_justify="left")
+    for col in ("layer", "dir", "gate", "mean", "left", "right", "units L", "units R", "steps"):
+        table.add_column(col, justify="left" if col in ("dir", "gate") else "right")
+    for row in summary["gates"]:
+        table.add_row(str(row["layer"]), row["direction"][:3], row["gate"], f"{row['mean']:.3f}",
+                      f"{row['left_saturated']:.1%}", f"{row['right_saturated']:.1%}",
+                      str(row["units_mostly_left"]), str(row["units_mostly_right"]), f"{row['steps']:,}")
+    return table

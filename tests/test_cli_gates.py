@@ -1,0 +1,115 @@
+"""`predict --gates` in every output format, the HTML page, word merging and the saturation summary."""
+
+import csv
+import io
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from gru_sentiment import checkpoint, explain
+from gru_sentiment.cli import app
+from gru_sentiment.predict import predict
+from tests.corpus import reviews
+from tests.test_data import write_splits
+
+runner = CliRunner()
+BOOK = "This is a fantasy book. I didn't quite enjoy the book because I think it captures too many details."
+
+
+def run(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_json_gates_means_and_full(tiny_model):
+    means = json.loads(run("predict", "-m", tiny_model, "--gates", BOOK, "-f", "json").stdout)[0]["gates"]
+    assert set(means) == {"tokens", "offsets", "layers"}
+    assert [(l["layer"], l["direction"]) for l in means["layers"]] == [(0, "forward"), (0, "backward")]
+    n = len(means["tokens"])
+    assert len(means["offsets"]) == n and "".join(t.removeprefix("##") for t in means["tokens"][:6]) == "thisisa"
+    for layer in means["layers"]:
+        assert set(layer) == {"layer", "direction", "reset_mean", "update_mean"}
+        assert len(layer["update_mean"]) == n and all(0 <= v <= 1 for v in layer["update_mean"] + layer["reset_mean"])
+    full = json.loads(run("predict", "-m", tiny_model, "--gates", "full", BOOK, "-f", "jsonl").stdout)["gates"]
+    layer = full["layers"][1]
+    assert {"reset", "update", "candidate", "hidden"} <= set(layer)
+    assert len(layer["update"]) == n and len(layer["update"][0]) == 12  # hidden size of the tiny model
+    assert layer["update_mean"] == pytest.approx([sum(u) / len(u) for u in layer["update"]], abs=1e-5)
+
+
+def test_gates_agree_with_library_trace_and_offsets_slice_the_text(tiny_model):
+    bundle = checkpoint.load(tiny_model)
+    pred = predict(bundle, [BOOK], with_gates=True)[0]
+    out = json.loads(run("predict", "-m", tiny_model, "--gates", "-f", "json", BOOK).stdout)[0]
+    assert out["gates"]["layers"][0]["update_mean"] == pytest.approx(pred.gates.layers[0].values.update.mean(-1).tolist(), abs=1e-6)
+    tokens = out["gates"]["tokens"]
+    spans = [BOOK[a:b].lower() for a, b in out["gates"]["offsets"]]
+    assert [s for s, t in zip(spans, tokens) if t != "[UNK]"] == [t.removeprefix("##") for t in tokens if t != "[UNK]"]
+    assert "'" in [s for s, t in zip(spans, tokens) if t == "[UNK]"]  # unknown pieces still point at their text
+
+
+def test_csv_rows_per_token_per_layer_and_direction(tiny_model):
+    out = run("predict", "-m", tiny_model, "--gates", "-f", "csv", "superb film", "dull plot").stdout
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert list(rows[0]) == list(explain.CSV_FIELDS)
+    assert [(r["text_index"], r["token"], r["direction"]) for r in rows][:2] == [("0", "superb", "forward"), ("0", "film", "forward")]
+    assert len(rows) == 2 * 2 + 2 * 2  # two texts x two tokens x two directions
+    assert all(0 <= float(r["update_mean"]) <= 1 for r in rows)
+
+
+def test_layer_and_direction_selection(tiny_model):
+    out = json.loads(run("predict", "-m", tiny_model, "--gates", "--direction", "backward", "-f", "json", "fine").stdout)
+    assert [l["direction"] for l in out[0]["gates"]["layers"]] == ["backward"]
+    result = runner.invoke(app, ["predict", "-m", str(tiny_model), "--gates", "--layer", "3", "fine"])
+    assert result.exit_code == 2 and "--layer 3" in result.output
+    result = runner.invoke(app, ["predict", "-m", str(tiny_model), "--layer", "0", "fine"])
+    assert result.exit_code == 2 and "needs --gates" in result.output
+
+
+def test_word_merge_means_over_pieces(tiny_model):
+    bundle = checkpoint.load(tiny_model)
+    text = "unbelievably wonderful"
+    pieces = predict(bundle, [text], with_gates=True)[0].gates
+    assert len(pieces.tokens) > 2  # the tiny vocabulary splits 'unbelievably'
+    merged = explain.merge_words(text, pieces)
+    assert merged.tokens == ["unbelievably", "wonderful"]
+    assert merged.offsets == [(0, 12), (13, 22)]
+    first = [i for i, w in enumerate(__import__("gru_sentiment.tokenizer", fromlist=["x"]).word_ids(pieces.tokens)) if w == 0]
+    expected = pieces.layers[0].values.update[first].mean(0)
+    assert merged.layers[0].values.update[0].tolist() == pytest.approx(expected.tolist())
+    out = json.loads(run("predict", "-m", tiny_model, "--gates", "--words", "-f", "json", text).stdout)
+    assert out[0]["gates"]["tokens"] == ["unbelievably", "wonderful"]
+
+
+def test_terminal_view_with_units(tiny_model):
+    out = run("predict", "-m", tiny_model, "--gates", "--unit", "3", "--unit", "5", BOOK).stdout
+    assert "unit 3" in out and "unit 5" in out and "update gate z" in out and "lowest mean z" in out
+    out = run("predict", "-m", tiny_model, "--gates", "--top-units", "2", "--words", BOOK).stdout
+    assert out.count("· update (unit") == 4  # two units x two directions
+    result = runner.invoke(app, ["predict", "-m", str(tiny_model), "--gates", "--unit", "99", "fine"])
+    assert result.exit_code == 2 and "0..11" in result.output
+
+
+def test_html_report_is_self_contained_and_escaped(tiny_model, tmp_path):
+    page_path = tmp_path / "report.html"
+    evil = "<script>alert('x')</script> \"quoted\" & 'single' great film"
+    run("predict", "-m", tiny_model, "--html", page_path, evil)
+    page = page_path.read_text()
+    assert "<script" not in page and "http://" not in page and "https://" not in page
+    assert "&lt;" in page and "&amp;" in page and "&quot;" in page and "&#x27;" in page
+    assert page.count('class="gate"') == 4  # update and reset, forward and backward
+    assert 'title="' in page and "update" in page
+
+
+def test_saturation_summary(tiny_model, tmp_path):
+    texts, labels = reviews(40, seed=9)
+    folder = write_splits(tmp_path / "d", "csv", texts, labels)
+    summary = json.loads(run("gates", "--summary", "-m", tiny_model, "-d", folder, "--limit", 30, "-f", "json").stdout)
+    assert summary["texts"] == 30 and len(summary["gates"]) == 4
+    for row in summary["gates"]:
+        assert row["gate"] in ("reset", "update") and 0 <= row["left_saturated"] <= 1 and 0 <= row["mean"] <= 1
+        assert len(row["per_unit"]["left_saturated"]) == 12
+        assert row["left_saturated"] == pytest.approx(sum(row["per_unit"]["left_saturated"]) / 12, abs=1e-3)
+    assert "gate saturation" in run("gates", "-m", tiny_model, "-d", folder).stdout

@@ -150,6 +150,7 @@ def train(
     limit: Annotated[Optional[int], typer.Option(min=2, help="Use only the first N training examples (quick runs).")] = None,
     tokenizer: Annotated[TokenizerKind, typer.Option(help="Subword tokenizer to learn.")] = TokenizerKind.wordpiece,
     vocab_size: Annotated[int, typer.Option(min=10, help="Tokenizer vocabulary size.")] = 20000,
+    tokenizer_from: Annotated[Optional[Path], typer.Option(help="Reuse this tokenizer (a tokenizer.json or a model directory) instead of learning one: makes a run exactly repeatable.", show_default=False)] = None,
     max_length: Annotated[int, typer.Option(min=1, help="Tokens kept per text (the rest is cut).")] = 400,
     embed_dim: Annotated[int, typer.Option(min=1)] = 128,
     hidden_size: Annotated[int, typer.Option(min=1)] = 128,
@@ -198,6 +199,7 @@ def train(
         model_settings = dict(embed_dim=embed_dim, hidden_size=hidden_size, num_layers=layers,
                               bidirectional=bidirectional, dropout=dropout, pooling=pooling.value)
         tok_settings = workflow.TokenizerSettings(tokenizer.value, vocab_size, max_length)
+        tok = workflow.load_tokenizer(tokenizer_from) if tokenizer_from else None
         progress = render.training_progress(err)
         task = progress.add_task("train", total=None, epoch=1, loss=0.0, val="-", tps=0.0)
         smoothed = {"tps": 0.0}
@@ -217,7 +219,7 @@ def train(
             try:
                 bundle, history = workflow.train_model(
                     train_data, val_data, tok_settings, model_settings, config, str(output), torch_device,
-                    meta={"command": " ".join(sys.argv)}, on_step=on_step, on_eval=on_eval)
+                    meta={"command": " ".join(sys.argv)}, on_step=on_step, on_eval=on_eval, tok=tok)
             except KeyboardInterrupt:
                 if output.exists():
                     err.print(f"[yellow]interrupted:[/yellow] the best model so far is in {output}")

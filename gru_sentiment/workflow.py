@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from tokenizers import Tokenizer
 
 from gru_sentiment import __version__, checkpoint, tokenizer
 from gru_sentiment.data import TextData
@@ -53,11 +54,18 @@ def check_trainable(data: TextData) -> None:
 def train_model(train: TextData, val: TextData, tok_settings: TokenizerSettings, model_settings: dict,
                 config: TrainConfig, output: str, device: torch.device, meta: dict | None = None,
                 on_step: Callable[[StepInfo], None] | None = None,
-                on_eval: Callable[[EvalInfo], None] | None = None) -> tuple[checkpoint.Bundle, History]:
-    """Train tokenizer and model; write the model directory at every validation improvement (atomically)."""
+                on_eval: Callable[[EvalInfo], None] | None = None,
+                tok: Tokenizer | None = None) -> tuple[checkpoint.Bundle, History]:
+    """Train tokenizer (unless one is given) and model; write the model directory at every validation
+    improvement (atomically).
+
+    `tokenizers`' trainers break frequency ties at the vocabulary cut-off in hash order, which differs between
+    processes: two runs may disagree on a few rare tokens. Pass a tokenizer to make a run exactly repeatable.
+    """
     check_trainable(train)
     start = time.perf_counter()
-    tok = tokenizer.train(train.texts, tok_settings.kind, tok_settings.vocab_size)
+    if tok is None:
+        tok = tokenizer.train(train.texts, tok_settings.kind, tok_settings.vocab_size)
     train_ids = tokenizer.encode_ids(tok, train.texts, tok_settings.max_length)
     val_ids = tokenizer.encode_ids(tok, val.texts, tok_settings.max_length)
     model_config = ModelConfig(vocab_size=tok.get_vocab_size(), num_labels=len(train.label_names),
@@ -100,3 +108,22 @@ def evaluate_model(bundle: checkpoint.Bundle, data: TextData, batch_size: int = 
     ids = tokenizer.encode_ids(bundle.tokenizer, data.texts, bundle.max_length)
     report, _ = evaluate(bundle.model.to(device), ids, labels, bundle.labels, batch_size, device)
     return report
+
+
+def load_tokenizer(path) -> Tokenizer:
+    """A tokenizer.json, or the tokenizer of a model directory."""
+    from pathlib import Path
+
+    from gru_sentiment.errors import ModelError
+
+    path = Path(path)
+    file = path / "tokenizer.json" if path.is_dir() else path
+    if not file.is_file():
+        raise ModelError(f"no tokenizer at {file}")
+    try:
+        tok = tokenizer.load(str(file))
+    except Exception as exc:
+        raise ModelError(f"{file} is not a valid tokenizer: {str(exc).splitlines()[0]}") from exc
+    if tok.token_to_id(tokenizer.PAD) is None or tok.token_to_id(tokenizer.UNK) is None:
+        raise ModelError(f"{file} lacks the {tokenizer.PAD} and {tokenizer.UNK} tokens")
+    return tok

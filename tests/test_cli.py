@@ -105,3 +105,25 @@ def test_single_class_training_data_is_refused(tmp_path):
     folder = write_splits(tmp_path / "d", "csv", ["good film", "great film"] * 5, [1, 1] * 5)
     result = invoke("train", "-d", folder, "-o", tmp_path / "m")
     assert result.exit_code == 1 and "at least two classes" in result.output
+
+
+def test_same_seed_same_model_on_cpu(corpus_folder, tmp_path):
+    from safetensors.torch import load_file
+
+    """With the tokenizer pinned (trainers break vocabulary ties in hash order), a run repeats bit for bit."""
+    args = ["-d", corpus_folder, "--epochs", 1, "--vocab-size", 150, "--embed-dim", 8, "--hidden-size", 6,
+            "--batch-size", 32, "--max-length", 16, "--threads", 1, "--seed", 3]
+    assert invoke("train", *args, "-o", tmp_path / "first").exit_code == 0
+    args += ["--tokenizer-from", tmp_path / "first"]
+    for name in ("a", "b"):
+        assert invoke("train", *args, "-o", tmp_path / name).exit_code == 0
+    a, b = (load_file(str(tmp_path / n / "model.safetensors")) for n in ("a", "b"))
+    assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
+
+
+def test_module_entry_point_runs():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "gru_sentiment", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "predict" in result.stdout

@@ -108,3 +108,25 @@ def test_shared_imdb_loads_with_label_names():
 def test_shared_sst2_sentence_column():
     loaded = data.load(str(shared_split("sst2", "validation").parent), "validation")
     assert len(loaded) == 872 and loaded.label_names == ["neg", "pos"]
+
+
+def test_hub_path_maps_known_names_and_reads_what_datasets_returns(monkeypatch):
+    """The hub code path, offline: load_dataset is asked for the right id and split, and its Dataset is used."""
+    import datasets
+
+    calls = []
+    texts, labels = reviews(8)
+    features = datasets.Features({"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["negative", "positive"])})
+    fake = datasets.Dataset.from_dict({"sentence": texts, "label": labels}, features=features)
+
+    def load_dataset(path, split=None, **kwargs):
+        calls.append((path, split))
+        return fake
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    loaded = data.load("sst2", "validation")
+    assert calls == [("stanfordnlp/sst2", "validation")]
+    assert loaded.texts == texts and loaded.labels == labels
+    assert loaded.label_names == ["negative", "positive"]  # a ClassLabel's own names win
+    data.load("someone/reviews", "train")
+    assert calls[-1] == ("someone/reviews", "train")

@@ -139,7 +139,7 @@ def root(ctx: typer.Context,
 @app.command()
 def train(
     ctx: typer.Context,
-    dataset: DatasetOpt,
+    dataset: Annotated[list[str], typer.Option("--dataset", "-d", help="Data set: imdb, sst2, rotten_tomatoes, yelp_polarity, amazon_polarity, a hub id, or a local folder/file (parquet, csv, jsonl, aclImdb layout). Repeat to train on several together (same label names).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Model directory to write (atomically).")],
     split: Annotated[str, typer.Option(help="Training split.")] = "train",
     val_split: Annotated[Optional[str], typer.Option(help="Use this split of the data set for validation instead of carving one from train.")] = None,
@@ -183,13 +183,14 @@ def train(
         torch_device = _setup(device, threads)
         err = _stderr()
         names = label_names.split(",") if label_names else None
-        with err.status(f"loading {dataset} ({split})"):
-            data = data_mod.load(dataset, split, text_column, label_column, names)
+        with err.status(f"loading {', '.join(dataset)} ({split})"):
+            data = data_mod.concat([data_mod.load(d, split, text_column, label_column, names) for d in dataset])
             if limit:
                 data = data_mod.TextData(data.texts[:limit], data.labels[:limit], data.label_names, data.source)
             if val_split:
                 train_data = data
-                val_data = data_mod.load(dataset, val_split, text_column, label_column, data.label_names)
+                val_data = data_mod.concat([data_mod.load(d, val_split, text_column, label_column, data.label_names)
+                                            for d in dataset])
             else:
                 train_data, val_data = workflow.carve_validation(data, val_fraction, seed)
         err.print(f"{len(train_data):,} training and {len(val_data):,} validation texts, labels "
@@ -219,7 +220,7 @@ def train(
             try:
                 bundle, history = workflow.train_model(
                     train_data, val_data, tok_settings, model_settings, config, str(output), torch_device,
-                    meta={"command": " ".join(sys.argv)}, on_step=on_step, on_eval=on_eval, tok=tok)
+                    meta={"command": " ".join(["gru-sentiment", *sys.argv[1:]])}, on_step=on_step, on_eval=on_eval, tok=tok)
             except KeyboardInterrupt:
                 if output.exists():
                     err.print(f"[yellow]interrupted:[/yellow] the best model so far is in {output}")

@@ -65,6 +65,19 @@ def load(spec: str, split: str, text_column: str | None = None, label_column: st
     return _to_text_data(table, f"{spec}:{split}", text_column, label_column, label_names)
 
 
+def concat(parts: list[TextData]) -> TextData:
+    """Several data sets as one; they must use the same label names."""
+    first = parts[0]
+    for part in parts[1:]:
+        if part.label_names != first.label_names:
+            raise DataError(f"cannot train on {first.source} and {part.source} together: labels "
+                            f"{first.label_names} and {part.label_names} differ (use --label-names)")
+    if len(parts) == 1:
+        return first
+    return TextData([t for p in parts for t in p.texts], [y for p in parts for y in p.labels], list(first.label_names),
+                    " + ".join(p.source for p in parts))
+
+
 def split_names(spec: str) -> list[str]:
     """Splits a local folder offers (file stems or aclImdb subfolders); empty for hub data sets."""
     path = Path(spec).expanduser()

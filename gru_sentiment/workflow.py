@@ -38,10 +38,11 @@ def carve_validation(data: TextData, fraction: float, seed: int) -> tuple[TextDa
         raise DataError(f"{data.source}: {len(order)} examples are too few to carve a validation split")
     val_idx, train_idx = order[:n_val], order[n_val:]
 
-    def subset(idx):
-        return TextData([data.texts[i] for i in idx], [data.labels[i] for i in idx], data.label_names, data.source)
+    def subset(idx, source):
+        return TextData([data.texts[i] for i in idx], [data.labels[i] for i in idx], data.label_names, source)
 
-    return subset(train_idx), subset(val_idx)
+    held_out = f"{data.source} (held out: {fraction:g}, seed {seed})"
+    return subset(train_idx, f"{data.source} (rest)"), subset(val_idx, held_out)
 
 
 def check_trainable(data: TextData) -> None:

@@ -267,20 +267,40 @@ def evaluate(
             _stdout().print(render.evaluation(report, f"{data.source} ({report['n']:,} texts)"))
 
 
-def _read_texts(file: Path | None, texts: list[str]):
+class DecodeErrors(str, Enum):
+    fail = "fail"
+    replace = "replace"
+    skip = "skip"
+
+
+def _read_texts(file: Path | None, texts: list[str], errors: DecodeErrors = DecodeErrors.fail):
+    """Texts from arguments, or lines of a file / stdin ('-'), decoded as UTF-8 line by line."""
     if file is None:
         return iter(texts)
     if str(file) == "-":
-        return (line.rstrip("\n") for line in sys.stdin)
+        return _decoded_lines(sys.stdin.buffer, "<stdin>", errors)
     if not file.is_file():
         raise UserError(f"no such file: {file}")
-    return _file_lines(file)
+    return _file_lines(file, errors)
 
 
-def _file_lines(file: Path):
-    with open(file, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            yield line.rstrip("\n")
+def _file_lines(file: Path, errors: DecodeErrors):
+    with open(file, "rb") as handle:
+        yield from _decoded_lines(handle, str(file), errors)
+
+
+def _decoded_lines(handle, name: str, errors: DecodeErrors):
+    for number, raw in enumerate(handle, start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if errors is DecodeErrors.skip:
+                continue
+            if errors is DecodeErrors.fail:
+                raise UserError(f"{name}:{number}: not valid UTF-8 at byte {exc.start} "
+                                "(use --errors replace or --errors skip)") from exc
+            line = raw.decode("utf-8", errors="replace")
+        yield line.rstrip("\r\n").replace("\x00", " ")
 
 
 class PredictFormat(str, Enum):
@@ -331,6 +351,7 @@ def predict(
     words: Annotated[bool, typer.Option("--words", help="Merge subword pieces into words (a word's value is the mean over its pieces).")] = False,
     unit: Annotated[Optional[list[int]], typer.Option("--unit", help="Show this hidden unit instead of the mean (repeatable; terminal view).", show_default=False)] = None,
     top_units: Annotated[Optional[int], typer.Option(min=1, help="Show the K units whose gates vary most across the text (terminal view).", show_default=False)] = None,
+    errors: Annotated[DecodeErrors, typer.Option(help="Lines of --file that are not UTF-8: fail, replace bad bytes, or skip the line.")] = DecodeErrors.fail,
     html: Annotated[Optional[Path], typer.Option("--html", help="Also write a self-contained HTML page of the gate heatmaps here.", show_default=False)] = None,
     batch_size: BatchOpt = 64,
     device: DeviceOpt = Device.auto,
@@ -365,7 +386,7 @@ def predict(
             from gru_sentiment.explain import check_units
 
             check_units(unit, bundle.model.config.hidden_size)
-        lines = (check_text(t) for t in _read_texts(file, texts) if file is None or t.strip())
+        lines = (check_text(t) for t in _read_texts(file, texts, errors) if file is None or t.strip())
         preds = predict_stream(bundle, lines, batch_size=batch_size, with_gates=gates is not None,
                                device=torch_device)
         if gates is not None:
@@ -387,8 +408,7 @@ def _emit(preds, format: PredictFormat, labels: list[str], gates: str | None, un
 
     kept = [] if html is not None else None
     count = 0
-    if format is PredictFormat.json:
-        items = []
+    items = []  # json: records; table without gates: predictions for one table at the end
     if format is PredictFormat.csv:
         import csv
 
@@ -412,14 +432,18 @@ def _emit(preds, format: PredictFormat, labels: list[str], gates: str | None, un
             else:
                 writer.writerow({"text_index": index, "text": pred.text, "label": pred.label,
                                  **{f"p_{n}": round(p, 6) for n, p in pred.probabilities.items()}})
+        elif gates:
+            _print_prediction(pred, labels, unit, top_units)
         else:
-            _print_prediction(pred, labels, gates, unit, top_units)
+            items.append(pred)
     if count == 0:
         raise UserError("no texts to predict: the input was empty")
     if format is PredictFormat.json:
         import json
 
         sys.stdout.write(json.dumps(items, ensure_ascii=False, indent=2) + "\n")
+    elif format is PredictFormat.table and not gates:
+        _stdout().print(render.predictions(items, labels))
     if html is not None:
         from gru_sentiment.html_report import page
 
@@ -427,19 +451,15 @@ def _emit(preds, format: PredictFormat, labels: list[str], gates: str | None, un
         _stderr().print(f"wrote {html}", highlight=False)
 
 
-def _print_prediction(pred, labels, gates, unit, top_units) -> None:
-    from gru_sentiment import render
+def _print_prediction(pred, labels, unit, top_units) -> None:
+    from gru_sentiment import explain, render
+    from gru_sentiment.render_gates import gate_view
 
     console = _stdout()
     console.print(render.predictions([pred], labels))
-    if gates:
-        from gru_sentiment import explain
-        from gru_sentiment.render_gates import gate_view
-
-        units = unit
-        if top_units:
-            units = explain.top_units(pred.gates.layers[0].values, top_units)
-        console.print(gate_view(pred.text, pred.gates, units))
+    units = {(t.layer, t.direction): explain.top_units(t.values, top_units) if top_units else unit
+             for t in pred.gates.layers}
+    console.print(gate_view(pred.text, pred.gates, units if (unit or top_units) else None))
 
 
 def _write_text_atomically(path: Path, content: str) -> None:

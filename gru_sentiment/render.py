@@ -36,12 +36,12 @@ def prediction_dict(pred) -> dict:
     return out
 
 
-def predictions(preds: list, labels: list[str], max_text: int = 80) -> Table:
+def predictions(preds: list, labels: list[str], max_text: int = 160) -> Table:
     table = Table(show_lines=False)
-    table.add_column("text", overflow="ellipsis", no_wrap=True, max_width=max_text)
-    table.add_column("label")
+    table.add_column("text", ratio=1)
+    table.add_column("label", no_wrap=True, min_width=max(5, *map(len, labels)))
     for name in labels:
-        table.add_column(f"p({name})", justify="right")
+        table.add_column(f"p({name})", justify="right", no_wrap=True, min_width=len(name) + 3)
     for p in preds:
         text = p.text if len(p.text) <= max_text else p.text[: max_text - 1] + "…"
         table.add_row(text.replace("\n", " "), f"[bold]{p.label}[/bold]",

@@ -54,14 +54,16 @@ def legend() -> Text:
     return bar
 
 
-def gate_view(text: str, text_gates, units: list[int] | None = None, lowest: int = 5) -> Group:
-    """Heatmaps of the update and reset gates for every layer/direction: the mean over units, or chosen units."""
+def gate_view(text: str, text_gates, units: dict[tuple[int, str], list[int]] | None = None, lowest: int = 5) -> Group:
+    """Heatmaps of the update and reset gates for every layer/direction: the mean over units, or the units
+    chosen for each (layer, direction)."""
     parts: list = [Text.assemble(("gates  ", "bold"), legend())]
     for name in ("update", "reset"):
         parts.append(Text(f"  {MEANING[name]}", style="dim"))
     for trace in text_gates.layers:
         title = f"layer {trace.layer} {trace.direction}"
-        rows = [("mean", None)] if not units else [(f"unit {u}", u) for u in units]
+        chosen = units.get((trace.layer, trace.direction)) if units else None
+        rows = [("mean", None)] if not chosen else [(f"unit {u}", u) for u in chosen]
         for label, unit in rows:
             for name in ("update", "reset"):
                 values = getattr(trace.values, name)

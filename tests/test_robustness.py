@@ -1,0 +1,75 @@
+"""Arbitrary text never crashes predict or the gate trace; bad files give one line and an exit code."""
+
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from gru_sentiment import checkpoint
+from gru_sentiment.cli import app
+from gru_sentiment.predict import predict
+
+runner = CliRunner()
+ODD_TEXTS = ["nul\x00byte", "ctrl\x07\x1b[31m", "emoji 😀🎬👍🏽", "עברית מימין לשמאל", "عربي", "e\u0301\u0301\u0301",
+             "<br /><br />", "\u200b\u200d", "a" * 20000]
+
+
+def test_odd_texts_predict_with_gates(tiny_model):
+    bundle = checkpoint.load(tiny_model)
+    for pred in predict(bundle, ODD_TEXTS, with_gates=True):
+        assert abs(sum(pred.probabilities.values()) - 1) < 1e-5
+        for t in pred.gates.layers:
+            assert 0 <= t.values.update.min() and t.values.update.max() <= 1
+            assert len(pred.gates.tokens) == t.values.update.shape[0] == len(pred.gates.offsets)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(st.text(min_size=1, max_size=300), min_size=1, max_size=4))
+def test_any_unicode_gives_probabilities_and_bounded_gates(tiny_model, texts):
+    bundle = _bundle(tiny_model)
+    plain = predict(bundle, texts)
+    traced = predict(bundle, texts, with_gates=True)
+    for p, q in zip(plain, traced):
+        assert abs(sum(p.probabilities.values()) - 1) < 1e-5
+        assert all(abs(p.probabilities[k] - q.probabilities[k]) < 1e-5 for k in p.probabilities)
+        for t in q.gates.layers:
+            for name in ("reset", "update"):
+                values = getattr(t.values, name)
+                assert values.min() >= 0 and values.max() <= 1
+        for start, end in q.gates.offsets:
+            assert 0 <= start <= end <= len(p.text)
+
+
+_cache = {}
+
+
+def _bundle(path):
+    if path not in _cache:
+        _cache[path] = checkpoint.load(path)
+    return _cache[path]
+
+
+def test_long_text_truncation_is_said(tiny_model):
+    result = runner.invoke(app, ["predict", "-m", str(tiny_model), "-f", "json", "great " * 500])
+    assert result.exit_code == 0 and json.loads(result.stdout)[0]["truncated"] is True
+
+
+def test_file_that_is_not_utf8(tiny_model, tmp_path):
+    path = tmp_path / "reviews.txt"
+    path.write_bytes(b"a wonderful film\n\xff\xfe broken \x80 line\nterrible plot\n")
+    base = ["predict", "-m", str(tiny_model), "--file", str(path), "-f", "jsonl"]
+    result = runner.invoke(app, base)
+    assert result.exit_code == 1 and "reviews.txt:2: not valid UTF-8" in result.output
+    result = runner.invoke(app, [*base, "--errors", "skip"])
+    assert [json.loads(l)["text"] for l in result.stdout.splitlines()] == ["a wonderful film", "terrible plot"]
+    result = runner.invoke(app, [*base, "--errors", "replace"])
+    assert "\ufffd" in json.loads(result.stdout.splitlines()[1])["text"]
+
+
+def test_missing_and_empty_files(tiny_model, tmp_path):
+    result = runner.invoke(app, ["predict", "-m", str(tiny_model), "--file", str(tmp_path / "nope.txt")])
+    assert result.exit_code == 1 and "no such file" in result.output
+    (tmp_path / "empty.txt").write_text("\n\n")
+    result = runner.invoke(app, ["predict", "-m", str(tiny_model), "--file", str(tmp_path / "empty.txt")])
+    assert result.exit_code == 1 and "input was empty" in result.output

@@ -27,7 +27,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-DEFAULT_MODEL_NAME = "gru-imdb"
+DEFAULT_MODEL_NAME = "gru-imdb-sst2"
 
 
 class Device(str, Enum):
@@ -453,13 +453,16 @@ def _emit(preds, format: PredictFormat, labels: list[str], gates: str | None, un
 
 def _print_prediction(pred, labels, unit, top_units) -> None:
     from gru_sentiment import explain, render
-    from gru_sentiment.render_gates import gate_view
+    from gru_sentiment.render_gates import gate_table, gate_view
 
     console = _stdout()
     console.print(render.predictions([pred], labels))
     units = {(t.layer, t.direction): explain.top_units(t.values, top_units) if top_units else unit
-             for t in pred.gates.layers}
-    console.print(gate_view(pred.text, pred.gates, units if (unit or top_units) else None))
+             for t in pred.gates.layers} if (unit or top_units) else None
+    if console.color_system is None:  # piped or NO_COLOR: colours would be lost, print the numbers
+        console.print(gate_table(pred.text, pred.gates, units))
+    else:
+        console.print(gate_view(pred.text, pred.gates, units))
 
 
 def _write_text_atomically(path: Path, content: str) -> None:

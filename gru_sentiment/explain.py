@@ -84,7 +84,7 @@ def to_json(text_gates: gates.TextGates, full: bool = False) -> dict:
 
 
 def _round(values: torch.Tensor, digits: int = 6):
-    return torch.round(values.float(), decimals=digits).tolist()
+    return torch.round(values.double(), decimals=digits).tolist()
 
 
 CSV_FIELDS = ("text_index", "token_index", "token", "start", "end", "layer", "direction", "reset_mean", "update_mean")

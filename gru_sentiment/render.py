@@ -20,8 +20,8 @@ def evaluation(report: dict, title: str) -> Group:
     table.add_section()
     table.add_row("accuracy", "", "", f"{report['accuracy']:.4f}", str(report["n"]))
     table.add_row("macro F1", "", "", f"{report['macro_f1']:.4f}", str(report["n"]))
-    confusion = Table(caption="rows: true label, columns: predicted", caption_justify="left")
-    confusion.add_column("confusion")
+    confusion = Table()
+    confusion.add_column("true \\ predicted")
     for name in report["labels"]:
         confusion.add_column(name, justify="right")
     for name, row in zip(report["labels"], report["confusion_matrix"]):

@@ -78,6 +78,24 @@ def gate_view(text: str, text_gates, units: dict[tuple[int, str], list[int]] | N
     return Group(*parts)
 
 
+def gate_table(text: str, text_gates, units: dict[tuple[int, str], list[int]] | None = None) -> Table:
+    """The same values as numbers, one row per token: for consoles without colour (pipes, NO_COLOR)."""
+    table = Table(box=None, pad_edge=False)
+    table.add_column("token")
+    columns = []
+    for trace in text_gates.layers:
+        chosen = units.get((trace.layer, trace.direction)) if units else None
+        for unit in chosen or [None]:
+            suffix = "" if unit is None else f" u{unit}"
+            for name, symbol in (("update", "z"), ("reset", "r")):
+                table.add_column(f"{symbol} L{trace.layer} {trace.direction[:3]}{suffix}", justify="right")
+                values = getattr(trace.values, name)
+                columns.append((values.mean(-1) if unit is None else values[:, unit]).tolist())
+    for i in range(len(text_gates.tokens)):
+        table.add_row(_shown(text, text_gates, i), *(f"{c[i]:.3f}" for c in columns))
+    return table
+
+
 def _shown(text: str, text_gates, index: int) -> str:
     start, end = text_gates.offsets[index]
     return text[start:end] if end > start else text_gates.tokens[index]

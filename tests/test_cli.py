@@ -45,7 +45,7 @@ def test_train_evaluate_predict_end_to_end(corpus_folder, tmp_path):
     assert report["n"] == 300 and report["labels"] == ["neg", "pos"] and report["accuracy"] >= 0.8
 
     result = invoke("evaluate", "-m", out, "-d", corpus_folder)
-    assert result.exit_code == 0 and "rows: true label" in result.output and "macro F1" in result.output
+    assert result.exit_code == 0 and "true \\ predicted" in result.output and "macro F1" in result.output
 
     result = invoke("predict", "-m", out, "the film was wonderful .", "a dull , tedious plot .", "--format", "json")
     assert result.exit_code == 0, result.output

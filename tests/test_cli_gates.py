@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -83,11 +84,21 @@ def test_word_merge_means_over_pieces(tiny_model):
     assert out[0]["gates"]["tokens"] == ["unbelievably", "wonderful"]
 
 
-def test_terminal_view_with_units(tiny_model):
+def test_colour_terminal_view_with_units(tiny_model, monkeypatch):
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.delenv("NO_COLOR", raising=False)
     out = run("predict", "-m", tiny_model, "--gates", "--unit", "3", "--unit", "5", BOOK).stdout
     assert "unit 3" in out and "unit 5" in out and "update gate z" in out and "lowest mean z" in out
+    assert re.search(r"\x1b\[[0-9;]*(4[0-7]|48;[0-9;]+)m", out)  # coloured backgrounds
     out = run("predict", "-m", tiny_model, "--gates", "--top-units", "2", "--words", BOOK).stdout
     assert out.count("· update (unit") == 4  # two units x two directions
+
+
+def test_piped_view_prints_numbers_per_token(tiny_model):
+    out = run("predict", "-m", tiny_model, "--gates", "--words", "superb acting , dull plot").stdout
+    assert "\x1b[" not in out and "z L0 for" in out and "r L0 bac" in out
+    rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["superb"], ["acting"], ["dull"], ["plot"])]
+    assert len(rows) == 4 and all(len(r) == 5 and all(0 <= float(v) <= 1 for v in r[1:]) for r in rows)
     result = runner.invoke(app, ["predict", "-m", str(tiny_model), "--gates", "--unit", "99", "fine"])
     assert result.exit_code == 2 and "0..11" in result.output
 

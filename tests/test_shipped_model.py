@@ -1,0 +1,41 @@
+"""The model in models/ works straight after install, and still scores what its model card says."""
+
+import json
+
+from typer.testing import CliRunner
+
+from gru_sentiment import checkpoint
+from gru_sentiment.cli import app, default_model_dir
+from tests.conftest import shared_split
+
+runner = CliRunner()
+
+
+def test_predict_without_model_option_uses_the_shipped_model(monkeypatch, tmp_path):
+    monkeypatch.delenv("GRU_SENTIMENT_MODEL", raising=False)
+    monkeypatch.chdir(tmp_path)  # works wherever the command is run from
+    assert default_model_dir().name == "gru-imdb-sst2" and default_model_dir().is_dir()
+    result = runner.invoke(app, ["predict", "-f", "json", "A wonderful, moving film.", "A dull, tedious mess."])
+    assert result.exit_code == 0, result.output
+    assert [p["label"] for p in json.loads(result.stdout)] == ["pos", "neg"]
+
+
+def test_environment_variable_points_at_another_model(monkeypatch, tiny_model):
+    monkeypatch.setenv("GRU_SENTIMENT_MODEL", str(tiny_model))
+    result = runner.invoke(app, ["predict", "-f", "json", "superb film ."])
+    assert result.exit_code == 0 and json.loads(result.stdout)[0]["label"] == "pos"
+
+
+def test_shipped_model_config_and_size():
+    config = checkpoint.read_config(default_model_dir())
+    assert config["labels"] == ["neg", "pos"] and config["model"]["bidirectional"] is True
+    assert (default_model_dir() / "model.safetensors").stat().st_size < 25 * 2**20
+
+
+def test_shipped_model_accuracy_on_sst2_validation():
+    shared_split("sst2", "validation")
+    result = runner.invoke(app, ["evaluate", "-d", str(shared_split("sst2", "validation").parent),
+                                 "--split", "validation", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["n"] == 872 and report["accuracy"] >= 0.85  # model card: 0.8555

@@ -194,7 +194,7 @@ def train(
             else:
                 train_data, val_data = workflow.carve_validation(data, val_fraction, seed)
         err.print(f"{len(train_data):,} training and {len(val_data):,} validation texts, labels "
-                  f"{', '.join(train_data.label_names)}; device {torch_device}", highlight=False)
+                  f"{', '.join(train_data.label_names)}; device {torch_device}", highlight=False, soft_wrap=True)
         config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, clip=clip,
                              patience=patience, max_steps=max_steps, evals_per_epoch=evals_per_epoch, seed=seed)
         model_settings = dict(embed_dim=embed_dim, hidden_size=hidden_size, num_layers=layers,
@@ -213,7 +213,8 @@ def train(
         def on_eval(info):
             mark = " (best, saved)" if info.improved else ""
             progress.console.print(f"epoch {info.epoch} step {info.step}: val accuracy {info.accuracy:.4f}, "
-                                   f"macro F1 {info.macro_f1:.4f}, loss {info.loss:.4f}{mark}", highlight=False)
+                                   f"macro F1 {info.macro_f1:.4f}, loss {info.loss:.4f}{mark}", highlight=False,
+                                   soft_wrap=True)
             progress.update(task, val=f"{info.accuracy:.4f}")
 
         with progress:
@@ -229,7 +230,7 @@ def train(
                 raise typer.Exit(130)
         best = history.best
         _stdout().print(f"saved {output}: best validation accuracy {best.accuracy:.4f} (epoch {best.epoch}), "
-                        f"{history.steps} steps in {history.seconds:.0f}s", highlight=False)
+                        f"{history.steps} steps in {history.seconds:.0f}s", highlight=False, soft_wrap=True)
 
 
 @app.command()

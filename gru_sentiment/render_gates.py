@@ -12,6 +12,7 @@ from rich.text import Text
 
 # a sequential palette (viridis' ends and middle): dark purple = 0, teal = 0.5, yellow = 1
 PALETTE = ((68, 1, 84), (33, 145, 140), (253, 231, 37))
+SHORT = {"forward": "fwd", "backward": "bwd"}
 MEANING = {
     "update": "update gate z: high (yellow) keeps the past state, low (purple) writes the new candidate",
     "reset": "reset gate r: low (purple) ignores the past when forming the candidate, high (yellow) uses it",
@@ -88,7 +89,7 @@ def gate_table(text: str, text_gates, units: dict[tuple[int, str], list[int]] | 
         for unit in chosen or [None]:
             suffix = "" if unit is None else f" u{unit}"
             for name, symbol in (("update", "z"), ("reset", "r")):
-                table.add_column(f"{symbol} L{trace.layer} {trace.direction[:3]}{suffix}", justify="right")
+                table.add_column(f"{symbol} L{trace.layer} {SHORT[trace.direction]}{suffix}", justify="right")
                 values = getattr(trace.values, name)
                 columns.append((values.mean(-1) if unit is None else values[:, unit]).tolist())
     for i in range(len(text_gates.tokens)):
@@ -109,7 +110,7 @@ def saturation_table(summary: dict) -> Table:
     for col in ("layer", "dir", "gate", "mean", "left", "right", "units L", "units R", "steps"):
         table.add_column(col, justify="left" if col in ("dir", "gate") else "right")
     for row in summary["gates"]:
-        table.add_row(str(row["layer"]), row["direction"][:3], row["gate"], f"{row['mean']:.3f}",
+        table.add_row(str(row["layer"]), SHORT[row["direction"]], row["gate"], f"{row['mean']:.3f}",
                       f"{row['left_saturated']:.1%}", f"{row['right_saturated']:.1%}",
                       str(row["units_mostly_left"]), str(row["units_mostly_right"]), f"{row['steps']:,}")
     return table

@@ -96,7 +96,7 @@ def test_colour_terminal_view_with_units(tiny_model, monkeypatch):
 
 def test_piped_view_prints_numbers_per_token(tiny_model):
     out = run("predict", "-m", tiny_model, "--gates", "--words", "superb acting , dull plot").stdout
-    assert "\x1b[" not in out and "z L0 for" in out and "r L0 bac" in out
+    assert "\x1b[" not in out and "z L0 fwd" in out and "r L0 bwd" in out
     rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["superb"], ["acting"], ["dull"], ["plot"])]
     assert len(rows) == 4 and all(len(r) == 5 and all(0 <= float(v) <= 1 for v in r[1:]) for r in rows)
     result = runner.invoke(app, ["predict", "-m", str(tiny_model), "--gates", "--unit", "99", "fine"])

@@ -274,36 +274,6 @@ class DecodeErrors(str, Enum):
     skip = "skip"
 
 
-def _read_texts(file: Path | None, texts: list[str], errors: DecodeErrors = DecodeErrors.fail):
-    """Texts from arguments, or lines of a file / stdin ('-'), decoded as UTF-8 line by line."""
-    if file is None:
-        return iter(texts)
-    if str(file) == "-":
-        return _decoded_lines(sys.stdin.buffer, "<stdin>", errors)
-    if not file.is_file():
-        raise UserError(f"no such file: {file}")
-    return _file_lines(file, errors)
-
-
-def _file_lines(file: Path, errors: DecodeErrors):
-    with open(file, "rb") as handle:
-        yield from _decoded_lines(handle, str(file), errors)
-
-
-def _decoded_lines(handle, name: str, errors: DecodeErrors):
-    for number, raw in enumerate(handle, start=1):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            if errors is DecodeErrors.skip:
-                continue
-            if errors is DecodeErrors.fail:
-                raise UserError(f"{name}:{number}: not valid UTF-8 at byte {exc.start} "
-                                "(use --errors replace or --errors skip)") from exc
-            line = raw.decode("utf-8", errors="replace")
-        yield line.rstrip("\r\n").replace("\x00", " ")
-
-
 class PredictFormat(str, Enum):
     table = "table"
     json = "json"
@@ -365,6 +335,7 @@ def predict(
     ignore the past.
     """
     with _errors(ctx):
+        from gru_sentiment import textio
         from gru_sentiment.errors import UsageError
         from gru_sentiment.predict import check_text, predict_stream
 
@@ -387,7 +358,7 @@ def predict(
             from gru_sentiment.explain import check_units
 
             check_units(unit, bundle.model.config.hidden_size)
-        lines = (check_text(t) for t in _read_texts(file, texts, errors) if file is None or t.strip())
+        lines = (check_text(t) for t in textio.read_texts(file, texts, errors.value) if file is None or t.strip())
         preds = predict_stream(bundle, lines, batch_size=batch_size, with_gates=gates is not None,
                                device=torch_device)
         if gates is not None:
@@ -448,7 +419,9 @@ def _emit(preds, format: PredictFormat, labels: list[str], gates: str | None, un
     if html is not None:
         from gru_sentiment.html_report import page
 
-        _write_text_atomically(html, page(kept))
+        from gru_sentiment.textio import write_text_atomically
+
+        write_text_atomically(html, page(kept))
         _stderr().print(f"wrote {html}", highlight=False)
 
 
@@ -464,20 +437,6 @@ def _print_prediction(pred, labels, unit, top_units) -> None:
         console.print(gate_table(pred.text, pred.gates, units))
     else:
         console.print(gate_view(pred.text, pred.gates, units))
-
-
-def _write_text_atomically(path: Path, content: str) -> None:
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(content)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @app.command()

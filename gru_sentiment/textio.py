@@ -1,0 +1,58 @@
+"""Reading texts for prediction (arguments, files, stdin) and writing output files atomically."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from gru_sentiment.errors import UserError
+
+
+def read_texts(file: Path | None, texts: list[str], errors: str = "fail") -> Iterator[str]:
+    """Texts from arguments, or the lines of a file / stdin ('-'), decoded as UTF-8 line by line.
+
+    `errors` says what to do with a line that is not UTF-8: 'fail' (one clear error naming the line),
+    'replace' (bad bytes become U+FFFD) or 'skip'. NUL characters become spaces.
+    """
+    if file is None:
+        return iter(texts)
+    if str(file) == "-":
+        return _decoded_lines(sys.stdin.buffer, "<stdin>", errors)
+    if not file.is_file():
+        raise UserError(f"no such file: {file}")
+    return _file_lines(file, errors)
+
+
+def _file_lines(file: Path, errors: str) -> Iterator[str]:
+    with open(file, "rb") as handle:
+        yield from _decoded_lines(handle, str(file), errors)
+
+
+def _decoded_lines(handle, name: str, errors: str) -> Iterator[str]:
+    for number, raw in enumerate(handle, start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if errors == "skip":
+                continue
+            if errors == "fail":
+                raise UserError(f"{name}:{number}: not valid UTF-8 at byte {exc.start} "
+                                "(use --errors replace or --errors skip)") from exc
+            line = raw.decode("utf-8", errors="replace")
+        yield line.rstrip("\r\n").replace("\x00", " ")
+
+
+def write_text_atomically(path: Path, content: str) -> None:
+    """Write a text file through a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(content)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

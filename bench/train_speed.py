@@ -1,0 +1,115 @@
+"""Training throughput of the full step against bare nn.GRU kernels, on identical IMDB-like padded batches.
+
+    python bench/train_speed.py [--batches 12] [--data ../shared/data]
+
+Batches: IMDB train reviews tokenized by the shipped tokenizer (cut at 512 tokens), grouped by the training
+loop's own length bucketing (batch 64); without the data, lengths drawn to match IMDB's. Every system runs
+on the same batches; tokens/s counts real (unpadded) tokens. Systems:
+- full step: gru-sentiment's training step (embedding, both GRU directions, pooling, loss, backward, AdamW);
+- bare bidirectional nn.GRU forward+backward on the padded batch (what `nn.GRU(bidirectional=True)` costs;
+  note that its backward direction reads padding first, so it is not exact for padded batches);
+- bare pair of one-direction nn.GRUs forward+backward: the kernels the model runs, its practical limit;
+- packed sequences through a bidirectional nn.GRU forward+backward: the exact alternative.
+Also prints the share of padding with length bucketing and with random batches.
+"""
+
+import argparse
+import random
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from gru_sentiment import batching, tokenizer
+from gru_sentiment.model import GRUClassifier, ModelConfig
+
+EMBED, HIDDEN, VOCAB = 128, 128, 20000
+
+
+def imdb_lengths(data_dir: Path, limit: int = 6400) -> list[int]:
+    path = data_dir / "imdb" / "train.parquet"
+    model_dir = Path(__file__).resolve().parents[1] / "models" / "gru-imdb-sst2"
+    if path.exists() and (model_dir / "tokenizer.json").exists():
+        import pyarrow.parquet as pq
+
+        texts = pq.read_table(path, columns=["text"]).column("text").to_pylist()[:limit]
+        tok = tokenizer.load(str(model_dir / "tokenizer.json"))
+        return [len(ids) for ids in tokenizer.encode_ids(tok, texts, 512)], "IMDB train (tokenized)"
+    rng = random.Random(0)  # log-normal with IMDB's median (~230 tokens) and spread, cut at 512
+    return [min(512, max(8, int(rng.lognormvariate(5.45, 0.65)))) for _ in range(limit)], "synthetic IMDB-like"
+
+
+def time_steps(step, batches) -> float:
+    step(batches[0])  # warm-up
+    start = time.perf_counter()
+    for batch in batches:
+        step(batch)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batches", type=int, default=12)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    lengths, source = imdb_lengths(args.data)
+    seqs = [[2 + (i % (VOCAB - 2))] * n for i, n in enumerate(lengths)]
+    bucketed = batching.bucketed(lengths, args.batch_size, random.Random(0))
+    shuffled = list(range(len(lengths)))
+    random.Random(0).shuffle(shuffled)
+    random_batches = [shuffled[i:i + args.batch_size] for i in range(0, len(shuffled), args.batch_size)]
+    chosen = random.Random(1).sample(bucketed, args.batches)
+    batches = [(*batching.pad([seqs[i] for i in b]), torch.randint(0, 2, (len(b),))) for b in chosen]
+    tokens = sum(int(lens.sum()) for _, lens, _ in batches)
+
+    model = GRUClassifier(ModelConfig(vocab_size=VOCAB, num_labels=2, embed_dim=EMBED, hidden_size=HIDDEN)).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+    def full_step(batch):
+        ids, lens, target = batch
+        loss = nn.functional.cross_entropy(model(ids, lens), target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+
+    bi = nn.GRU(EMBED, HIDDEN, batch_first=True, bidirectional=True)
+    pair = nn.ModuleList(nn.GRU(EMBED, HIDDEN, batch_first=True) for _ in range(2))
+    inputs = [torch.randn(ids.shape[0], ids.shape[1], EMBED, requires_grad=True) for ids, _, _ in batches]
+    index = {id(b): i for i, b in enumerate(batches)}
+
+    def bare_bi(batch):
+        bi(inputs[index[id(batch)]])[0].sum().backward()
+
+    def bare_pair(batch):
+        x = inputs[index[id(batch)]]
+        (pair[0](x)[0].sum() + pair[1](x)[0].sum()).backward()
+
+    def packed(batch):
+        x = inputs[index[id(batch)]]
+        out = bi(pack_padded_sequence(x, batch[1], batch_first=True, enforce_sorted=False))[0]
+        out.data.sum().backward()
+
+    results = {}
+    for name, step in (("full step (gru-sentiment)", full_step), ("bare nn.GRU bidirectional", bare_bi),
+                       ("bare pair of 1-direction nn.GRUs", bare_pair), ("packed bidirectional nn.GRU", packed)):
+        results[name] = tokens / time_steps(step, batches)
+    full = results["full step (gru-sentiment)"]
+    print(f"{args.batches} batches of {args.batch_size} from {source}; {tokens:,} real tokens; "
+          f"embed {EMBED}, hidden {HIDDEN}, bidirectional; {torch.get_num_threads()} threads")
+    print(f"padding with length bucketing: {batching.padding_fraction(seqs, bucketed):.1%}; "
+          f"with random batches: {batching.padding_fraction(seqs, random_batches):.1%}")
+    for name, rate in results.items():
+        print(f"{name:<34} {rate:>9,.0f} tokens/s   full step / this = {full / rate:5.2f}x")
+    print("targets: full / bare nn.GRU >= 0.8; full / packed >= 3")
+
+
+if __name__ == "__main__":
+    main()

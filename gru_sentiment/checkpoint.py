@@ -7,9 +7,12 @@ only: nothing a user hands us is ever unpickled.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +29,7 @@ from gru_sentiment.model import GRUClassifier, ModelConfig
 FORMAT = "gru-sentiment"
 FORMAT_VERSION = 1
 FILES = ("config.json", "model.safetensors", "tokenizer.json")
+RESUME_TENSORS, RESUME_META = "resume/state.safetensors", "resume/state.json"
 
 
 @dataclass
@@ -52,18 +56,28 @@ class Bundle:
         }
 
 
-def save(bundle: Bundle, directory: str | os.PathLike) -> Path:
-    """Write the bundle to `directory` atomically, replacing a previous model there."""
+def save(bundle: Bundle, directory: str | os.PathLike, weights: dict | None = None, snapshot=None) -> Path:
+    """Write the bundle to `directory` atomically, replacing a previous model there.
+
+    `weights` replaces the model's current state dict (training saves the best weights while it goes on);
+    `snapshot` (a `train.Snapshot`) is written to `resume/` so that `train --resume` can continue.
+    """
     target = Path(directory)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
-        state = {k: v.detach().cpu().contiguous() for k, v in bundle.model.state_dict().items()}
+        state = {k: v.detach().cpu().contiguous() for k, v in (weights or bundle.model.state_dict()).items()}
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": FORMAT})
         bundle.tokenizer.save(str(tmp / "tokenizer.json"))
         (tmp / "config.json").write_text(json.dumps(bundle.to_config(), indent=2) + "\n", encoding="utf-8")
-        for name in FILES:
-            _fsync(tmp / name)
+        written = [tmp / name for name in FILES]
+        if snapshot is not None:
+            (tmp / "resume").mkdir()
+            save_file({k: v.contiguous() for k, v in snapshot.tensors.items()}, str(tmp / RESUME_TENSORS))
+            (tmp / RESUME_META).write_text(json.dumps(snapshot.meta) + "\n", encoding="utf-8")
+            written += [tmp / RESUME_TENSORS, tmp / RESUME_META]
+        for path in written:
+            _fsync(path)
         _swap_into_place(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -77,17 +91,52 @@ def _fsync(path: Path) -> None:
 
 
 def _swap_into_place(tmp: Path, target: Path) -> None:
+    """Put the complete directory `tmp` at `target`. On Linux an existing target is exchanged with it in one
+    atomic step (renameat2 RENAME_EXCHANGE): at every instant `target` is the old model or the new one."""
     if not target.exists():
         os.replace(tmp, target)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    os.replace(target, old / "model")
+    elif _exchange(tmp, target):
+        shutil.rmtree(tmp, ignore_errors=True)  # now holds the previous model
+    else:  # no atomic exchange here: two renames, with a moment where `target` is missing
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        os.replace(target, old / "model")
+        try:
+            os.replace(tmp, target)
+        except BaseException:
+            os.replace(old / "model", target)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    _fsync_dir(target.parent)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically with Linux's renameat2(RENAME_EXCHANGE); False where that is unavailable."""
+    if not sys.platform.startswith("linux"):
+        return False
     try:
-        os.replace(tmp, target)
-    except BaseException:
-        os.replace(old / "model", target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def read_config(directory: str | os.PathLike) -> dict:
@@ -143,3 +192,18 @@ def load(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Bu
     model.to(device).eval()
     return Bundle(model, tokenizer, labels, tok_settings.get("max_length"), tok_settings.get("kind", "wordpiece"),
                   config.get("training", {}))
+
+
+def load_snapshot(directory: str | os.PathLike):
+    """The training state saved in a model directory by an unfinished `train`, for `train --resume`."""
+    from gru_sentiment.train import Snapshot
+
+    path = Path(directory)
+    if not (path / RESUME_TENSORS).is_file() or not (path / RESUME_META).is_file():
+        raise ModelError(f"{path} has no saved training state: its training finished, or it was not made by train")
+    try:
+        tensors = load_file(str(path / RESUME_TENSORS), device="cpu")
+        meta = json.loads((path / RESUME_META).read_text(encoding="utf-8"))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"{path / 'resume'} is corrupted: {exc}") from exc
+    return Snapshot(tensors, meta)

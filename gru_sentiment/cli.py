@@ -120,6 +120,14 @@ def default_model_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "models" / DEFAULT_MODEL_NAME
 
 
+def _changed_train_options(ctx: typer.Context):
+    """(option, value, default) for every `train` option other than --resume and the run-time ones."""
+    runtime = {"resume", "device", "threads", "ctx"}
+    for param in ctx.command.params:
+        if param.name not in runtime:
+            yield f"--{param.name.replace('_', '-')}", ctx.params.get(param.name), param.default
+
+
 def _load_model(model: Path | None, device):
     from gru_sentiment import checkpoint
 
@@ -139,8 +147,9 @@ def root(ctx: typer.Context,
 @app.command()
 def train(
     ctx: typer.Context,
-    dataset: Annotated[list[str], typer.Option("--dataset", "-d", help="Data set: imdb, sst2, rotten_tomatoes, yelp_polarity, amazon_polarity, a hub id, or a local folder/file (parquet, csv, jsonl, aclImdb layout). Repeat to train on several together (same label names).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Model directory to write (atomically).")],
+    dataset: Annotated[Optional[list[str]], typer.Option("--dataset", "-d", help="Data set: imdb, sst2, rotten_tomatoes, yelp_polarity, amazon_polarity, a hub id, or a local folder/file (parquet, csv, jsonl, aclImdb layout). Repeat to train on several together (same label names).", show_default=False)] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Model directory to write (atomically, after every validation).", show_default=False)] = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the interrupted training of this model directory, exactly where its last validation left it (same data, settings and seed; other options are not allowed).", show_default=False)] = None,
     split: Annotated[str, typer.Option(help="Training split.")] = "train",
     val_split: Annotated[Optional[str], typer.Option(help="Use this split of the data set for validation instead of carving one from train.")] = None,
     val_fraction: Annotated[float, typer.Option(help="Share of the training split held out for validation.")] = 0.1,
@@ -173,28 +182,28 @@ def train(
 ) -> None:
     """Learn a tokenizer and a GRU classifier from a labelled data set; keep the best model on validation."""
     with _errors(ctx):
-        from gru_sentiment import data as data_mod
         from gru_sentiment import render, workflow
         from gru_sentiment.errors import UsageError
         from gru_sentiment.train import TrainConfig
 
-        if output.exists() and not overwrite:
+        if resume is not None:
+            given = [name for name, value, default in _changed_train_options(ctx) if (value or None) != (default or None)]
+            if given:
+                raise UsageError(f"--resume continues a run with its own settings: drop {', '.join(given)}")
+            output = resume
+        elif not dataset or output is None:
+            raise UsageError("train needs --dataset and --output (or --resume DIR)")
+        elif output.exists() and not overwrite:
             raise UsageError(f"{output} already exists: pass --overwrite to replace it")
         torch_device = _setup(device, threads)
         err = _stderr()
-        names = label_names.split(",") if label_names else None
-        with err.status(f"loading {', '.join(dataset)} ({split})"):
-            data = data_mod.concat([data_mod.load(d, split, text_column, label_column, names) for d in dataset])
-            if limit:
-                data = data_mod.TextData(data.texts[:limit], data.labels[:limit], data.label_names, data.source)
-            if val_split:
-                train_data = data
-                val_data = data_mod.concat([data_mod.load(d, val_split, text_column, label_column, data.label_names)
-                                            for d in dataset])
-            else:
-                train_data, val_data = workflow.carve_validation(data, val_fraction, seed)
-        err.print(f"{len(train_data):,} training and {len(val_data):,} validation texts, labels "
-                  f"{', '.join(train_data.label_names)}; device {torch_device}", highlight=False, soft_wrap=True)
+        spec = workflow.DataSpec(tuple(dataset or ()), split, val_split, val_fraction, text_column, label_column,
+                                 tuple(label_names.split(",")) if label_names else None, limit)
+        if resume is None:
+            with err.status(f"loading {', '.join(dataset)} ({split})"):
+                train_data, val_data = workflow.load_training_data(spec, seed)
+            err.print(f"{len(train_data):,} training and {len(val_data):,} validation texts, labels "
+                      f"{', '.join(train_data.label_names)}; device {torch_device}", highlight=False, soft_wrap=True)
         config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, clip=clip,
                              patience=patience, max_steps=max_steps, evals_per_epoch=evals_per_epoch, seed=seed)
         model_settings = dict(embed_dim=embed_dim, hidden_size=hidden_size, num_layers=layers,
@@ -219,12 +228,17 @@ def train(
 
         with progress:
             try:
-                bundle, history = workflow.train_model(
-                    train_data, val_data, tok_settings, model_settings, config, str(output), torch_device,
-                    meta={"command": " ".join(["gru-sentiment", *sys.argv[1:]])}, on_step=on_step, on_eval=on_eval, tok=tok)
+                if resume is not None:
+                    bundle, history = workflow.resume_model(str(resume), torch_device, on_step, on_eval)
+                else:
+                    bundle, history = workflow.train_model(
+                        train_data, val_data, tok_settings, model_settings, config, str(output), torch_device,
+                        meta={"command": " ".join(["gru-sentiment", *sys.argv[1:]])}, on_step=on_step,
+                        on_eval=on_eval, tok=tok, data_spec=spec)
             except KeyboardInterrupt:
                 if output.exists():
-                    err.print(f"[yellow]interrupted:[/yellow] the best model so far is in {output}")
+                    err.print(f"[yellow]interrupted:[/yellow] the best model so far is in {output}; "
+                              f"continue with: gru-sentiment train --resume {output}", soft_wrap=True)
                 else:
                     err.print("[yellow]interrupted[/yellow] before the first validation: no model written")
                 raise typer.Exit(130)

@@ -97,10 +97,67 @@ def evaluate(model: nn.Module, seqs: Sequence[Sequence[int]], labels: Sequence[i
     return report(list(labels), logits.argmax(-1).tolist(), label_names), loss
 
 
+@dataclass
+class Snapshot:
+    """All `fit` needs to continue exactly where it was: taken after every validation.
+
+    `tensors` holds the current weights (`model.*`), the optimiser state (`optimizer.{param}.{name}`) and the
+    torch random state; `meta` (JSON) the position, the Python random states, the schedule and the history.
+    """
+
+    tensors: dict[str, torch.Tensor]
+    meta: dict
+
+
+def _snapshot(model, optimizer, schedule, history, position: dict, bad_evals: int) -> Snapshot:
+    tensors = {f"model.{k}": v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    opt = optimizer.state_dict()
+    for index, state in opt["state"].items():
+        for name, value in state.items():
+            tensors[f"optimizer.{index}.{name}"] = torch.as_tensor(value).detach().cpu().clone()
+    tensors["torch_rng"] = torch.get_rng_state()
+    meta = {**position, "bad_evals": bad_evals, "param_groups": opt["param_groups"],
+            "schedule": {k: v for k, v in schedule.state_dict().items() if k != "lr_lambdas"},
+            "history": {"evals": [asdict(e) for e in history.evals], "steps": history.steps,
+                        "tokens": history.tokens, "seconds": history.seconds}}
+    return Snapshot(tensors, meta)
+
+
+def _restore(snapshot: Snapshot, model, optimizer, schedule, history: History, device) -> None:
+    t, meta = snapshot.tensors, snapshot.meta
+    model.load_state_dict({k[len("model."):]: v for k, v in t.items() if k.startswith("model.")})
+    state: dict[int, dict] = {}
+    for key, value in t.items():
+        if key.startswith("optimizer."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value.to(device) if name != "step" else value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    schedule.load_state_dict({**meta["schedule"], "lr_lambdas": [None] * len(optimizer.param_groups)})
+    torch.set_rng_state(t["torch_rng"])
+    history.evals = [EvalInfo(**e) for e in meta["history"]["evals"]]
+    history.steps, history.tokens = meta["history"]["steps"], meta["history"]["tokens"]
+    history.seconds = meta["history"]["seconds"]
+
+
+def _rng_state(rng: random.Random) -> list:
+    version, internal, gauss = rng.getstate()
+    return [version, list(internal), gauss]
+
+
+def _set_rng(rng: random.Random, state: list) -> None:
+    rng.setstate((state[0], tuple(state[1]), state[2]))
+
+
 def fit(model: nn.Module, train: tuple[Sequence[Sequence[int]], Sequence[int]],
         val: tuple[Sequence[Sequence[int]], Sequence[int]], label_names: list[str], config: TrainConfig,
         device: torch.device, on_step: Callable[[StepInfo], None] | None = None,
-        on_eval: Callable[[EvalInfo], None] | None = None) -> History:
+        on_eval: Callable[[EvalInfo], None] | None = None,
+        on_save: Callable[[dict, Snapshot], None] | None = None,
+        resume: Snapshot | None = None, best_weights: dict | None = None) -> History:
+    """Train `model`; with `resume` (and the best weights so far), continue a run exactly where it stopped.
+
+    `on_save(best_weights, snapshot)` is called after every validation: write both, and the run can resume.
+    """
     rng = seed_everything(config.seed)
     seqs, labels = train
     lengths = [len(s) for s in seqs]
@@ -117,12 +174,25 @@ def fit(model: nn.Module, train: tuple[Sequence[Sequence[int]], Sequence[int]],
                                    {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, config.warmup))
 
-    history, best_state, bad_evals = History(), None, 0
-    start = time.perf_counter()
-    step = 0
-    for epoch in range(1, config.epochs + 1):
+    history, best_state, bad_evals = History(), best_weights, 0
+    first_epoch, skip, step, finished = 1, 0, 0, False
+    if resume is not None:
+        _restore(resume, model, optimizer, schedule, history, device)
+        meta = resume.meta
+        bad_evals, step, finished = meta["bad_evals"], meta["step"], meta["finished"]
+        if meta["index"] >= meta["batches"]:  # the epoch was complete: start the next one
+            first_epoch = meta["epoch"] + 1
+            _set_rng(rng, meta["rng_now"])
+        else:  # rebuild the epoch's batches and skip those already done
+            first_epoch, skip = meta["epoch"], meta["index"]
+            _set_rng(rng, meta["rng_epoch_start"])
+    start = time.perf_counter() - history.seconds
+    for epoch in range(first_epoch, config.epochs + 1):
+        if finished:
+            break
+        epoch_rng = _rng_state(rng)
         batches = batching.bucketed(lengths, config.batch_size, rng)
-        for index, (ids, lens, target) in enumerate(batching.iterate(seqs, labels, batches), start=1):
+        for index, (ids, lens, target) in enumerate(batching.iterate(seqs, labels, batches[skip:]), start=skip + 1):
             t0 = time.perf_counter()
             loss = nn.functional.cross_entropy(model(ids.to(device), lens.to(device)), target.to(device))
             optimizer.zero_grad(set_to_none=True)
@@ -137,23 +207,25 @@ def fit(model: nn.Module, train: tuple[Sequence[Sequence[int]], Sequence[int]],
             if on_step:
                 on_step(StepInfo(epoch, step, total, loss.item(), tokens / (time.perf_counter() - t0),
                                  schedule.get_last_lr()[0]))
-            last_step = step >= total
-            if index in eval_points or last_step:
+            finished = step >= total
+            if index in eval_points or finished:
                 info = _validate(model, val, label_names, config, device, history, epoch, step)
                 if info.improved:
                     best_state, bad_evals = copy.deepcopy(model.state_dict()), 0
                 else:
                     bad_evals += 1
+                if bad_evals >= config.patience:
+                    history.stopped_early = finished = True
+                history.steps, history.seconds = step, time.perf_counter() - start
+                if on_save:
+                    position = {"epoch": epoch, "index": index, "batches": len(batches), "step": step,
+                                "finished": finished, "rng_epoch_start": epoch_rng, "rng_now": _rng_state(rng)}
+                    on_save(best_state, _snapshot(model, optimizer, schedule, history, position, bad_evals))
                 if on_eval:
                     on_eval(info)
-                if bad_evals >= config.patience:
-                    history.stopped_early = True
-                    last_step = True
-            if last_step:
+            if finished:
                 break
-        else:
-            continue
-        break
+        skip = 0
     history.steps, history.seconds = step, time.perf_counter() - start
     if best_state is not None:
         model.load_state_dict(best_state)

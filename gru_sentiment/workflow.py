@@ -8,7 +8,8 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from functools import partial
 
 import torch
 from tokenizers import Tokenizer
@@ -52,13 +53,42 @@ def check_trainable(data: TextData) -> None:
         raise DataError(f"{data.source}: training needs at least two classes, found only '{only}'")
 
 
+@dataclass(frozen=True)
+class DataSpec:
+    """Where the training texts come from; saved with the model so `--resume` can read them again."""
+
+    datasets: tuple[str, ...]
+    split: str = "train"
+    val_split: str | None = None
+    val_fraction: float = 0.1
+    text_column: str | None = None
+    label_column: str | None = None
+    label_names: tuple[str, ...] | None = None
+    limit: int | None = None
+
+
+def load_training_data(spec: DataSpec, seed: int) -> tuple[TextData, TextData]:
+    """Training and validation texts: the data sets' `split` together, validation carved from it (or read)."""
+    from gru_sentiment import data as data_mod
+
+    names = list(spec.label_names) if spec.label_names else None
+    load = partial(data_mod.load, text_column=spec.text_column, label_column=spec.label_column)
+    train = data_mod.concat([load(d, spec.split, label_names=names) for d in spec.datasets])
+    if spec.limit:
+        train = TextData(train.texts[:spec.limit], train.labels[:spec.limit], train.label_names, train.source)
+    if spec.val_split:
+        val = data_mod.concat([load(d, spec.val_split, label_names=train.label_names) for d in spec.datasets])
+        return train, val
+    return carve_validation(train, spec.val_fraction, seed)
+
+
 def train_model(train: TextData, val: TextData, tok_settings: TokenizerSettings, model_settings: dict,
                 config: TrainConfig, output: str, device: torch.device, meta: dict | None = None,
                 on_step: Callable[[StepInfo], None] | None = None,
                 on_eval: Callable[[EvalInfo], None] | None = None,
-                tok: Tokenizer | None = None) -> tuple[checkpoint.Bundle, History]:
-    """Train tokenizer (unless one is given) and model; write the model directory at every validation
-    improvement (atomically).
+                tok: Tokenizer | None = None, data_spec: DataSpec | None = None) -> tuple[checkpoint.Bundle, History]:
+    """Train tokenizer (unless one is given) and model; after every validation, write the model directory
+    (atomically) with the best weights so far and the state to resume from.
 
     `tokenizers`' trainers break frequency ties at the vocabulary cut-off in hash order, which differs between
     processes: two runs may disagree on a few rare tokens. Pass a tokenizer to make a run exactly repeatable.
@@ -67,34 +97,56 @@ def train_model(train: TextData, val: TextData, tok_settings: TokenizerSettings,
     start = time.perf_counter()
     if tok is None:
         tok = tokenizer.train(train.texts, tok_settings.kind, tok_settings.vocab_size)
-    train_ids = tokenizer.encode_ids(tok, train.texts, tok_settings.max_length)
-    val_ids = tokenizer.encode_ids(tok, val.texts, tok_settings.max_length)
     model_config = ModelConfig(vocab_size=tok.get_vocab_size(), num_labels=len(train.label_names),
                                pad_id=tok.token_to_id(tokenizer.PAD), **model_settings)
     torch.manual_seed(config.seed)
     model = GRUClassifier(model_config)
     training = {"dataset": train.source, "validation": val.source, "train_examples": len(train),
                 "validation_examples": len(val), "config": config.to_dict(), "package_version": __version__,
-                **(meta or {})}
+                "tokenizer_seconds": round(time.perf_counter() - start, 1),
+                "data": asdict(data_spec) if data_spec else None, **(meta or {})}
     bundle = checkpoint.Bundle(model, tok, list(train.label_names), tok_settings.max_length, tok_settings.kind,
                                training)
+    return bundle, _run(bundle, train, val, config, output, device, on_step, on_eval)
 
-    def saving_eval(info: EvalInfo) -> None:
-        if info.improved:
-            training["best"] = {"epoch": info.epoch, "step": info.step, "val_accuracy": info.accuracy,
-                                "val_macro_f1": info.macro_f1, "val_loss": info.loss}
-            training["seconds"] = round(time.perf_counter() - start, 1)
-            checkpoint.save(bundle, output)
-        if on_eval:
-            on_eval(info)
 
-    history = fit(model, (train_ids, train.labels), (val_ids, val.labels), train.label_names, config, device,
-                  on_step, saving_eval)
-    training["steps"], training["seconds"] = history.steps, round(time.perf_counter() - start, 1)
+def resume_model(output: str, device: torch.device, on_step: Callable[[StepInfo], None] | None = None,
+                 on_eval: Callable[[EvalInfo], None] | None = None) -> tuple[checkpoint.Bundle, History]:
+    """Continue an interrupted `train` from the state saved in its model directory, exactly."""
+    bundle = checkpoint.load(output, device)
+    snapshot = checkpoint.load_snapshot(output)
+    training = bundle.training
+    if not training.get("data"):
+        raise UsageError(f"{output} does not record its training data, so it cannot be resumed")
+    spec = DataSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in training["data"].items()})
+    config = TrainConfig(**training["config"])
+    train, val = load_training_data(spec, config.seed)
+    best = {k: v.detach().clone() for k, v in bundle.model.state_dict().items()}
+    history = _run(bundle, train, val, config, output, device, on_step, on_eval, snapshot, best)
+    return bundle, history
+
+
+def _run(bundle: checkpoint.Bundle, train: TextData, val: TextData, config: TrainConfig, output: str,
+         device: torch.device, on_step, on_eval, snapshot=None, best=None) -> History:
+    max_length, training = bundle.max_length, bundle.training
+    train_ids = tokenizer.encode_ids(bundle.tokenizer, train.texts, max_length)
+    val_ids = tokenizer.encode_ids(bundle.tokenizer, val.texts, max_length)
+
+    def save(best_weights: dict, state) -> None:
+        best_info = max(state.meta["history"]["evals"], key=lambda e: e["accuracy"])
+        training["best"] = {"epoch": best_info["epoch"], "step": best_info["step"],
+                            "val_accuracy": best_info["accuracy"], "val_macro_f1": best_info["macro_f1"],
+                            "val_loss": best_info["loss"]}
+        training["seconds"] = round(state.meta["history"]["seconds"], 1)
+        checkpoint.save(bundle, output, weights=best_weights, snapshot=state)
+
+    history = fit(bundle.model, (train_ids, train.labels), (val_ids, val.labels), train.label_names, config, device,
+                  on_step, on_eval, save, snapshot, best)
+    training["steps"], training["seconds"] = history.steps, round(history.seconds, 1)
     training["tokens_per_s"] = round(history.tokens / history.seconds) if history.seconds else None
     training["stopped_early"] = history.stopped_early
-    checkpoint.save(bundle, output)  # same best weights, final training record
-    return bundle, history
+    checkpoint.save(bundle, output)  # the best weights, the final record, and no resume state: the run is done
+    return history
 
 
 def evaluate_model(bundle: checkpoint.Bundle, data: TextData, batch_size: int = 128,

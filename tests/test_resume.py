@@ -1,0 +1,96 @@
+"""Interrupted training loses nothing: resume reaches the very weights of an uninterrupted run."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from gru_sentiment import checkpoint, tokenizer, workflow
+from gru_sentiment.cli import app
+from gru_sentiment.train import TrainConfig
+from tests.corpus import reviews
+from tests.test_data import write_splits
+
+CONFIG = TrainConfig(epochs=3, batch_size=16, lr=1e-2, patience=10, evals_per_epoch=2, seed=4)
+
+
+@pytest.fixture()
+def folder(tmp_path):
+    texts, labels = reviews(160, seed=11)
+    return write_splits(tmp_path / "data", "csv", texts, labels)
+
+
+def weights(path):
+    return load_file(str(path / "model.safetensors"))
+
+
+def test_resume_reaches_the_uninterrupted_result(folder, tmp_path):
+    torch.set_num_threads(1)
+    spec = workflow.DataSpec((str(folder),), label_names=("neg", "pos"))
+    train, val = workflow.load_training_data(spec, CONFIG.seed)
+    tok = tokenizer.train(reviews(50)[0], vocab_size=120)
+    settings = workflow.TokenizerSettings("wordpiece", 120, 24)
+    model = dict(embed_dim=8, hidden_size=6, dropout=0.2)
+
+    whole = tmp_path / "whole"
+    workflow.train_model(train, val, settings, model, CONFIG, str(whole), torch.device("cpu"), tok=tok, data_spec=spec)
+
+    def interrupt(info):
+        if info.step == 13:  # steps per epoch: 9; validations after steps 4/5, 9, 13/14, ...: stop between
+            raise KeyboardInterrupt
+
+    cut = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        workflow.train_model(train, val, settings, model, CONFIG, str(cut), torch.device("cpu"), tok=tok,
+                             data_spec=spec, on_step=interrupt)
+    assert checkpoint.load_snapshot(cut).meta["step"] < 13  # the last validation before the interruption
+    workflow.resume_model(str(cut), torch.device("cpu"))
+
+    a, b = weights(whole), weights(cut)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not (cut / "resume").exists()  # a finished run keeps no resume state
+    with pytest.raises(Exception, match="no saved training state"):
+        checkpoint.load_snapshot(cut)
+
+
+def test_cli_resume_refuses_other_settings_and_finished_runs(tiny_model):
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "--resume", str(tiny_model), "--epochs", "9"])
+    assert result.exit_code == 2 and "drop --epochs" in result.output
+    result = runner.invoke(app, ["train", "--resume", str(tiny_model)])
+    assert result.exit_code == 1 and "no saved training state" in result.output
+    result = runner.invoke(app, ["train", "-d", "x"])
+    assert result.exit_code == 2 and "--output" in result.output
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_killing_training_never_leaves_a_partial_model(folder, tmp_path, sig):
+    """Kill a real training process at random moments: the output is always absent, the previous complete
+    model, or the new complete one."""
+    out = tmp_path / "model"
+    base = [sys.executable, "-m", "gru_sentiment", "train", "-d", str(folder), "-o", str(out), "--epochs", "300",
+            "--vocab-size", "120", "--embed-dim", "8", "--hidden-size", "6", "--batch-size", "8",
+            "--evals-per-epoch", "4", "--max-length", "24", "--threads", "1", "--patience", "10000"]
+    rng = random.Random(int(sig))
+    for attempt in range(3):
+        args = base + (["--overwrite"] if out.exists() else [])
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        time.sleep(rng.uniform(3.0, 6.0))
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+        if out.exists():
+            bundle = checkpoint.load(out)  # complete and loadable, or this raises
+            assert bundle.labels == ["0", "1"]
+        if sig == signal.SIGINT:
+            assert proc.returncode == 130 and b"Traceback" not in err
+    assert out.exists(), "the process was never given time to save a model"
+    if (out / "resume").exists():
+        assert checkpoint.load_snapshot(out).meta["step"] > 0

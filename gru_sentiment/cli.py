@@ -377,7 +377,7 @@ def predict(
                                device=torch_device)
         if gates is not None:
             preds = _gate_views(preds, layer, direction.value if direction else None, words)
-        _emit(preds, format, bundle.labels, gates, unit, top_units, html)
+        _emit(preds, format, bundle.labels, gates, unit, top_units, html, bundle.max_length)
 
 
 def _gate_views(preds, layer, direction, words):
@@ -389,7 +389,8 @@ def _gate_views(preds, layer, direction, words):
         yield pred
 
 
-def _emit(preds, format: PredictFormat, labels: list[str], gates: str | None, unit, top_units, html) -> None:
+def _emit(preds, format: PredictFormat, labels: list[str], gates: str | None, unit, top_units, html,
+          max_length: int | None) -> None:
     from gru_sentiment import explain, render
 
     kept = [] if html is not None else None
@@ -401,8 +402,10 @@ def _emit(preds, format: PredictFormat, labels: list[str], gates: str | None, un
         fields = explain.CSV_FIELDS if gates else ("text_index", "text", "label", *(f"p_{n}" for n in labels))
         writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
+    truncated = 0
     for index, pred in enumerate(preds):
         count += 1
+        truncated += pred.truncated
         if kept is not None:
             kept.append(pred)
         record = render.prediction_dict(pred)
@@ -424,6 +427,9 @@ def _emit(preds, format: PredictFormat, labels: list[str], gates: str | None, un
             items.append(pred)
     if count == 0:
         raise UserError("no texts to predict: the input was empty")
+    if truncated:
+        _stderr().print(f"note: {truncated} of {count} texts were longer than {max_length} tokens; the model read "
+                        f"only their first {max_length}", highlight=False, soft_wrap=True)
     if format is PredictFormat.json:
         import json
 

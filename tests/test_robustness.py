@@ -73,3 +73,63 @@ def test_missing_and_empty_files(tiny_model, tmp_path):
     (tmp_path / "empty.txt").write_text("\n\n")
     result = runner.invoke(app, ["predict", "-m", str(tiny_model), "--file", str(tmp_path / "empty.txt")])
     assert result.exit_code == 1 and "input was empty" in result.output
+
+
+def test_five_megabyte_text_is_cut_and_the_cut_is_said(tiny_model, tmp_path):
+    path = tmp_path / "big.txt"
+    path.write_text("this film is great fun . " * 210_000 + "\n")  # one line of 5 MB
+    assert path.stat().st_size > 5_000_000
+    result = runner.invoke(app, ["predict", "-m", str(tiny_model), "--file", str(path), "-f", "jsonl"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["truncated"] is True
+    assert "were longer than 64 tokens" in result.stderr
+
+
+def test_no_pickle_anywhere_in_the_package(monkeypatch, tiny_model):
+    """Weights load through safetensors only: the package never calls torch.load or pickle."""
+    import pathlib
+    import pickle
+
+    import torch
+
+    import gru_sentiment
+
+    source = "\n".join(p.read_text() for p in pathlib.Path(gru_sentiment.__file__).parent.glob("*.py"))
+    for banned in ("torch.load(", "torch.save(", "import pickle", "pickle.load", "import dill"):
+        assert banned not in source
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("unpickling was attempted")
+
+    monkeypatch.setattr(torch, "load", refuse)
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    result = runner.invoke(app, ["predict", "-m", str(tiny_model), "-f", "json", "a superb film"])
+    assert result.exit_code == 0, result.output
+
+
+def test_path_tricks_in_dataset_names_are_checked_paths():
+    for spec in ("../../etc/passwd", "/etc/passwd", "/etc"):
+        result = runner.invoke(app, ["train", "-d", spec, "-o", "/tmp/never-written-model"])
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert any(s in result.output for s in ("not found", "unsupported file type", "no split"))
+
+
+def test_evaluate_with_labels_the_model_never_saw(tiny_model, tmp_path):
+    from tests.test_data import write_splits
+
+    folder = write_splits(tmp_path / "d", "csv", ["fine", "great", "bad"], ["neutral", "pos", "neg"])
+    result = runner.invoke(app, ["evaluate", "-m", str(tiny_model), "-d", str(folder)])
+    assert result.exit_code == 1 and "neutral" in result.output
+
+
+def test_training_data_with_some_empty_texts_trains(tmp_path):
+    from tests.corpus import reviews
+    from tests.test_data import write_splits
+
+    texts, labels = reviews(60)
+    texts[:5] = [""] * 5
+    folder = write_splits(tmp_path / "d", "jsonl", texts, labels)
+    result = runner.invoke(app, ["train", "-d", str(folder), "-o", str(tmp_path / "m"), "--epochs", "1",
+                                 "--vocab-size", "100", "--embed-dim", "4", "--hidden-size", "4"])
+    assert result.exit_code == 0, result.output

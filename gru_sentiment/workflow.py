@@ -10,13 +10,15 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
+from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer
 
 from gru_sentiment import __version__, checkpoint, tokenizer
+from gru_sentiment import data as data_mod
 from gru_sentiment.data import TextData
-from gru_sentiment.errors import DataError, UsageError
+from gru_sentiment.errors import DataError, ModelError, UsageError
 from gru_sentiment.model import GRUClassifier, ModelConfig
 from gru_sentiment.train import EvalInfo, History, StepInfo, TrainConfig, evaluate, fit
 
@@ -69,8 +71,6 @@ class DataSpec:
 
 def load_training_data(spec: DataSpec, seed: int) -> tuple[TextData, TextData]:
     """Training and validation texts: the data sets' `split` together, validation carved from it (or read)."""
-    from gru_sentiment import data as data_mod
-
     names = list(spec.label_names) if spec.label_names else None
     load = partial(data_mod.load, text_column=spec.text_column, label_column=spec.label_column)
     train = data_mod.concat([load(d, spec.split, label_names=names) for d in spec.datasets])
@@ -165,10 +165,6 @@ def evaluate_model(bundle: checkpoint.Bundle, data: TextData, batch_size: int = 
 
 def load_tokenizer(path) -> Tokenizer:
     """A tokenizer.json, or the tokenizer of a model directory."""
-    from pathlib import Path
-
-    from gru_sentiment.errors import ModelError
-
     path = Path(path)
     file = path / "tokenizer.json" if path.is_dir() else path
     if not file.is_file():

@@ -1,0 +1,76 @@
+"""Batch prediction throughput and memory: `gru-sentiment predict --file ... --format jsonl` on IMDB test.
+
+    python bench/predict_speed.py [--data ../shared/data] [--limit 25000] [--model DIR]
+
+Writes the first --limit IMDB test reviews one per line, then times the real command (a new process) on half,
+all, and twice that many reviews (the file repeated), reporting reviews/s, the time ratio of 2x to 1x (linear
+is 2.0) and each process's peak memory (flat means streamed). In the same run, fits TF-IDF + logistic
+regression on IMDB train and times its prediction on the same reviews (needs the `bench` extra).
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from gru_sentiment import data
+
+
+def run_predict(file: Path, model: str | None) -> tuple[float, float, int]:
+    """Seconds, peak RSS in MiB, and lines written by one predict process."""
+    args = [sys.executable, "-m", "gru_sentiment", "predict", "--file", str(file), "--format", "jsonl"]
+    if model:
+        args += ["--model", model]
+    with tempfile.TemporaryFile() as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode:
+            raise SystemExit(f"predict failed with exit code {proc.returncode}")
+        out.seek(0)
+        lines = sum(1 for _ in out)
+    return seconds, usage.ru_maxrss / 1024, lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--limit", type=int, default=25000)
+    parser.add_argument("--model", default=None)
+    args = parser.parse_args()
+    test = data.load(str(args.data / "imdb"), "test", label_names=["neg", "pos"])
+    texts = [" ".join(t.split()) for t in test.texts[: args.limit]]
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {}
+        for name, chunk in (("half", texts[: len(texts) // 2]), ("all", texts), ("twice", texts + texts)):
+            files[name] = Path(tmp) / f"{name}.txt"
+            files[name].write_text("\n".join(chunk) + "\n", encoding="utf-8")
+        results = {name: run_predict(path, args.model) for name, path in files.items()}
+
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    train = data.load(str(args.data / "imdb"), "train", label_names=["neg", "pos"])
+    baseline = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_df=0.9, sublinear_tf=True),
+                             LogisticRegression(C=4.0, max_iter=2000)).fit(train.texts, train.labels)
+    start = time.perf_counter()
+    baseline.predict(texts)
+    tfidf_rate = len(texts) / (time.perf_counter() - start)
+
+    print(f"gru-sentiment predict --file F --format jsonl, IMDB test reviews, one process each ({os.cpu_count()} cores)")
+    print(f"{'reviews':>8} {'seconds':>8} {'reviews/s':>10} {'peak MiB':>9}")
+    for name, (seconds, peak, lines) in results.items():
+        print(f"{lines:>8} {seconds:>8.1f} {lines / seconds:>10.0f} {peak:>9.0f}")
+    print(f"time for 2x the reviews / time for 1x: {results['twice'][0] / results['all'][0]:.2f} (linear: 2.00)")
+    print(f"TF-IDF 1-2gram + LR prediction, same {len(texts)} reviews, in process: {tfidf_rate:,.0f} reviews/s; "
+          f"gru-sentiment / TF-IDF = {len(texts) / results['all'][0] / tfidf_rate:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -133,3 +133,25 @@ def test_training_data_with_some_empty_texts_trains(tmp_path):
     result = runner.invoke(app, ["train", "-d", str(folder), "-o", str(tmp_path / "m"), "--epochs", "1",
                                  "--vocab-size", "100", "--embed-dim", "4", "--hidden-size", "4"])
     assert result.exit_code == 0, result.output
+
+
+def test_streaming_keeps_input_order_across_chunks(tiny_model):
+    from gru_sentiment.predict import predict_stream
+
+    bundle = _bundle(tiny_model)
+    texts = [f"{'great ' * (i % 7 + 1)}film number {i}" for i in range(23)]
+    streamed = list(predict_stream(bundle, iter(texts), chunk_size=5, batch_size=3))
+    whole = predict(bundle, texts, batch_size=64)
+    assert [p.text for p in streamed] == texts
+    assert all(abs(a.probabilities["pos"] - b.probabilities["pos"]) < 1e-5 for a, b in zip(streamed, whole))
+
+
+def test_threads_option_sets_torch_threads(tiny_model):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        result = runner.invoke(app, ["predict", "-m", str(tiny_model), "--threads", "1", "fine"])
+        assert result.exit_code == 0 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import glob
 import json
 import os
 import shutil
@@ -64,7 +65,8 @@ def save(bundle: Bundle, directory: str | os.PathLike, weights: dict | None = No
     """
     target = Path(directory)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    _remove_leftovers(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in (weights or bundle.model.state_dict()).items()}
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": FORMAT})
@@ -85,6 +87,25 @@ def save(bundle: Bundle, directory: str | os.PathLike, weights: dict | None = No
     return target
 
 
+def _remove_leftovers(target: Path) -> None:
+    """Delete temporary directories that a killed process left beside `target` (their pid is in the name)."""
+    for leftover in target.parent.glob(f".{glob.escape(target.name)}.*-*-*"):
+        kind, _, rest = leftover.name[len(target.name) + 2:].partition("-")
+        pid = rest.split("-", 1)[0]
+        if kind in ("tmp", "old") and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _fsync(path: Path) -> None:
     with open(path, "rb") as f:
         os.fsync(f.fileno())
@@ -98,7 +119,7 @@ def _swap_into_place(tmp: Path, target: Path) -> None:
     elif _exchange(tmp, target):
         shutil.rmtree(tmp, ignore_errors=True)  # now holds the previous model
     else:  # no atomic exchange here: two renames, with a moment where `target` is missing
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-{os.getpid()}-", dir=target.parent))
         os.replace(target, old / "model")
         try:
             os.replace(tmp, target)

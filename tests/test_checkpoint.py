@@ -88,3 +88,19 @@ def test_newer_format_and_mismatched_vocabulary(tiny_model, tmp_path):
 def test_missing_directory():
     with pytest.raises(ModelError, match="not found"):
         checkpoint.load("/no/such/model")
+
+
+def test_leftovers_of_killed_writers_are_cleaned_but_live_ones_kept(tiny_model, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    stale = tmp_path / f".m.tmp-{dead_pid}-abc"
+    live = tmp_path / f".m.tmp-{os.getpid()}-xyz"
+    other = tmp_path / ".mm.tmp-1-zzz"  # another model's name: not ours to touch
+    for d in (stale, live, other):
+        d.mkdir()
+    checkpoint.save(checkpoint.load(tiny_model), tmp_path / "m")
+    assert not stale.exists() and live.exists() and other.exists()

@@ -62,16 +62,16 @@ ThreadsOpt = Annotated[Optional[int], typer.Option(min=1, help="CPU threads (def
 BatchOpt = Annotated[int, typer.Option(min=1, help="Texts per batch.")]
 
 
-def _stderr():
+def _stderr(quiet: bool = False):
     from rich.console import Console
 
-    return Console(stderr=True)
+    return Console(stderr=True, quiet=quiet)
 
 
-def _stdout():
+def _stdout(quiet: bool = False):
     from rich.console import Console
 
-    return Console()
+    return Console(quiet=quiet)
 
 
 @contextmanager
@@ -99,7 +99,7 @@ def _errors(ctx: typer.Context):
         raise typer.Exit(1)
 
 
-def _setup(device: Device, threads: int | None):
+def _setup(device: Device, threads: int | None, local_rank: int | None = None):
     import torch
 
     if threads:
@@ -109,6 +109,9 @@ def _setup(device: Device, threads: int | None):
 
         raise UsageError("--device cuda: no CUDA device is available")
     use_cuda = device is Device.cuda or (device is Device.auto and torch.cuda.is_available())
+    if use_cuda and local_rank is not None:  # one GPU per torchrun process
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank)
     return torch.device("cuda" if use_cuda else "cpu")
 
 
@@ -195,8 +198,16 @@ def train(
             raise UsageError("train needs --dataset and --output (or --resume DIR)")
         elif output.exists() and not overwrite:
             raise UsageError(f"{output} already exists: pass --overwrite to replace it")
-        torch_device = _setup(device, threads)
-        err = _stderr()
+        from gru_sentiment import distributed
+
+        dist = distributed.from_env()
+        torch_device = _setup(device, threads, dist.local_rank if dist else None)
+        if dist is not None:
+            if resume is not None:
+                raise UsageError("--resume runs in a single process, not under torchrun")
+            distributed.init(dist, torch_device)
+        quiet = dist is not None and not dist.is_main
+        err = _stderr(quiet)
         spec = workflow.DataSpec(tuple(dataset or ()), split, val_split, val_fraction, text_column, label_column,
                                  tuple(label_names.split(",")) if label_names else None, limit)
         if resume is None:
@@ -234,7 +245,7 @@ def train(
                     bundle, history = workflow.train_model(
                         train_data, val_data, tok_settings, model_settings, config, str(output), torch_device,
                         meta={"command": " ".join(["gru-sentiment", *sys.argv[1:]])}, on_step=on_step,
-                        on_eval=on_eval, tok=tok, data_spec=spec)
+                        on_eval=on_eval, tok=tok, data_spec=spec, dist=dist)
             except KeyboardInterrupt:
                 if output.exists():
                     err.print(f"[yellow]interrupted:[/yellow] the best model so far is in {output}; "
@@ -242,9 +253,11 @@ def train(
                 else:
                     err.print("[yellow]interrupted[/yellow] before the first validation: no model written")
                 raise typer.Exit(130)
+            finally:
+                distributed.shutdown()
         best = history.best
-        _stdout().print(f"saved {output}: best validation accuracy {best.accuracy:.4f} (epoch {best.epoch}), "
-                        f"{history.steps} steps in {history.seconds:.0f}s", highlight=False, soft_wrap=True)
+        _stdout(quiet).print(f"saved {output}: best validation accuracy {best.accuracy:.4f} (epoch {best.epoch}), "
+                             f"{history.steps} steps in {history.seconds:.0f}s", highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -21,8 +21,12 @@ def report(y_true: list[int], y_pred: list[int], label_names: list[str]) -> dict
     A label never predicted has precision 0; a label with no true examples has recall 0 (as scikit-learn with
     zero_division=0). Macro F1 averages over every label of the model.
     """
+    return report_from_confusion(confusion_matrix(y_true, y_pred, len(label_names)), label_names)
+
+
+def report_from_confusion(matrix: list[list[int]], label_names: list[str]) -> dict:
+    """The same report from a confusion matrix (rows true, columns predicted), e.g. one summed over processes."""
     k = len(label_names)
-    matrix = confusion_matrix(y_true, y_pred, k)
     per_label = {}
     for i, name in enumerate(label_names):
         tp = matrix[i][i]
@@ -31,7 +35,7 @@ def report(y_true: list[int], y_pred: list[int], label_names: list[str]) -> dict
         precision, recall = _ratio(tp, predicted), _ratio(tp, support)
         f1 = _ratio(2 * precision * recall, precision + recall)
         per_label[name] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
-    n = len(y_true)
+    n = sum(map(sum, matrix))
     return {
         "accuracy": _ratio(sum(matrix[i][i] for i in range(k)), n),
         "macro_f1": sum(v["f1"] for v in per_label.values()) / k,

@@ -18,7 +18,9 @@ import torch
 from torch import nn
 
 from gru_sentiment import batching
-from gru_sentiment.metrics import report
+from gru_sentiment import distributed
+from gru_sentiment.distributed import Dist
+from gru_sentiment.metrics import report_from_confusion
 
 
 @dataclass(frozen=True)
@@ -86,15 +88,29 @@ def lr_factor(step: int, total: int, warmup: float) -> float:
 
 
 def evaluate(model: nn.Module, seqs: Sequence[Sequence[int]], labels: Sequence[int], label_names: list[str],
-             batch_size: int, device: torch.device) -> tuple[dict, float]:
-    """Metrics report and mean cross-entropy of `model` on encoded sequences."""
+             batch_size: int, device: torch.device, dist: Dist | None = None) -> tuple[dict, float]:
+    """Metrics report and mean cross-entropy of `model` on encoded sequences.
+
+    Under torchrun each rank scores every world_size-th sequence and the counts are summed, so every rank gets
+    the same report.
+    """
+    if dist is not None:
+        seqs, labels = seqs[dist.rank::dist.world_size], labels[dist.rank::dist.world_size]
     was_training = model.training
     model.eval()
     logits = batching.logits_for(model, seqs, batch_size, device)
     model.train(was_training)
     target = torch.tensor(list(labels), dtype=torch.long)
-    loss = nn.functional.cross_entropy(logits, target).item()
-    return report(list(labels), logits.argmax(-1).tolist(), label_names), loss
+    k = len(label_names)
+    counts = torch.zeros(k * k + 2, dtype=torch.float64)
+    if len(target):
+        counts[:k * k] = torch.bincount(target * k + logits.argmax(-1), minlength=k * k).double()
+        counts[-2] = nn.functional.cross_entropy(logits, target, reduction="sum").double()
+    counts[-1] = len(target)
+    if dist is not None:
+        distributed.all_sum(counts)
+    matrix = counts[:k * k].long().view(k, k).tolist()
+    return report_from_confusion(matrix, label_names), float(counts[-2] / counts[-1].clamp(min=1))
 
 
 @dataclass
@@ -152,16 +168,24 @@ def fit(model: nn.Module, train: tuple[Sequence[Sequence[int]], Sequence[int]],
         val: tuple[Sequence[Sequence[int]], Sequence[int]], label_names: list[str], config: TrainConfig,
         device: torch.device, on_step: Callable[[StepInfo], None] | None = None,
         on_eval: Callable[[EvalInfo], None] | None = None,
-        on_save: Callable[[dict, Snapshot], None] | None = None,
-        resume: Snapshot | None = None, best_weights: dict | None = None) -> History:
+        on_save: Callable[[dict, Snapshot | None, History], None] | None = None,
+        resume: Snapshot | None = None, best_weights: dict | None = None, dist: Dist | None = None) -> History:
     """Train `model`; with `resume` (and the best weights so far), continue a run exactly where it stopped.
 
-    `on_save(best_weights, snapshot)` is called after every validation: write both, and the run can resume.
+    `on_save(best_weights, snapshot, history)` is called after every validation: write the weights and the
+    snapshot, and the run can resume.
+    Under torchrun (`dist`), the model is wrapped in DistributedDataParallel and each rank trains on every
+    world_size-th batch of the same shuffled, length-bucketed epoch (global batch = world_size x batch_size);
+    validation counts are summed over ranks, so early stopping decides alike everywhere. No snapshot is
+    taken then: a distributed run cannot be resumed.
     """
     rng = seed_everything(config.seed)
     seqs, labels = train
     lengths = [len(s) for s in seqs]
-    batches_per_epoch = math.ceil(len(seqs) / config.batch_size)
+    world, rank = (dist.world_size, dist.rank) if dist else (1, 0)
+    batches_per_epoch = math.ceil(len(seqs) / config.batch_size) // world
+    if batches_per_epoch == 0:
+        raise ValueError(f"{len(seqs)} training texts make fewer batches than the {world} processes")
     total = batches_per_epoch * config.epochs
     if config.max_steps is not None:
         total = min(total, config.max_steps)
@@ -173,6 +197,11 @@ def fit(model: nn.Module, train: tuple[Sequence[Sequence[int]], Sequence[int]],
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, config.warmup))
+    net = model
+    if dist is not None:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     history, best_state, bad_evals = History(), best_weights, 0
     first_epoch, skip, step, finished = 1, 0, 0, False
@@ -191,10 +220,10 @@ def fit(model: nn.Module, train: tuple[Sequence[Sequence[int]], Sequence[int]],
         if finished:
             break
         epoch_rng = _rng_state(rng)
-        batches = batching.bucketed(lengths, config.batch_size, rng)
+        batches = batching.bucketed(lengths, config.batch_size, rng)[rank:batches_per_epoch * world:world]
         for index, (ids, lens, target) in enumerate(batching.iterate(seqs, labels, batches[skip:]), start=skip + 1):
             t0 = time.perf_counter()
-            loss = nn.functional.cross_entropy(model(ids.to(device), lens.to(device)), target.to(device))
+            loss = nn.functional.cross_entropy(net(ids.to(device), lens.to(device)), target.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.clip:
@@ -209,7 +238,7 @@ def fit(model: nn.Module, train: tuple[Sequence[Sequence[int]], Sequence[int]],
                                  schedule.get_last_lr()[0]))
             finished = step >= total
             if index in eval_points or finished:
-                info = _validate(model, val, label_names, config, device, history, epoch, step)
+                info = _validate(model, val, label_names, config, device, history, epoch, step, dist)
                 if info.improved:
                     best_state, bad_evals = copy.deepcopy(model.state_dict()), 0
                 else:
@@ -220,21 +249,24 @@ def fit(model: nn.Module, train: tuple[Sequence[Sequence[int]], Sequence[int]],
                 if on_save:
                     position = {"epoch": epoch, "index": index, "batches": len(batches), "step": step,
                                 "finished": finished, "rng_epoch_start": epoch_rng, "rng_now": _rng_state(rng)}
-                    on_save(best_state, _snapshot(model, optimizer, schedule, history, position, bad_evals))
+                    snapshot = None if dist else _snapshot(model, optimizer, schedule, history, position, bad_evals)
+                    on_save(best_state, snapshot, history)
                 if on_eval:
                     on_eval(info)
             if finished:
                 break
         skip = 0
     history.steps, history.seconds = step, time.perf_counter() - start
+    if dist is not None:
+        history.tokens = int(distributed.all_sum(torch.tensor([history.tokens], dtype=torch.float64)).item())
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
     return history
 
 
-def _validate(model, val, label_names, config, device, history, epoch, step) -> EvalInfo:
-    metrics, loss = evaluate(model, val[0], val[1], label_names, config.batch_size * 2, device)
+def _validate(model, val, label_names, config, device, history, epoch, step, dist) -> EvalInfo:
+    metrics, loss = evaluate(model, val[0], val[1], label_names, config.batch_size * 2, device, dist)
     best = history.best
     improved = best is None or metrics["accuracy"] > best.accuracy
     info = EvalInfo(epoch, step, metrics["accuracy"], metrics["macro_f1"], loss, improved,

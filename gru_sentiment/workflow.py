@@ -15,9 +15,10 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer
 
-from gru_sentiment import __version__, checkpoint, tokenizer
+from gru_sentiment import __version__, checkpoint, distributed, tokenizer
 from gru_sentiment import data as data_mod
 from gru_sentiment.data import TextData
+from gru_sentiment.distributed import Dist
 from gru_sentiment.errors import DataError, ModelError, UsageError
 from gru_sentiment.model import GRUClassifier, ModelConfig
 from gru_sentiment.train import EvalInfo, History, StepInfo, TrainConfig, evaluate, fit
@@ -86,17 +87,21 @@ def train_model(train: TextData, val: TextData, tok_settings: TokenizerSettings,
                 config: TrainConfig, output: str, device: torch.device, meta: dict | None = None,
                 on_step: Callable[[StepInfo], None] | None = None,
                 on_eval: Callable[[EvalInfo], None] | None = None,
-                tok: Tokenizer | None = None, data_spec: DataSpec | None = None) -> tuple[checkpoint.Bundle, History]:
+                tok: Tokenizer | None = None, data_spec: DataSpec | None = None,
+                dist: Dist | None = None) -> tuple[checkpoint.Bundle, History]:
     """Train tokenizer (unless one is given) and model; after every validation, write the model directory
     (atomically) with the best weights so far and the state to resume from.
 
     `tokenizers`' trainers break frequency ties at the vocabulary cut-off in hash order, which differs between
     processes: two runs may disagree on a few rare tokens. Pass a tokenizer to make a run exactly repeatable.
+    Under torchrun (`dist`), rank 0 learns the tokenizer and sends it to the others, and only rank 0 writes.
     """
     check_trainable(train)
     start = time.perf_counter()
-    if tok is None:
+    if tok is None and (dist is None or dist.is_main):
         tok = tokenizer.train(train.texts, tok_settings.kind, tok_settings.vocab_size)
+    if dist is not None:
+        tok = Tokenizer.from_str(distributed.broadcast_text(tok.to_str() if dist.is_main else None))
     model_config = ModelConfig(vocab_size=tok.get_vocab_size(), num_labels=len(train.label_names),
                                pad_id=tok.token_to_id(tokenizer.PAD), **model_settings)
     torch.manual_seed(config.seed)
@@ -107,12 +112,14 @@ def train_model(train: TextData, val: TextData, tok_settings: TokenizerSettings,
                 "data": asdict(data_spec) if data_spec else None, **(meta or {})}
     bundle = checkpoint.Bundle(model, tok, list(train.label_names), tok_settings.max_length, tok_settings.kind,
                                training)
-    return bundle, _run(bundle, train, val, config, output, device, on_step, on_eval)
+    return bundle, _run(bundle, train, val, config, output, device, on_step, on_eval, dist=dist)
 
 
 def resume_model(output: str, device: torch.device, on_step: Callable[[StepInfo], None] | None = None,
                  on_eval: Callable[[EvalInfo], None] | None = None) -> tuple[checkpoint.Bundle, History]:
     """Continue an interrupted `train` from the state saved in its model directory, exactly."""
+    if distributed.from_env() is not None:
+        raise UsageError("--resume runs in a single process: a distributed run keeps no resume state")
     bundle = checkpoint.load(output, device)
     snapshot = checkpoint.load_snapshot(output)
     training = bundle.training
@@ -127,25 +134,30 @@ def resume_model(output: str, device: torch.device, on_step: Callable[[StepInfo]
 
 
 def _run(bundle: checkpoint.Bundle, train: TextData, val: TextData, config: TrainConfig, output: str,
-         device: torch.device, on_step, on_eval, snapshot=None, best=None) -> History:
+         device: torch.device, on_step, on_eval, snapshot=None, best=None, dist: Dist | None = None) -> History:
     max_length, training = bundle.max_length, bundle.training
     train_ids = tokenizer.encode_ids(bundle.tokenizer, train.texts, max_length)
     val_ids = tokenizer.encode_ids(bundle.tokenizer, val.texts, max_length)
 
-    def save(best_weights: dict, state) -> None:
-        best_info = max(state.meta["history"]["evals"], key=lambda e: e["accuracy"])
-        training["best"] = {"epoch": best_info["epoch"], "step": best_info["step"],
-                            "val_accuracy": best_info["accuracy"], "val_macro_f1": best_info["macro_f1"],
-                            "val_loss": best_info["loss"]}
-        training["seconds"] = round(state.meta["history"]["seconds"], 1)
+    def save(best_weights: dict, state, history: History) -> None:
+        best_info = history.best
+        training["best"] = {"epoch": best_info.epoch, "step": best_info.step, "val_accuracy": best_info.accuracy,
+                            "val_macro_f1": best_info.macro_f1, "val_loss": best_info.loss}
+        training["seconds"] = round(history.seconds, 1)
         checkpoint.save(bundle, output, weights=best_weights, snapshot=state)
 
+    main = dist is None or dist.is_main
     history = fit(bundle.model, (train_ids, train.labels), (val_ids, val.labels), train.label_names, config, device,
-                  on_step, on_eval, save, snapshot, best)
+                  on_step if main else None, on_eval if main else None, save if main else None, snapshot, best,
+                  dist)
     training["steps"], training["seconds"] = history.steps, round(history.seconds, 1)
     training["tokens_per_s"] = round(history.tokens / history.seconds) if history.seconds else None
     training["stopped_early"] = history.stopped_early
-    checkpoint.save(bundle, output)  # the best weights, the final record, and no resume state: the run is done
+    if dist is not None:  # every rank should hold the same weights: record each one's digest
+        digests = distributed.gather_text(distributed.weights_digest(bundle.model.state_dict()))
+        training["distributed"] = {"world_size": dist.world_size, "weights_sha256_by_rank": digests}
+    if main:
+        checkpoint.save(bundle, output)  # the best weights, the final record, no resume state: the run is done
     return history
 
 

@@ -1,0 +1,43 @@
+"""torchrun with two CPU processes (gloo): one model, the weights every rank held, the accuracy of one process."""
+
+import json
+import os
+import subprocess
+import sys
+
+from safetensors.torch import load_file
+
+from gru_sentiment.distributed import weights_digest
+from tests.corpus import reviews
+from tests.test_data import write_splits
+
+ARGS = ["--epochs", "3", "--vocab-size", "150", "--embed-dim", "16", "--hidden-size", "12", "--lr", "0.01",
+        "--max-length", "32", "--threads", "1", "--label-names", "neg,pos"]
+
+
+def train(*args, nproc=1):
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc)]
+    command = (launcher if nproc > 1 else [sys.executable]) + ["-m", "gru_sentiment", "train", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+
+
+def test_two_processes_write_one_model_with_the_weights_of_every_rank(tmp_path):
+    texts, labels = reviews(400, seed=3)
+    folder = write_splits(tmp_path / "data", "csv", texts, labels)
+    models = tmp_path / "models"
+    result = train("-d", str(folder), "-o", str(models / "ddp"), "--batch-size", "16", *ARGS, nproc=2)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(p.name for p in models.iterdir()) == ["ddp"]  # one directory, no leftovers
+    assert result.stdout.count("saved ") == 1  # only rank 0 talks
+
+    config = json.loads((models / "ddp" / "config.json").read_text())
+    digests = config["training"]["distributed"]["weights_sha256_by_rank"]
+    assert config["training"]["distributed"]["world_size"] == 2 and len(digests) == 2
+    saved = weights_digest(load_file(str(models / "ddp" / "model.safetensors")))
+    assert digests[1] == saved == digests[0]  # rank 1 ended with exactly the weights rank 0 wrote
+
+    single = train("-d", str(folder), "-o", str(models / "one"), "--batch-size", "32", *ARGS)  # same global batch
+    assert single.returncode == 0, single.stderr[-2000:]
+    one = json.loads((models / "one" / "config.json").read_text())["training"]["best"]["val_accuracy"]
+    assert abs(config["training"]["best"]["val_accuracy"] - one) <= 0.1  # 40 validation texts: within noise

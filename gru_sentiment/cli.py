@@ -182,9 +182,18 @@ def train(
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model at --output.")] = False,
+    streaming: Annotated[bool, typer.Option("--streaming", help="Read the training data as a stream (datasets IterableDataset): constant memory for data sets of any size. Needs --max-steps.")] = False,
+    tokenizer_sample: Annotated[int, typer.Option(min=100, help="With --streaming: rows the tokenizer is learned from.")] = 10000,
+    shuffle_buffer: Annotated[int, typer.Option(min=1, help="With --streaming: rows in the shuffle buffer.")] = 10000,
+    val_size: Annotated[int, typer.Option(min=1, help="With --streaming and no --val-split: first rows of the stream held out for validation.")] = 1000,
 ) -> None:
-    """Learn a tokenizer and a GRU classifier from a labelled data set; keep the best model on validation."""
+    """Learn a tokenizer and a GRU classifier from a labelled data set; keep the best model on validation.
+
+    Under `torchrun` (e.g. `torchrun --nproc-per-node 2 -m gru_sentiment train ...`) training runs data-parallel:
+    gloo on CPU, nccl on CUDA; rank 0 prints and writes.
+    """
     with _errors(ctx):
+        from gru_sentiment import data as data_mod
         from gru_sentiment import render, workflow
         from gru_sentiment.errors import UsageError
         from gru_sentiment.train import TrainConfig
@@ -210,7 +219,17 @@ def train(
         err = _stderr(quiet)
         spec = workflow.DataSpec(tuple(dataset or ()), split, val_split, val_fraction, text_column, label_column,
                                  tuple(label_names.split(",")) if label_names else None, limit)
-        if resume is None:
+        if streaming:
+            if max_steps is None or resume is not None or limit or len(dataset or []) > 1:
+                raise UsageError("--streaming needs --max-steps and one --dataset, and takes no --resume or --limit")
+            with err.status(f"opening {dataset[0]} ({split}) as a stream"):
+                stream = data_mod.open_stream(dataset[0], split, text_column, label_column,
+                                              list(spec.label_names) if spec.label_names else None, tokenizer_sample)
+                val_data = data_mod.load(dataset[0], val_split, text_column, label_column,
+                                         stream.label_names) if val_split else None
+            err.print(f"streaming {stream.source}, labels {', '.join(stream.label_names)}; device {torch_device}",
+                      highlight=False, soft_wrap=True)
+        elif resume is None:
             with err.status(f"loading {', '.join(dataset)} ({split})"):
                 train_data, val_data = workflow.load_training_data(spec, seed)
             err.print(f"{len(train_data):,} training and {len(val_data):,} validation texts, labels "
@@ -241,6 +260,11 @@ def train(
             try:
                 if resume is not None:
                     bundle, history = workflow.resume_model(str(resume), torch_device, on_step, on_eval)
+                elif streaming:
+                    bundle, history = workflow.train_streaming(
+                        stream, val_data, val_size, tok_settings, model_settings, config, str(output), torch_device,
+                        tokenizer_sample, shuffle_buffer, meta={"command": " ".join(["gru-sentiment", *sys.argv[1:]])},
+                        on_step=on_step, on_eval=on_eval, tok=tok, dist=dist)
                 else:
                     bundle, history = workflow.train_model(
                         train_data, val_data, tok_settings, model_settings, config, str(output), torch_device,

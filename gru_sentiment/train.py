@@ -8,6 +8,7 @@ At the end the model holds the best weights seen on validation.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import random
 import time
@@ -21,6 +22,7 @@ from gru_sentiment import batching
 from gru_sentiment import distributed
 from gru_sentiment.distributed import Dist
 from gru_sentiment.metrics import report_from_confusion
+from gru_sentiment.streaming import BatchStream
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,7 @@ def _set_rng(rng: random.Random, state: list) -> None:
     rng.setstate((state[0], tuple(state[1]), state[2]))
 
 
-def fit(model: nn.Module, train: tuple[Sequence[Sequence[int]], Sequence[int]],
+def fit(model: nn.Module, train: tuple[Sequence[Sequence[int]], Sequence[int]] | BatchStream,
         val: tuple[Sequence[Sequence[int]], Sequence[int]], label_names: list[str], config: TrainConfig,
         device: torch.device, on_step: Callable[[StepInfo], None] | None = None,
         on_eval: Callable[[EvalInfo], None] | None = None,
@@ -178,18 +180,30 @@ def fit(model: nn.Module, train: tuple[Sequence[Sequence[int]], Sequence[int]],
     world_size-th batch of the same shuffled, length-bucketed epoch (global batch = world_size x batch_size);
     validation counts are summed over ranks, so early stopping decides alike everywhere. No snapshot is
     taken then: a distributed run cannot be resumed.
+
+    `train` may be a `BatchStream` (data read as a stream, already sharded per rank): an epoch's length is
+    then unknown, so `config.max_steps` sets the length of the run and the `evals_per_epoch` validations are
+    spread evenly over it; streamed runs are not resumable either.
     """
     rng = seed_everything(config.seed)
-    seqs, labels = train
-    lengths = [len(s) for s in seqs]
+    stream = train if isinstance(train, BatchStream) else None
     world, rank = (dist.world_size, dist.rank) if dist else (1, 0)
-    batches_per_epoch = math.ceil(len(seqs) / config.batch_size) // world
-    if batches_per_epoch == 0:
-        raise ValueError(f"{len(seqs)} training texts make fewer batches than the {world} processes")
-    total = batches_per_epoch * config.epochs
-    if config.max_steps is not None:
-        total = min(total, config.max_steps)
-    eval_points = {round(batches_per_epoch * k / config.evals_per_epoch) for k in range(1, config.evals_per_epoch + 1)}
+    if stream is not None:
+        if config.max_steps is None:
+            raise ValueError("training on a stream needs max_steps")
+        total = config.max_steps
+        eval_every = max(1, total // config.evals_per_epoch)
+    else:
+        seqs, labels = train
+        lengths = [len(s) for s in seqs]
+        batches_per_epoch = math.ceil(len(seqs) / config.batch_size) // world
+        if batches_per_epoch == 0:
+            raise ValueError(f"{len(seqs)} training texts make fewer batches than the {world} processes")
+        total = batches_per_epoch * config.epochs
+        if config.max_steps is not None:
+            total = min(total, config.max_steps)
+        eval_points = {round(batches_per_epoch * k / config.evals_per_epoch)
+                       for k in range(1, config.evals_per_epoch + 1)}
 
     model.to(device).train()
     decay = [p for n, p in model.named_parameters() if p.dim() > 1 and "embedding" not in n]
@@ -216,12 +230,17 @@ def fit(model: nn.Module, train: tuple[Sequence[Sequence[int]], Sequence[int]],
             first_epoch, skip = meta["epoch"], meta["index"]
             _set_rng(rng, meta["rng_epoch_start"])
     start = time.perf_counter() - history.seconds
-    for epoch in range(first_epoch, config.epochs + 1):
+    for epoch in itertools.count(first_epoch) if stream else range(first_epoch, config.epochs + 1):
         if finished:
             break
         epoch_rng = _rng_state(rng)
-        batches = batching.bucketed(lengths, config.batch_size, rng)[rank:batches_per_epoch * world:world]
-        for index, (ids, lens, target) in enumerate(batching.iterate(seqs, labels, batches[skip:]), start=skip + 1):
+        if stream is not None:
+            batches, batch_iter = None, stream.batches(epoch, rng)
+        else:
+            batches = batching.bucketed(lengths, config.batch_size, rng)[rank:batches_per_epoch * world:world]
+            batch_iter = batching.iterate(seqs, labels, batches[skip:])
+        index = skip
+        for index, (ids, lens, target) in enumerate(batch_iter, start=skip + 1):
             t0 = time.perf_counter()
             loss = nn.functional.cross_entropy(net(ids.to(device), lens.to(device)), target.to(device))
             optimizer.zero_grad(set_to_none=True)
@@ -237,7 +256,7 @@ def fit(model: nn.Module, train: tuple[Sequence[Sequence[int]], Sequence[int]],
                 on_step(StepInfo(epoch, step, total, loss.item(), tokens / (time.perf_counter() - t0),
                                  schedule.get_last_lr()[0]))
             finished = step >= total
-            if index in eval_points or finished:
+            if (step % eval_every == 0 if stream else index in eval_points) or finished:
                 info = _validate(model, val, label_names, config, device, history, epoch, step, dist)
                 if info.improved:
                     best_state, bad_evals = copy.deepcopy(model.state_dict()), 0
@@ -247,14 +266,18 @@ def fit(model: nn.Module, train: tuple[Sequence[Sequence[int]], Sequence[int]],
                     history.stopped_early = finished = True
                 history.steps, history.seconds = step, time.perf_counter() - start
                 if on_save:
-                    position = {"epoch": epoch, "index": index, "batches": len(batches), "step": step,
-                                "finished": finished, "rng_epoch_start": epoch_rng, "rng_now": _rng_state(rng)}
-                    snapshot = None if dist else _snapshot(model, optimizer, schedule, history, position, bad_evals)
+                    snapshot = None
+                    if dist is None and stream is None:
+                        position = {"epoch": epoch, "index": index, "batches": len(batches), "step": step,
+                                    "finished": finished, "rng_epoch_start": epoch_rng, "rng_now": _rng_state(rng)}
+                        snapshot = _snapshot(model, optimizer, schedule, history, position, bad_evals)
                     on_save(best_state, snapshot, history)
                 if on_eval:
                     on_eval(info)
             if finished:
                 break
+        if stream is not None and index == 0:
+            raise ValueError("the training stream gave no batch")
         skip = 0
     history.steps, history.seconds = step, time.perf_counter() - start
     if dist is not None:

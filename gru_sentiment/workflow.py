@@ -5,6 +5,7 @@ Silent like the rest of the library; the CLI passes callbacks to show progress.
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from gru_sentiment.data import TextData
 from gru_sentiment.distributed import Dist
 from gru_sentiment.errors import DataError, ModelError, UsageError
 from gru_sentiment.model import GRUClassifier, ModelConfig
+from gru_sentiment.streaming import BatchStream
 from gru_sentiment.train import EvalInfo, History, StepInfo, TrainConfig, evaluate, fit
 
 
@@ -133,10 +135,13 @@ def resume_model(output: str, device: torch.device, on_step: Callable[[StepInfo]
     return bundle, history
 
 
-def _run(bundle: checkpoint.Bundle, train: TextData, val: TextData, config: TrainConfig, output: str,
+def _run(bundle: checkpoint.Bundle, train: TextData | BatchStream, val: TextData, config: TrainConfig, output: str,
          device: torch.device, on_step, on_eval, snapshot=None, best=None, dist: Dist | None = None) -> History:
     max_length, training = bundle.max_length, bundle.training
-    train_ids = tokenizer.encode_ids(bundle.tokenizer, train.texts, max_length)
+    if isinstance(train, BatchStream):
+        batches = train
+    else:
+        batches = (tokenizer.encode_ids(bundle.tokenizer, train.texts, max_length), train.labels)
     val_ids = tokenizer.encode_ids(bundle.tokenizer, val.texts, max_length)
 
     def save(best_weights: dict, state, history: History) -> None:
@@ -147,7 +152,7 @@ def _run(bundle: checkpoint.Bundle, train: TextData, val: TextData, config: Trai
         checkpoint.save(bundle, output, weights=best_weights, snapshot=state)
 
     main = dist is None or dist.is_main
-    history = fit(bundle.model, (train_ids, train.labels), (val_ids, val.labels), train.label_names, config, device,
+    history = fit(bundle.model, batches, (val_ids, val.labels), bundle.labels, config, device,
                   on_step if main else None, on_eval if main else None, save if main else None, snapshot, best,
                   dist)
     training["steps"], training["seconds"] = history.steps, round(history.seconds, 1)
@@ -188,3 +193,40 @@ def load_tokenizer(path) -> Tokenizer:
     if tok.token_to_id(tokenizer.PAD) is None or tok.token_to_id(tokenizer.UNK) is None:
         raise ModelError(f"{file} lacks the {tokenizer.PAD} and {tokenizer.UNK} tokens")
     return tok
+
+
+def train_streaming(stream: data_mod.TextStream, val: TextData | None, val_size: int, tok_settings: TokenizerSettings,
+                    model_settings: dict, config: TrainConfig, output: str, device: torch.device,
+                    tokenizer_sample: int = 10000, shuffle_buffer: int = 10000, meta: dict | None = None,
+                    on_step: Callable[[StepInfo], None] | None = None,
+                    on_eval: Callable[[EvalInfo], None] | None = None, tok: Tokenizer | None = None,
+                    dist: Dist | None = None) -> tuple[checkpoint.Bundle, History]:
+    """Train on a data set read as a stream: constant memory whatever its size.
+
+    Validation is `val`, or the first `val_size` rows of the stream (then skipped for training). The tokenizer
+    is learned from the next `tokenizer_sample` rows (on rank 0). Training reads the rest through a shuffle
+    buffer, this rank's shard only, tokenizing chunk by chunk, for `config.max_steps` steps.
+    """
+    if val is None:
+        val, stream = stream.split_off(val_size)
+    check_trainable(val)
+    start = time.perf_counter()
+    if tok is None and (dist is None or dist.is_main):
+        sample = [text for text, _ in itertools.islice(stream.pairs(), tokenizer_sample)]
+        tok = tokenizer.train(sample, tok_settings.kind, tok_settings.vocab_size)
+    if dist is not None:
+        tok = Tokenizer.from_str(distributed.broadcast_text(tok.to_str() if dist.is_main else None))
+    model_config = ModelConfig(vocab_size=tok.get_vocab_size(), num_labels=len(stream.label_names),
+                               pad_id=tok.token_to_id(tokenizer.PAD), **model_settings)
+    torch.manual_seed(config.seed)
+    model = GRUClassifier(model_config)
+    training = {"dataset": stream.source, "validation": val.source, "validation_examples": len(val),
+                "streaming": {"shuffle_buffer": shuffle_buffer, "tokenizer_sample": tokenizer_sample},
+                "config": config.to_dict(), "package_version": __version__,
+                "tokenizer_seconds": round(time.perf_counter() - start, 1), "data": None, **(meta or {})}
+    bundle = checkpoint.Bundle(model, tok, list(stream.label_names), tok_settings.max_length, tok_settings.kind,
+                               training)
+    rank, world = (dist.rank, dist.world_size) if dist else (0, 1)
+    shard = stream.shuffled(config.seed, shuffle_buffer, rank, world)
+    batches = BatchStream(shard.epoch, tok, tok_settings.max_length, config.batch_size, model_config.pad_id)
+    return bundle, _run(bundle, batches, val, config, output, device, on_step, on_eval, dist=dist)

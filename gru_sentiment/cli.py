@@ -310,7 +310,7 @@ def evaluate(
         with _stderr().status(f"loading {dataset} ({split})"):
             data = data_mod.load(dataset, split, text_column, label_column, bundle.labels)
         if limit:
-            data = data_mod.TextData(data.texts[:limit], data.labels[:limit], data.label_names, data.source)
+            data = data.subset(list(range(min(limit, len(data)))))
         with _stderr().status(f"evaluating {len(data):,} texts"):
             report = workflow.evaluate_model(bundle, data, batch_size, torch_device)
         if format is TableOrJson.json:

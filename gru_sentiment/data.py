@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,15 +39,55 @@ FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "jso
 
 @dataclass
 class TextData:
-    """Texts with integer labels in [0, len(label_names))."""
+    """Texts with integer labels in [0, len(label_names)).
+
+    When the texts come from a `datasets` table, `table`, `text_column` and `rows` (which of its rows, in
+    order; None for all) let `encode` tokenize with `datasets.map`, in parallel and cached.
+    """
 
     texts: list[str]
     labels: list[int]
     label_names: list[str]
     source: str
+    table: object = None
+    text_column: str | None = None
+    rows: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    def subset(self, indices: list[int], source: str | None = None) -> "TextData":
+        rows = [self.rows[i] for i in indices] if self.rows is not None else list(indices)
+        return TextData([self.texts[i] for i in indices], [self.labels[i] for i in indices], self.label_names,
+                        source or self.source, self.table, self.text_column, rows if self.table is not None else None)
+
+
+class _Encoder:
+    """Batched tokenization for `datasets.map`; picklable, and its hash (tokenizer included) keys the cache."""
+
+    def __init__(self, tok, max_length: int | None, column: str):
+        self.tok, self.max_length, self.column = tok, max_length, column
+
+    def __call__(self, batch: dict) -> dict:
+        from gru_sentiment import tokenizer
+
+        return {"ids": [e.ids for e in tokenizer.encode_batch(self.tok, batch[self.column], self.max_length)]}
+
+
+def encode(data: TextData, tok, max_length: int | None, num_proc: int | None = None,
+           min_rows: int = 10000) -> list[list[int]]:
+    """Token ids of every text. Large tables go through `datasets.map(batched=True, num_proc=...)`, whose cache
+    makes a second run on the same data and tokenizer instant; anything else through the tokenizer directly."""
+    from gru_sentiment import tokenizer
+
+    if data.table is None or len(data.table) < min_rows:
+        return tokenizer.encode_ids(tok, data.texts, max_length)
+    _datasets()
+    mapped = data.table.map(_Encoder(tok, max_length, data.text_column), batched=True, batch_size=1000,
+                            num_proc=num_proc or min(os.cpu_count() or 1, 8),
+                            remove_columns=data.table.column_names)
+    ids = mapped.data.column("ids").to_pylist()
+    return ids if data.rows is None else [ids[i] for i in data.rows]
 
 
 def load(spec: str, split: str, text_column: str | None = None, label_column: str | None = None,
@@ -178,8 +219,8 @@ def _to_text_data(table, source: str, text_column: str | None, label_column: str
         raise DataError(f"{source}: no rows")
     feature = table.features[label_col]
     if isinstance(feature, datasets.ClassLabel):
-        return TextData(list(texts), list(raw), list(feature.names), source)
-    return TextData(list(texts), *_index_labels(list(raw), label_names, source), source)
+        return TextData(list(texts), list(raw), list(feature.names), source, table, text_col)
+    return TextData(list(texts), *_index_labels(list(raw), label_names, source), source, table, text_col)
 
 
 def _index_labels(raw: list, label_names: list[str] | None, source: str) -> tuple[list[int], list[str]]:

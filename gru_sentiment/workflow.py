@@ -44,11 +44,8 @@ def carve_validation(data: TextData, fraction: float, seed: int) -> tuple[TextDa
         raise DataError(f"{data.source}: {len(order)} examples are too few to carve a validation split")
     val_idx, train_idx = order[:n_val], order[n_val:]
 
-    def subset(idx, source):
-        return TextData([data.texts[i] for i in idx], [data.labels[i] for i in idx], data.label_names, source)
-
     held_out = f"{data.source} (held out: {fraction:g}, seed {seed})"
-    return subset(train_idx, f"{data.source} (rest)"), subset(val_idx, held_out)
+    return data.subset(train_idx, f"{data.source} (rest)"), data.subset(val_idx, held_out)
 
 
 def check_trainable(data: TextData) -> None:
@@ -78,7 +75,7 @@ def load_training_data(spec: DataSpec, seed: int) -> tuple[TextData, TextData]:
     load = partial(data_mod.load, text_column=spec.text_column, label_column=spec.label_column)
     train = data_mod.concat([load(d, spec.split, label_names=names) for d in spec.datasets])
     if spec.limit:
-        train = TextData(train.texts[:spec.limit], train.labels[:spec.limit], train.label_names, train.source)
+        train = train.subset(list(range(min(spec.limit, len(train)))))
     if spec.val_split:
         val = data_mod.concat([load(d, spec.val_split, label_names=train.label_names) for d in spec.datasets])
         return train, val
@@ -141,8 +138,8 @@ def _run(bundle: checkpoint.Bundle, train: TextData | BatchStream, val: TextData
     if isinstance(train, BatchStream):
         batches = train
     else:
-        batches = (tokenizer.encode_ids(bundle.tokenizer, train.texts, max_length), train.labels)
-    val_ids = tokenizer.encode_ids(bundle.tokenizer, val.texts, max_length)
+        batches = (data_mod.encode(train, bundle.tokenizer, max_length), train.labels)
+    val_ids = data_mod.encode(val, bundle.tokenizer, max_length)
 
     def save(best_weights: dict, state, history: History) -> None:
         best_info = history.best
@@ -175,7 +172,7 @@ def evaluate_model(bundle: checkpoint.Bundle, data: TextData, batch_size: int = 
                         f"(model labels: {', '.join(bundle.labels)})")
     index = {name: i for i, name in enumerate(bundle.labels)}
     labels = [index[data.label_names[i]] for i in data.labels]
-    ids = tokenizer.encode_ids(bundle.tokenizer, data.texts, bundle.max_length)
+    ids = data_mod.encode(data, bundle.tokenizer, bundle.max_length)
     report, _ = evaluate(bundle.model.to(device), ids, labels, bundle.labels, batch_size, device)
     return report
 

@@ -1,10 +1,12 @@
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never wait on the network in tests
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="gru-sentiment-tests-hf-"))  # not the user's
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

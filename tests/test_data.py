@@ -130,3 +130,20 @@ def test_hub_path_maps_known_names_and_reads_what_datasets_returns(monkeypatch):
     assert loaded.label_names == ["negative", "positive"]  # a ClassLabel's own names win
     data.load("someone/reviews", "train")
     assert calls[-1] == ("someone/reviews", "train")
+
+
+def test_encode_through_datasets_map_matches_the_tokenizer_and_is_cached(tmp_path):
+    from gru_sentiment import tokenizer
+
+    texts, labels = reviews(300, seed=2)
+    folder = write_splits(tmp_path / "d", "parquet", texts, labels)
+    loaded = data.load(str(folder), "train")
+    tok = tokenizer.train(texts, vocab_size=120)
+    direct = tokenizer.encode_ids(tok, texts, 12)
+    assert data.encode(loaded, tok, 12, num_proc=2, min_rows=1) == direct
+    part = loaded.subset([5, 0, 299])
+    assert data.encode(part, tok, 12, num_proc=2, min_rows=1) == [direct[5], direct[0], direct[299]]
+    from pathlib import Path
+
+    arrow_dir = Path(loaded.table.cache_files[0]["filename"]).parent
+    assert list(arrow_dir.glob("cache-*.arrow"))  # map wrote its cache beside the data set's arrow files

@@ -11,6 +11,12 @@ on the same batches; tokens/s counts real (unpadded) tokens. Systems:
 - bare pair of one-direction nn.GRUs forward+backward: the kernels the model runs, its practical limit;
 - packed sequences through a bidirectional nn.GRU forward+backward: the exact alternative.
 Also prints the share of padding with length bucketing and with random batches.
+
+    python bench/train_speed.py --nproc 2 [--steps 60]
+
+instead runs the real `gru-sentiment train` on IMDB train for --steps steps (batch 64 per process), once in
+one process using every core and once under `torchrun --nproc-per-node N` (cores split between processes),
+and prints tokens/s of each, read from the model's training record (one validation pass included).
 """
 
 import argparse
@@ -49,13 +55,43 @@ def time_steps(step, batches) -> float:
     return time.perf_counter() - start
 
 
+def scaling(nproc: int, steps: int, data_dir: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    cores = os.cpu_count() or 1
+    args = ["train", "-d", str(data_dir / "imdb"), "--max-steps", str(steps), "--val-fraction", "0.02",
+            "--max-length", "512", "--tokenizer-from", str(Path(__file__).resolve().parents[1] / "models" / "gru-imdb-sst2")]
+    rates = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in (1, nproc):
+            out = Path(tmp) / f"n{n}"
+            threads = ["--threads", str(max(1, cores // n))]
+            launcher = [sys.executable] if n == 1 else [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                                        "--nproc-per-node", str(n)]
+            subprocess.run([*launcher, "-m", "gru_sentiment", *args, *threads, "-o", str(out)], check=True,
+                           capture_output=True, env={**os.environ, "OMP_NUM_THREADS": str(max(1, cores // n))})
+            rates[n] = json.loads((out / "config.json").read_text())["training"]["tokens_per_s"]
+    print(f"gru-sentiment train on IMDB train, {steps} steps of batch 64 per process, {cores} cores")
+    for n, rate in rates.items():
+        print(f"{n} process{'es' if n > 1 else ''}: {rate:>9,} tokens/s   ({rate / rates[1]:.2f}x one process)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nproc", type=int, default=None, help="compare 1 and N torchrun processes instead")
+    parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--batches", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
+    if args.nproc:
+        scaling(args.nproc, args.steps, args.data)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)

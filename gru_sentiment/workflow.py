@@ -96,22 +96,30 @@ def train_model(train: TextData, val: TextData, tok_settings: TokenizerSettings,
     Under torchrun (`dist`), rank 0 learns the tokenizer and sends it to the others, and only rank 0 writes.
     """
     check_trainable(train)
-    start = time.perf_counter()
-    if tok is None and (dist is None or dist.is_main):
-        tok = tokenizer.train(train.texts, tok_settings.kind, tok_settings.vocab_size)
-    if dist is not None:
-        tok = Tokenizer.from_str(distributed.broadcast_text(tok.to_str() if dist.is_main else None))
-    model_config = ModelConfig(vocab_size=tok.get_vocab_size(), num_labels=len(train.label_names),
-                               pad_id=tok.token_to_id(tokenizer.PAD), **model_settings)
-    torch.manual_seed(config.seed)
-    model = GRUClassifier(model_config)
     training = {"dataset": train.source, "validation": val.source, "train_examples": len(train),
                 "validation_examples": len(val), "config": config.to_dict(), "package_version": __version__,
-                "tokenizer_seconds": round(time.perf_counter() - start, 1),
                 "data": asdict(data_spec) if data_spec else None, **(meta or {})}
-    bundle = checkpoint.Bundle(model, tok, list(train.label_names), tok_settings.max_length, tok_settings.kind,
-                               training)
+    bundle = _new_bundle(lambda: train.texts, train.label_names, tok_settings, model_settings, config, tok, dist,
+                         training)
     return bundle, _run(bundle, train, val, config, output, device, on_step, on_eval, dist=dist)
+
+
+def _new_bundle(sample_texts: Callable[[], list[str]], label_names: list[str], tok_settings: TokenizerSettings,
+                model_settings: dict, config: TrainConfig, tok: Tokenizer | None, dist: Dist | None,
+                training: dict) -> checkpoint.Bundle:
+    """A fresh model and its tokenizer: the one given, or one learned from `sample_texts()` (on rank 0 only,
+    then sent to the other ranks)."""
+    start = time.perf_counter()
+    if tok is None and (dist is None or dist.is_main):
+        tok = tokenizer.train(sample_texts(), tok_settings.kind, tok_settings.vocab_size)
+    if dist is not None:
+        tok = Tokenizer.from_str(distributed.broadcast_text(tok.to_str() if dist.is_main else None))
+    training["tokenizer_seconds"] = round(time.perf_counter() - start, 1)
+    model_config = ModelConfig(vocab_size=tok.get_vocab_size(), num_labels=len(label_names),
+                               pad_id=tok.token_to_id(tokenizer.PAD), **model_settings)
+    torch.manual_seed(config.seed)
+    return checkpoint.Bundle(GRUClassifier(model_config), tok, list(label_names), tok_settings.max_length,
+                             tok_settings.kind, training)
 
 
 def resume_model(output: str, device: torch.device, on_step: Callable[[StepInfo], None] | None = None,
@@ -207,23 +215,13 @@ def train_streaming(stream: data_mod.TextStream, val: TextData | None, val_size:
     if val is None:
         val, stream = stream.split_off(val_size)
     check_trainable(val)
-    start = time.perf_counter()
-    if tok is None and (dist is None or dist.is_main):
-        sample = [text for text, _ in itertools.islice(stream.pairs(), tokenizer_sample)]
-        tok = tokenizer.train(sample, tok_settings.kind, tok_settings.vocab_size)
-    if dist is not None:
-        tok = Tokenizer.from_str(distributed.broadcast_text(tok.to_str() if dist.is_main else None))
-    model_config = ModelConfig(vocab_size=tok.get_vocab_size(), num_labels=len(stream.label_names),
-                               pad_id=tok.token_to_id(tokenizer.PAD), **model_settings)
-    torch.manual_seed(config.seed)
-    model = GRUClassifier(model_config)
     training = {"dataset": stream.source, "validation": val.source, "validation_examples": len(val),
                 "streaming": {"shuffle_buffer": shuffle_buffer, "tokenizer_sample": tokenizer_sample},
-                "config": config.to_dict(), "package_version": __version__,
-                "tokenizer_seconds": round(time.perf_counter() - start, 1), "data": None, **(meta or {})}
-    bundle = checkpoint.Bundle(model, tok, list(stream.label_names), tok_settings.max_length, tok_settings.kind,
-                               training)
+                "config": config.to_dict(), "package_version": __version__, "data": None, **(meta or {})}
+    bundle = _new_bundle(lambda: [text for text, _ in itertools.islice(stream.pairs(), tokenizer_sample)],
+                         stream.label_names, tok_settings, model_settings, config, tok, dist, training)
     rank, world = (dist.rank, dist.world_size) if dist else (0, 1)
     shard = stream.shuffled(config.seed, shuffle_buffer, rank, world)
-    batches = BatchStream(shard.epoch, tok, tok_settings.max_length, config.batch_size, model_config.pad_id)
+    batches = BatchStream(shard.epoch, bundle.tokenizer, tok_settings.max_length, config.batch_size,
+                          bundle.model.config.pad_id)
     return bundle, _run(bundle, batches, val, config, output, device, on_step, on_eval, dist=dist)

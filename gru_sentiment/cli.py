@@ -178,7 +178,7 @@ def train(
     clip: Annotated[float, typer.Option(min=0.0, help="Gradient norm clip (0: off).")] = 1.0,
     patience: Annotated[int, typer.Option(min=1, help="Stop after this many validations without improvement.")] = 2,
     evals_per_epoch: Annotated[int, typer.Option(min=1, help="Validations per epoch.")] = 1,
-    seed: Annotated[int, typer.Option(help="Random seed (same seed, same CPU result).")] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed: with --tokenizer-from, the same seed gives the same weights on CPU.")] = 0,
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model at --output.")] = False,

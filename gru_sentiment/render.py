@@ -65,8 +65,3 @@ def training_progress(console: Console) -> Progress:
         TimeRemainingColumn(),
         console=console,
     )
-
-
-def work_progress(console: Console, what: str) -> Progress:
-    return Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=console, transient=True)

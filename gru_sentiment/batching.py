@@ -44,14 +44,21 @@ def padding_fraction(seqs: Sequence[Sequence[int]], batches: list[list[int]]) ->
     return 1.0 - real / total if total else 0.0
 
 
+def length_sorted(seqs: Sequence[Sequence[int]], batch_size: int, device: torch.device | str = "cpu",
+                  pad_id: int = 0) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
+    """For inference: (indices, ids, lengths) of padded batches in length order, ids and lengths on `device`."""
+    for batch in bucketed([len(s) for s in seqs], batch_size):
+        ids, lengths = pad([seqs[i] for i in batch], pad_id)
+        yield batch, ids.to(device), lengths.to(device)
+
+
 @torch.no_grad()
 def logits_for(model: Callable, seqs: Sequence[Sequence[int]], batch_size: int, device: torch.device,
                pad_id: int = 0) -> torch.Tensor:
     """Logits (N, K) for every sequence, in input order, computed in length-sorted batches."""
     results: list[torch.Tensor | None] = [None] * len(seqs)
-    for batch in bucketed([len(s) for s in seqs], batch_size):
-        ids, lengths = pad([seqs[i] for i in batch], pad_id)
-        out = model(ids.to(device), lengths.to(device)).float().cpu()
+    for batch, ids, lengths in length_sorted(seqs, batch_size, device, pad_id):
+        out = model(ids, lengths).float().cpu()
         for row, i in enumerate(batch):
             results[i] = out[row]
     return torch.stack(results) if results else torch.empty(0)

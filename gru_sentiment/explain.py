@@ -108,8 +108,7 @@ class _Counts:
     steps: int = 0
 
 
-def saturation(bundle: Bundle, texts: list[str], batch_size: int = 64, device: str | torch.device = "cpu",
-               on_batch=None) -> dict:
+def saturation(bundle: Bundle, texts: list[str], batch_size: int = 64, device: str | torch.device = "cpu") -> dict:
     """Gate saturation over many texts, as in Karpathy et al. (2015), per layer/direction and gate.
 
     For every unit: the fraction of (valid) time steps where the gate is left-saturated (< 0.1) or
@@ -118,10 +117,9 @@ def saturation(bundle: Bundle, texts: list[str], batch_size: int = 64, device: s
     model = bundle.model
     encoded = tokenizer.encode_ids(bundle.tokenizer, texts, bundle.max_length)
     counts: dict[tuple[int, str, str], _Counts] = {}
-    for batch in batching.bucketed([len(e) for e in encoded], batch_size):
-        ids, lengths = batching.pad([encoded[i] for i in batch], model.config.pad_id)
-        result = gates.trace(model, ids.to(device), lengths.to(device))
-        mask = valid_mask(lengths.to(device), ids.shape[1])
+    for _, ids, lengths in batching.length_sorted(encoded, batch_size, device, model.config.pad_id):
+        result = gates.trace(model, ids, lengths)
+        mask = valid_mask(lengths, ids.shape[1])
         for t in result.layers:
             for name in ("reset", "update"):
                 values = getattr(t.values, name)[mask]  # (valid steps, H)
@@ -133,8 +131,6 @@ def saturation(bundle: Bundle, texts: list[str], batch_size: int = 64, device: s
                 c.high += (values > HIGH).sum(0)
                 c.total += values.sum(0)
                 c.steps += values.shape[0]
-        if on_batch:
-            on_batch(len(batch))
     rows = []
     for (layer, direction, name), c in counts.items():
         low, high, mean = (c.low / c.steps).cpu(), (c.high / c.steps).cpu(), (c.total / c.steps).cpu()

@@ -31,9 +31,9 @@ def predict(bundle: Bundle, texts: list[str], batch_size: int = 64, with_gates: 
     if with_gates:
         probs = [None] * len(texts)
         traces: list[gates.TextGates | None] = [None] * len(texts)
-        for batch in batching.bucketed([len(e.ids) for e in encoded], batch_size):
-            ids, lengths = batching.pad([encoded[i].ids for i in batch], model.config.pad_id)
-            result = gates.trace(model, ids.to(device), lengths.to(device))
+        for batch, ids, lengths in batching.length_sorted([e.ids for e in encoded], batch_size, device,
+                                                          model.config.pad_id):
+            result = gates.trace(model, ids, lengths)
             batch_probs = torch.softmax(result.logits.float(), -1).cpu()
             for row, i in enumerate(batch):
                 n = int(lengths[row])

@@ -9,6 +9,7 @@ reversed *within its own length*: padding never reaches a valid state, in either
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from functools import partial
 
 import torch
 from torch import nn
@@ -18,7 +19,11 @@ POOLINGS = ("mean_max", "mean", "max", "last")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Every constructor argument of `GRUClassifier`; saved as JSON beside the weights."""
+    """Every constructor argument of `GRUClassifier`; saved as JSON beside the weights.
+
+    `dropout` applies to the input of every GRU layer (one mask per sequence, shared by its time steps) and to
+    the pooled features before the output layer.
+    """
 
     vocab_size: int
     num_labels: int
@@ -73,22 +78,29 @@ def valid_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     return torch.arange(max_len, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
 
 
-def pool(states: torch.Tensor, lengths: torch.Tensor, pooling: str, directions: int) -> torch.Tensor:
-    """Pool GRU states (B, T, D*H) over the valid positions of each sequence into (B, features)."""
-    mask = valid_mask(lengths.to(states.device), states.shape[1]).unsqueeze(-1)
-    parts = []
-    if pooling in ("mean", "mean_max"):
-        parts.append((states * mask).sum(1) / lengths.to(states.device).clamp(min=1).unsqueeze(1).to(states.dtype))
+def pool(states: torch.Tensor | list[torch.Tensor], lengths: torch.Tensor, pooling: str,
+         directions: int) -> torch.Tensor:
+    """Pool GRU states over the valid positions of each sequence into (B, features).
+
+    `states` is (B, T, directions * H), or a list of one (B, T, H) tensor per direction: then nothing of size
+    B x T x 2H is built. Features are ordered [mean of each direction..., max of each direction...]; "last"
+    takes the forward state at the last token and the backward state at the first.
+    """
+    parts = list(states.chunk(directions, dim=-1)) if isinstance(states, torch.Tensor) else list(states)
+    lengths = lengths.to(parts[0].device)
+    mask = valid_mask(lengths, parts[0].shape[1])
+    pooled = []
+    if pooling in ("mean", "mean_max"):  # a (B, 1, T) x (B, T, H) matmul: fast forward and backward
+        weights = (mask / lengths.clamp(min=1).unsqueeze(1)).to(parts[0].dtype).unsqueeze(1)
+        pooled += [torch.bmm(weights, part).squeeze(1) for part in parts]
     if pooling in ("max", "mean_max"):
-        parts.append(states.masked_fill(~mask, float("-inf")).amax(1))
+        pooled += [part.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1) for part in parts]
     if pooling == "last":
-        hidden = states.shape[2] // directions
-        last = (lengths.to(states.device) - 1).clamp(min=0)
-        forward_last = states[torch.arange(states.shape[0], device=states.device), last, :hidden]
-        parts.append(forward_last)
+        last = (lengths - 1).clamp(min=0)
+        pooled.append(parts[0][torch.arange(parts[0].shape[0], device=parts[0].device), last])
         if directions == 2:  # the backward direction ends at the first token
-            parts.append(states[:, 0, hidden:])
-    return torch.cat(parts, dim=-1)
+            pooled.append(parts[1][:, 0])
+    return torch.cat(pooled, dim=-1)
 
 
 class GRUClassifier(nn.Module):
@@ -109,24 +121,49 @@ class GRUClassifier(nn.Module):
 
     def encode(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """States of the last layer, (B, T, directions * hidden), in input token order."""
-        x = self.dropout(self.embedding(ids))
-        for index, directions in enumerate(self.layers):
-            if index > 0:
-                x = self.dropout(x)
-            outputs = [directions[0](x)[0]]
-            if len(directions) == 2:
-                reversed_out = directions[1](reverse_within_length(x, lengths))[0]
-                outputs.append(reverse_within_length(reversed_out, lengths))
-            x = torch.cat(outputs, dim=-1) if len(outputs) == 2 else outputs[0]
-        return x
+        outputs = self.encode_directions(ids, lengths)
+        if len(outputs) == 2:
+            return torch.cat([outputs[0], reverse_within_length(outputs[1], lengths)], dim=-1)
+        return outputs[0]
 
-    def classify(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Logits (B, num_labels) from last-layer states."""
+    def encode_directions(self, ids: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
+        """States of the last layer, one (B, T, hidden) tensor per direction, each in the order it was read: the
+        backward one has every sequence reversed within its length (padding in place). Pooling over positions
+        (mean, max) needs no reordering, so training skips one gather and the concatenation."""
+        reverse = partial(reverse_within_length, lengths=lengths)
+        if self.config.bidirectional:  # reversing the ids is cheaper than reversing their embeddings
+            streams = list(self.embedding(torch.cat([ids, reverse(ids)])).chunk(2))
+        else:
+            streams = [self.embedding(ids)]
+        for index, grus in enumerate(self.layers):
+            mask = self._dropout_mask(streams[0])
+            outputs = [gru(x if mask is None else x * mask)[0] for gru, x in zip(grus, streams)]
+            if index + 1 < len(self.layers) and len(outputs) == 2:
+                forward, backward = outputs
+                streams = [torch.cat([forward, reverse(backward)], -1), torch.cat([reverse(forward), backward], -1)]
+            else:
+                streams = outputs
+        return outputs
+
+    def _dropout_mask(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Locked (variational) dropout: one mask per sequence, the same at every time step (Gal & Ghahramani
+        2016). It is the same for a sequence read forward or reversed, and costs B x F random draws, not B x T x F.
+        """
+        p = self.config.dropout
+        if not self.training or p == 0.0:
+            return None
+        return x.new_empty(x.shape[0], 1, x.shape[2]).bernoulli_(1.0 - p).div_(1.0 - p)
+
+    def classify(self, states: torch.Tensor | list[torch.Tensor], lengths: torch.Tensor) -> torch.Tensor:
+        """Logits (B, num_labels) from last-layer states (as `encode` or, unless pooling is "last",
+        `encode_directions` returns them)."""
         pooled = pool(states, lengths, self.config.pooling, len(self.config.directions))
         return self.head(self.dropout(pooled))
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.classify(self.encode(ids, lengths), lengths)
+        if self.config.pooling == "last":
+            return self.classify(self.encode(ids, lengths), lengths)
+        return self.classify(self.encode_directions(ids, lengths), lengths)
 
     def gru(self, layer: int, direction: str) -> nn.GRU:
         """The one-layer `nn.GRU` of a layer and direction ('forward' or 'backward')."""

@@ -31,8 +31,9 @@ def corpus_folder(tmp_path_factory):
 
 def test_train_evaluate_predict_end_to_end(corpus_folder, tmp_path):
     out = tmp_path / "model"
-    result = invoke("train", "-d", corpus_folder, "-o", out, "--epochs", 3, "--vocab-size", 200, "--embed-dim", 16,
-                    "--hidden-size", 12, "--batch-size", 16, "--lr", "0.01", "--max-length", 32, "--threads", 1)
+    result = invoke("train", "-d", corpus_folder, "-o", out, "--epochs", 6, "--patience", 6, "--vocab-size", 200,
+                    "--embed-dim", 16, "--hidden-size", 12, "--dropout", "0.1", "--batch-size", 16, "--lr", "0.01",
+                    "--max-length", 32, "--threads", 1)
     assert result.exit_code == 0, result.output
     assert "saved" in result.output and (out / "model.safetensors").is_file()
     config = json.loads((out / "config.json").read_text())

@@ -58,3 +58,45 @@ def test_bucketing_keeps_padding_low_and_covers_every_example():
     batches = bucketed(lengths, 64, random.Random(1))
     assert sorted(i for b in batches for i in b) == list(range(5000))
     assert padding_fraction(seqs, batches) < 0.10
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_pooling_does_not_need_the_backward_states_back_in_input_order(layers):
+    from gru_sentiment.model import pool
+
+    model = make(bidirectional=True, num_layers=layers, pooling="mean_max")
+    ids, lengths = pad([[5, 9, 2, 7], [11, 3, 3, 8, 14, 21, 30, 4, 9], [1]])
+    ordered, (forward, backward) = model.encode(ids, lengths), model.encode_directions(ids, lengths)
+    assert torch.equal(ordered[..., :6], forward)
+    assert torch.equal(reverse_within_length(backward, lengths), ordered[..., 6:])
+    for pooling in ("mean", "max", "mean_max"):
+        assert torch.allclose(pool(ordered, lengths, pooling, 2), pool([forward, backward], lengths, pooling, 2),
+                              atol=1e-6)
+
+
+def test_pooling_matches_a_plain_masked_mean_and_max():
+    from gru_sentiment.model import pool
+
+    states, lengths = torch.randn(3, 5, 4), torch.tensor([5, 2, 1])
+    expected = torch.stack([torch.cat([s[:n, :2].mean(0), s[:n, 2:].mean(0), s[:n, :2].amax(0), s[:n, 2:].amax(0)])
+                            for s, n in zip(states, lengths)])
+    assert torch.allclose(pool(states, lengths, "mean_max", 2), expected, atol=1e-6)
+
+
+def test_dropout_masks_whole_features_alike_at_every_step_and_in_both_directions():
+    model = make(bidirectional=True, num_layers=2, dropout=0.5).train()
+    seen = {}
+    for layer, grus in enumerate(model.layers):
+        for direction, gru in zip(("forward", "backward"), grus):
+            gru.register_forward_pre_hook(lambda m, args, key=(layer, direction): seen.__setitem__(key, args[0]))
+    ids, lengths = pad([[5, 9, 2, 7, 3, 8], [11, 3, 3, 8]])
+    model.encode(ids, lengths)
+    for layer in (0, 1):
+        forward, backward = seen[(layer, "forward")], seen[(layer, "backward")]
+        assert torch.equal(reverse_within_length(forward, lengths), backward)
+        dropped = forward == 0
+        assert dropped.any() and not dropped.all()
+        assert torch.equal(dropped[0, :6], dropped[0, :1].expand(6, -1))  # one mask for all time steps
+    model.eval()
+    first = model(ids, lengths)
+    assert torch.equal(first, model(ids, lengths))  # no dropout in eval mode

@@ -63,11 +63,7 @@ def save(bundle: Bundle, directory: str | os.PathLike, weights: dict | None = No
     `weights` replaces the model's current state dict (training saves the best weights while it goes on);
     `snapshot` (a `train.Snapshot`) is written to `resume/` so that `train --resume` can continue.
     """
-    target = Path(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_leftovers(target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
-    try:
+    def write(tmp: Path) -> list[Path]:
         state = {k: v.detach().cpu().contiguous() for k, v in (weights or bundle.model.state_dict()).items()}
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": FORMAT})
         bundle.tokenizer.save(str(tmp / "tokenizer.json"))
@@ -78,7 +74,20 @@ def save(bundle: Bundle, directory: str | os.PathLike, weights: dict | None = No
             save_file({k: v.contiguous() for k, v in snapshot.tensors.items()}, str(tmp / RESUME_TENSORS))
             (tmp / RESUME_META).write_text(json.dumps(snapshot.meta) + "\n", encoding="utf-8")
             written += [tmp / RESUME_TENSORS, tmp / RESUME_META]
-        for path in written:
+        return written
+
+    return write_directory(directory, write)
+
+
+def write_directory(directory: str | os.PathLike, write) -> Path:
+    """Build a directory with `write(tmp) -> [files written]` under a temporary name beside `directory`, fsync
+    the files, and swap it into place: a crash at any point leaves the old directory or the new one, whole."""
+    target = Path(directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
+    try:
+        for path in write(tmp):
             _fsync(path)
         _swap_into_place(tmp, target)
     except BaseException:
@@ -228,3 +237,84 @@ def load_snapshot(directory: str | os.PathLike):
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelError(f"{path / 'resume'} is corrupted: {exc}") from exc
     return Snapshot(tensors, meta)
+
+
+ENCODER_FORMAT = "gru-sentiment-encoder"
+ENCODER_FILES = ("config.json", "encoder.safetensors", "tokenizer.json")
+ENCODER_SETTINGS = ("vocab_size", "embed_dim", "hidden_size", "num_layers", "bidirectional", "pad_id")
+
+
+@dataclass
+class Encoder:
+    """A pre-trained embedding and GRU stack (no classifier head) with its tokenizer: what `pretrain` writes and
+    `train --init-from` starts from. `settings` are the `ModelConfig` fields that fix the weights' shapes."""
+
+    settings: dict
+    state: dict[str, torch.Tensor]
+    tokenizer: Tokenizer
+    max_length: int | None = None
+    tokenizer_kind: str = "wordpiece"
+    pretraining: dict = field(default_factory=dict)
+    source: str | None = None  # the directory it was loaded from
+
+    @classmethod
+    def of(cls, model: GRUClassifier, tokenizer: Tokenizer, max_length: int | None, tokenizer_kind: str,
+           pretraining: dict) -> "Encoder":
+        state = {k: v for k, v in model.state_dict().items() if not k.startswith("head.")}
+        settings = {k: v for k, v in model.config.to_dict().items() if k in ENCODER_SETTINGS}
+        return cls(settings, state, tokenizer, max_length, tokenizer_kind, pretraining)
+
+
+def save_encoder(encoder: Encoder, directory: str | os.PathLike) -> Path:
+    """Write a pre-trained encoder directory atomically."""
+    config = {"format": ENCODER_FORMAT, "format_version": FORMAT_VERSION, "package_version": __version__,
+              "model": encoder.settings,
+              "tokenizer": {"kind": encoder.tokenizer_kind, "vocab_size": encoder.tokenizer.get_vocab_size(),
+                            "max_length": encoder.max_length},
+              "pretraining": encoder.pretraining}
+
+    def write(tmp: Path) -> list[Path]:
+        save_file({k: v.detach().cpu().contiguous() for k, v in encoder.state.items()},
+                  str(tmp / "encoder.safetensors"), metadata={"format": ENCODER_FORMAT})
+        encoder.tokenizer.save(str(tmp / "tokenizer.json"))
+        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        return [tmp / name for name in ENCODER_FILES]
+
+    return write_directory(directory, write)
+
+
+def load_encoder(directory: str | os.PathLike) -> Encoder:
+    """Load a directory written by `pretrain`, checking that config, weights and tokenizer agree."""
+    path = Path(directory)
+    if not path.is_dir():
+        raise ModelError(f"pre-trained encoder not found: {path}")
+    if (path / "model.safetensors").is_file() and not (path / "encoder.safetensors").is_file():
+        raise ModelError(f"{path} is a trained classifier, not a pre-trained encoder (made by `gru-sentiment pretrain`)")
+    missing = [name for name in ENCODER_FILES if not (path / name).is_file()]
+    if missing:
+        raise ModelError(f"{path} is not a complete pre-trained encoder: missing {', '.join(missing)}")
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        settings = {k: config["model"][k] for k in ENCODER_SETTINGS}
+        model = GRUClassifier(ModelConfig(num_labels=1, **settings))
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{path / 'config.json'} is not a valid encoder config: {exc}") from exc
+    if config.get("format") != ENCODER_FORMAT or not isinstance(config.get("format_version"), int):
+        raise ModelError(f"{path / 'config.json'} is not a gru-sentiment encoder config")
+    if config["format_version"] > FORMAT_VERSION:
+        raise ModelError(f"{path} has encoder format version {config['format_version']}; this gru-sentiment "
+                         f"({__version__}) reads up to version {FORMAT_VERSION}: upgrade gru-sentiment")
+    try:
+        tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        state = load_file(str(path / "encoder.safetensors"), device="cpu")
+    except Exception as exc:
+        raise ModelError(f"{path} has a damaged tokenizer or weights: {str(exc).splitlines()[0]}") from exc
+    if tokenizer.get_vocab_size() != settings["vocab_size"]:
+        raise ModelError(f"{path}: tokenizer has {tokenizer.get_vocab_size()} tokens but the encoder's embedding has "
+                         f"{settings['vocab_size']}")
+    expected = {k: v.shape for k, v in model.state_dict().items() if not k.startswith("head.")}
+    if {k: v.shape for k, v in state.items()} != expected:
+        raise ModelError(f"{path / 'encoder.safetensors'} does not match config.json")
+    tok = config.get("tokenizer", {})
+    return Encoder(settings, state, tokenizer, tok.get("max_length"), tok.get("kind", "wordpiece"),
+                   config.get("pretraining", {}), str(path))

@@ -131,6 +131,27 @@ def _changed_train_options(ctx: typer.Context):
             yield f"--{param.name.replace('_', '-')}", ctx.params.get(param.name), param.default
 
 
+def _init_encoder(ctx: typer.Context, path: Path, model_settings: dict, tok_settings):
+    """Load the pre-trained encoder for `train --init-from`; options it fixes may only repeat its values."""
+    from gru_sentiment import checkpoint, workflow
+    from gru_sentiment.errors import UsageError
+
+    if ctx.params.get("tokenizer_from"):
+        raise UsageError("--init-from brings its own tokenizer: drop --tokenizer-from")
+    encoder = checkpoint.load_encoder(path)
+    fixed = {**workflow.init_settings(encoder), "vocab_size": encoder.tokenizer.get_vocab_size(),
+             "tokenizer": encoder.tokenizer_kind}
+    given = {**model_settings, "vocab_size": tok_settings.vocab_size, "tokenizer": tok_settings.kind}
+    option = {"num_layers": "layers"}
+    for name, value in fixed.items():
+        cli_name = option.get(name, name)
+        source = ctx.get_parameter_source(cli_name)  # typer may vendor click: compare the name, not the enum
+        if source is not None and source.name == "COMMANDLINE" and given[name] != value:
+            flag = f"--{cli_name.replace('_', '-')}"
+            raise UsageError(f"{flag} {given[name]} differs from the pre-trained encoder's {value}: drop {flag}")
+    return encoder
+
+
 def _load_model(model: Path | None, device):
     from gru_sentiment import checkpoint
 
@@ -163,6 +184,7 @@ def train(
     tokenizer: Annotated[TokenizerKind, typer.Option(help="Subword tokenizer to learn.")] = TokenizerKind.wordpiece,
     vocab_size: Annotated[int, typer.Option(min=10, help="Tokenizer vocabulary size.")] = 20000,
     tokenizer_from: Annotated[Optional[Path], typer.Option(help="Reuse this tokenizer (a tokenizer.json or a model directory) instead of learning one: makes a run exactly repeatable.", show_default=False)] = None,
+    init_from: Annotated[Optional[Path], typer.Option(help="Start from an encoder made by `gru-sentiment pretrain`: its tokenizer, embedding and GRU weights (and their sizes), with a new classifier head.", show_default=False)] = None,
     max_length: Annotated[int, typer.Option(min=1, help="Tokens kept per text (the rest is cut).")] = 400,
     embed_dim: Annotated[int, typer.Option(min=1)] = 128,
     hidden_size: Annotated[int, typer.Option(min=1)] = 128,
@@ -219,6 +241,13 @@ def train(
         err = _stderr(quiet)
         spec = workflow.DataSpec(tuple(dataset or ()), split, val_split, val_fraction, text_column, label_column,
                                  tuple(label_names.split(",")) if label_names else None, limit)
+        config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, clip=clip,
+                             patience=patience, max_steps=max_steps, evals_per_epoch=evals_per_epoch, seed=seed)
+        model_settings = dict(embed_dim=embed_dim, hidden_size=hidden_size, num_layers=layers,
+                              bidirectional=bidirectional, dropout=dropout, pooling=pooling.value)
+        tok_settings = workflow.TokenizerSettings(tokenizer.value, vocab_size, max_length)
+        tok = workflow.load_tokenizer(tokenizer_from) if tokenizer_from else None
+        init = _init_encoder(ctx, init_from, model_settings, tok_settings) if init_from else None
         if streaming:
             if max_steps is None or resume is not None or limit or len(dataset or []) > 1:
                 raise UsageError("--streaming needs --max-steps and one --dataset, and takes no --resume or --limit")
@@ -234,12 +263,6 @@ def train(
                 train_data, val_data = workflow.load_training_data(spec, seed)
             err.print(f"{len(train_data):,} training and {len(val_data):,} validation texts, labels "
                       f"{', '.join(train_data.label_names)}; device {torch_device}", highlight=False, soft_wrap=True)
-        config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, clip=clip,
-                             patience=patience, max_steps=max_steps, evals_per_epoch=evals_per_epoch, seed=seed)
-        model_settings = dict(embed_dim=embed_dim, hidden_size=hidden_size, num_layers=layers,
-                              bidirectional=bidirectional, dropout=dropout, pooling=pooling.value)
-        tok_settings = workflow.TokenizerSettings(tokenizer.value, vocab_size, max_length)
-        tok = workflow.load_tokenizer(tokenizer_from) if tokenizer_from else None
         progress = render.training_progress(err)
         task = progress.add_task("train", total=None, epoch=1, loss=0.0, val="-", tps=0.0)
         smoothed = {"tps": 0.0}
@@ -264,12 +287,12 @@ def train(
                     bundle, history = workflow.train_streaming(
                         stream, val_data, val_size, tok_settings, model_settings, config, str(output), torch_device,
                         tokenizer_sample, shuffle_buffer, meta={"command": " ".join(["gru-sentiment", *sys.argv[1:]])},
-                        on_step=on_step, on_eval=on_eval, tok=tok, dist=dist)
+                        on_step=on_step, on_eval=on_eval, tok=tok, dist=dist, init=init)
                 else:
                     bundle, history = workflow.train_model(
                         train_data, val_data, tok_settings, model_settings, config, str(output), torch_device,
                         meta={"command": " ".join(["gru-sentiment", *sys.argv[1:]])}, on_step=on_step,
-                        on_eval=on_eval, tok=tok, data_spec=spec, dist=dist)
+                        on_eval=on_eval, tok=tok, data_spec=spec, dist=dist, init=init)
             except KeyboardInterrupt:
                 if output.exists():
                     err.print(f"[yellow]interrupted:[/yellow] the best model so far is in {output}; "
@@ -282,6 +305,95 @@ def train(
         best = history.best
         _stdout(quiet).print(f"saved {output}: best validation accuracy {best.accuracy:.4f} (epoch {best.epoch}), "
                              f"{history.steps} steps in {history.seconds:.0f}s", highlight=False, soft_wrap=True)
+
+
+def _source(spec: str, default_split: str = "train") -> tuple[str, str]:
+    """DATASET or DATASET:SPLIT (a path that exists as given is never split)."""
+    head, colon, tail = spec.rpartition(":")
+    if colon and head and tail and "/" not in tail and not Path(spec).exists():
+        return head, tail
+    return spec, default_split
+
+
+@app.command()
+def pretrain(
+    ctx: typer.Context,
+    dataset: Annotated[list[str], typer.Option("--dataset", "-d", help="Texts to learn from: DATASET or DATASET:SPLIT (default split: train), e.g. `-d imdb:unsupervised -d imdb:train`; labels are ignored. Repeat to pool several.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Encoder directory to write (atomically, whenever validation perplexity improves).", show_default=False)],
+    text_column: TextColOpt = None,
+    val_size: Annotated[int, typer.Option(min=1, help="Texts held out to measure perplexity.")] = 1000,
+    tokenizer: Annotated[TokenizerKind, typer.Option(help="Subword tokenizer to learn.")] = TokenizerKind.wordpiece,
+    vocab_size: Annotated[int, typer.Option(min=10, help="Tokenizer vocabulary size.")] = 20000,
+    tokenizer_from: Annotated[Optional[Path], typer.Option(help="Reuse this tokenizer (a tokenizer.json or a model directory) instead of learning one.", show_default=False)] = None,
+    max_length: Annotated[int, typer.Option(min=2, help="Tokens kept per text (the rest is cut).")] = 400,
+    embed_dim: Annotated[int, typer.Option(min=1)] = 128,
+    hidden_size: Annotated[int, typer.Option(min=1)] = 128,
+    layers: Annotated[int, typer.Option(min=1, help="Stacked GRU layers.")] = 1,
+    bidirectional: Annotated[bool, typer.Option("--bidirectional/--unidirectional")] = True,
+    dropout: Annotated[float, typer.Option(min=0.0, max=0.95)] = 0.3,
+    epochs: Annotated[int, typer.Option(min=1)] = 1,
+    max_steps: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many optimiser steps.")] = None,
+    batch_size: BatchOpt = 64,
+    lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate (AdamW, warm-up then linear decay).")] = 3e-3,
+    clip: Annotated[float, typer.Option(min=0.0, help="Gradient norm clip (0: off).")] = 1.0,
+    evals: Annotated[int, typer.Option(min=1, help="Validations over the run (evenly spread).")] = 4,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    device: DeviceOpt = Device.auto,
+    threads: ThreadsOpt = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing directory at --output.")] = False,
+) -> None:
+    """Pre-train the embedding and GRU layers as a language model on unlabelled text, for `train --init-from`.
+
+    The forward GRU learns to predict the next token, the backward GRU the previous one (an adaptive softmax
+    over the vocabulary); IMDB's 50,000 unlabelled reviews are `-d imdb:unsupervised`. Writes an encoder
+    directory: tokenizer, embedding and GRU weights, and the perplexity reached on held-out texts.
+    """
+    with _errors(ctx):
+        from gru_sentiment import render, workflow
+        from gru_sentiment.errors import UsageError
+        from gru_sentiment.pretrain import PretrainConfig
+
+        if output.exists() and not overwrite:
+            raise UsageError(f"{output} already exists: pass --overwrite to replace it")
+        sources = [_source(spec) for spec in dataset]
+        torch_device = _setup(device, threads)
+        err = _stderr()
+        config = PretrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, clip=clip, max_steps=max_steps,
+                                evals=evals, seed=seed)
+        model_settings = dict(embed_dim=embed_dim, hidden_size=hidden_size, num_layers=layers,
+                              bidirectional=bidirectional, dropout=dropout)
+        tok_settings = workflow.TokenizerSettings(tokenizer.value, vocab_size, max_length)
+        tok = workflow.load_tokenizer(tokenizer_from) if tokenizer_from else None
+        progress = render.pretraining_progress(err)
+        task = progress.add_task("pretrain", total=None, loss=0.0, val="-", tps=0.0)
+        smoothed = {"tps": 0.0}
+
+        def on_step(info):
+            smoothed["tps"] = info.tokens_per_s if not smoothed["tps"] else 0.9 * smoothed["tps"] + 0.1 * info.tokens_per_s
+            progress.update(task, completed=info.step, total=info.total_steps, loss=info.loss, tps=smoothed["tps"])
+
+        def on_eval(info):
+            mark = " (best, saved)" if info.improved else ""
+            progress.console.print(f"step {info.step}: val loss {info.loss:.4f}, perplexity {info.perplexity:.1f}{mark}",
+                                   highlight=False, soft_wrap=True)
+            progress.update(task, val=f"{info.perplexity:.1f}")
+
+        err.print(f"reading {', '.join(f'{d}:{s}' for d, s in sources)}; device {torch_device}", highlight=False,
+                  soft_wrap=True)
+        with progress:
+            try:
+                encoder, history = workflow.pretrain_encoder(
+                    sources, tok_settings, model_settings, config, str(output), torch_device, val_size, text_column,
+                    tok, meta={"command": " ".join(["gru-sentiment", *sys.argv[1:]])}, on_step=on_step,
+                    on_eval=on_eval)
+            except KeyboardInterrupt:
+                where = f"the best encoder so far is in {output}" if output.exists() else "no encoder written"
+                err.print(f"[yellow]interrupted:[/yellow] {where}", soft_wrap=True)
+                raise typer.Exit(130)
+        best = history.best
+        _stdout().print(f"saved {output}: validation perplexity {best.perplexity:.1f} (step {best.step}), "
+                        f"{history.steps} steps in {history.seconds:.0f}s; next: gru-sentiment train --init-from "
+                        f"{output} ...", highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -93,18 +93,38 @@ def encode(data: TextData, tok, max_length: int | None, num_proc: int | None = N
 def load(spec: str, split: str, text_column: str | None = None, label_column: str | None = None,
          label_names: list[str] | None = None) -> TextData:
     """Load one split of a data set, named or local, as texts and label indices."""
-    path = Path(spec).expanduser()
-    known = KNOWN.get(path.name.lower()) if path.exists() else KNOWN.get(spec.lower())
-    if path.exists():
-        table = _load_local(path, split)
-    elif _looks_like_path(spec):
-        raise DataError(f"data set path not found: {spec}")
-    else:
-        table = _load_hub(known.hub_id if known else spec, split)
+    table, known = _open(spec, split)
     if known:
         text_column = text_column or (known.text_column if known.text_column in table.column_names else None)
         label_names = label_names or list(known.label_names)
     return _to_text_data(table, f"{spec}:{split}", text_column, label_column, label_names)
+
+
+def load_texts(spec: str, split: str, text_column: str | None = None) -> TextData:
+    """The texts of one split, labels ignored (IMDB's `unsupervised` split has none): for pre-training.
+    Every label is 0 of the single name "unlabelled"."""
+    table, known = _open(spec, split)
+    if known and text_column is None and known.text_column in table.column_names:
+        text_column = known.text_column
+    source = f"{spec}:{split}"
+    column = _pick(list(table.column_names), text_column, TEXT_COLUMNS, "text", "--text-column")
+    texts = table[column]
+    if not texts:
+        raise DataError(f"{source}: no rows")
+    if any(t is None for t in texts):
+        raise DataError(f"{source}: {sum(t is None for t in texts)} rows have no text in column '{column}'")
+    return TextData(list(texts), [0] * len(texts), ["unlabelled"], source, table, column)
+
+
+def _open(spec: str, split: str):
+    """The `datasets` table of one split of a local or hub data set, and what is known about it by name."""
+    path = Path(spec).expanduser()
+    known = KNOWN.get(path.name.lower()) if path.exists() else KNOWN.get(spec.lower())
+    if path.exists():
+        return _load_local(path, split), known
+    if _looks_like_path(spec):
+        raise DataError(f"data set path not found: {spec}")
+    return _load_hub(known.hub_id if known else spec, split), known
 
 
 def concat(parts: list[TextData]) -> TextData:

@@ -65,3 +65,17 @@ def training_progress(console: Console) -> Progress:
         TimeRemainingColumn(),
         console=console,
     )
+
+
+def pretraining_progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("pre-training"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.3f}"),
+        TextColumn("val ppl {task.fields[val]}"),
+        TextColumn("{task.fields[tps]:,.0f} tok/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )

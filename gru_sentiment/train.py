@@ -89,6 +89,14 @@ def lr_factor(step: int, total: int, warmup: float) -> float:
     return max(0.0, (total - step) / max(1, total - warm))
 
 
+def adamw(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW that decays matrices only: not biases, not the embedding (rare words would shrink to nothing)."""
+    decay = [p for n, p in model.named_parameters() if p.dim() > 1 and "embedding" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.dim() > 1 and "embedding" not in n)]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+
+
 def evaluate(model: nn.Module, seqs: Sequence[Sequence[int]], labels: Sequence[int], label_names: list[str],
              batch_size: int, device: torch.device, dist: Dist | None = None) -> tuple[dict, float]:
     """Metrics report and mean cross-entropy of `model` on encoded sequences.
@@ -206,10 +214,7 @@ def fit(model: nn.Module, train: tuple[Sequence[Sequence[int]], Sequence[int]] |
                        for k in range(1, config.evals_per_epoch + 1)}
 
     model.to(device).train()
-    decay = [p for n, p in model.named_parameters() if p.dim() > 1 and "embedding" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.dim() > 1 and "embedding" not in n)]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+    optimizer = adamw(model, config.lr, config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, config.warmup))
     net = model
     if dist is not None:

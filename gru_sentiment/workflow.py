@@ -22,6 +22,7 @@ from gru_sentiment.data import TextData
 from gru_sentiment.distributed import Dist
 from gru_sentiment.errors import DataError, ModelError, UsageError
 from gru_sentiment.model import GRUClassifier, ModelConfig
+from gru_sentiment.pretrain import LanguageModel, LMEval, LMHistory, LMStep, PretrainConfig, fit_lm, frequency_rank
 from gru_sentiment.streaming import BatchStream
 from gru_sentiment.train import EvalInfo, History, StepInfo, TrainConfig, evaluate, fit
 
@@ -87,7 +88,7 @@ def train_model(train: TextData, val: TextData, tok_settings: TokenizerSettings,
                 on_step: Callable[[StepInfo], None] | None = None,
                 on_eval: Callable[[EvalInfo], None] | None = None,
                 tok: Tokenizer | None = None, data_spec: DataSpec | None = None,
-                dist: Dist | None = None) -> tuple[checkpoint.Bundle, History]:
+                dist: Dist | None = None, init: checkpoint.Encoder | None = None) -> tuple[checkpoint.Bundle, History]:
     """Train tokenizer (unless one is given) and model; after every validation, write the model directory
     (atomically) with the best weights so far and the state to resume from.
 
@@ -100,16 +101,21 @@ def train_model(train: TextData, val: TextData, tok_settings: TokenizerSettings,
                 "validation_examples": len(val), "config": config.to_dict(), "package_version": __version__,
                 "data": asdict(data_spec) if data_spec else None, **(meta or {})}
     bundle = _new_bundle(lambda: train.texts, train.label_names, tok_settings, model_settings, config, tok, dist,
-                         training)
+                         training, init)
     return bundle, _run(bundle, train, val, config, output, device, on_step, on_eval, dist=dist)
 
 
 def _new_bundle(sample_texts: Callable[[], list[str]], label_names: list[str], tok_settings: TokenizerSettings,
                 model_settings: dict, config: TrainConfig, tok: Tokenizer | None, dist: Dist | None,
-                training: dict) -> checkpoint.Bundle:
+                training: dict, init: checkpoint.Encoder | None = None) -> checkpoint.Bundle:
     """A fresh model and its tokenizer: the one given, or one learned from `sample_texts()` (on rank 0 only,
-    then sent to the other ranks)."""
+    then sent to the other ranks). With `init`, the pre-trained encoder's tokenizer, embedding and GRUs, and a
+    new classifier head."""
     start = time.perf_counter()
+    if init is not None:
+        tok, model_settings = init.tokenizer, {**model_settings, **init_settings(init)}
+        training["init_from"] = {"encoder": init.source,
+                                 **{k: init.pretraining.get(k) for k in ("command", "best", "seconds", "tokens")}}
     if tok is None and (dist is None or dist.is_main):
         tok = tokenizer.train(sample_texts(), tok_settings.kind, tok_settings.vocab_size)
     if dist is not None:
@@ -118,8 +124,18 @@ def _new_bundle(sample_texts: Callable[[], list[str]], label_names: list[str], t
     model_config = ModelConfig(vocab_size=tok.get_vocab_size(), num_labels=len(label_names),
                                pad_id=tok.token_to_id(tokenizer.PAD), **model_settings)
     torch.manual_seed(config.seed)
-    return checkpoint.Bundle(GRUClassifier(model_config), tok, list(label_names), tok_settings.max_length,
-                             tok_settings.kind, training)
+    model = GRUClassifier(model_config)
+    if init is not None:
+        missing, unexpected = model.load_state_dict(init.state, strict=False)
+        if unexpected or any(not name.startswith("head.") for name in missing):
+            raise ModelError("the pre-trained encoder does not fit this model")
+    return checkpoint.Bundle(model, tok, list(label_names), tok_settings.max_length,
+                             init.tokenizer_kind if init else tok_settings.kind, training)
+
+
+def init_settings(init: checkpoint.Encoder) -> dict:
+    """The model settings a pre-trained encoder fixes (the rest, such as pooling and dropout, stay free)."""
+    return {k: v for k, v in init.settings.items() if k not in ("vocab_size", "pad_id")}
 
 
 def resume_model(output: str, device: torch.device, on_step: Callable[[StepInfo], None] | None = None,
@@ -205,7 +221,8 @@ def train_streaming(stream: data_mod.TextStream, val: TextData | None, val_size:
                     tokenizer_sample: int = 10000, shuffle_buffer: int = 10000, meta: dict | None = None,
                     on_step: Callable[[StepInfo], None] | None = None,
                     on_eval: Callable[[EvalInfo], None] | None = None, tok: Tokenizer | None = None,
-                    dist: Dist | None = None) -> tuple[checkpoint.Bundle, History]:
+                    dist: Dist | None = None, init: checkpoint.Encoder | None = None
+                    ) -> tuple[checkpoint.Bundle, History]:
     """Train on a data set read as a stream: constant memory whatever its size.
 
     Validation is `val`, or the first `val_size` rows of the stream (then skipped for training). The tokenizer
@@ -219,9 +236,57 @@ def train_streaming(stream: data_mod.TextStream, val: TextData | None, val_size:
                 "streaming": {"shuffle_buffer": shuffle_buffer, "tokenizer_sample": tokenizer_sample},
                 "config": config.to_dict(), "package_version": __version__, "data": None, **(meta or {})}
     bundle = _new_bundle(lambda: [text for text, _ in itertools.islice(stream.pairs(), tokenizer_sample)],
-                         stream.label_names, tok_settings, model_settings, config, tok, dist, training)
+                         stream.label_names, tok_settings, model_settings, config, tok, dist, training, init)
     rank, world = (dist.rank, dist.world_size) if dist else (0, 1)
     shard = stream.shuffled(config.seed, shuffle_buffer, rank, world)
     batches = BatchStream(shard.epoch, bundle.tokenizer, tok_settings.max_length, config.batch_size,
                           bundle.model.config.pad_id)
     return bundle, _run(bundle, batches, val, config, output, device, on_step, on_eval, dist=dist)
+
+
+def pretrain_encoder(sources: list[tuple[str, str]], tok_settings: TokenizerSettings, model_settings: dict,
+                     config: PretrainConfig, output: str, device: torch.device, val_size: int = 1000,
+                     text_column: str | None = None, tok: Tokenizer | None = None, meta: dict | None = None,
+                     on_step: Callable[[LMStep], None] | None = None,
+                     on_eval: Callable[[LMEval], None] | None = None) -> tuple[checkpoint.Encoder, LMHistory]:
+    """Pre-train an embedding and GRU stack as a language model on the texts of `sources` ((data set, split)
+    pairs; labels ignored) and write it to `output` (atomically, whenever validation perplexity improves).
+
+    `val_size` texts, drawn with the seed, are held out to measure perplexity. The tokenizer is learned from
+    the training texts unless one is given.
+    """
+    parts = [data_mod.load_texts(spec, split, text_column) for spec, split in sources]
+    order = list(range(sum(len(p) for p in parts)))
+    random.Random(config.seed).shuffle(order)
+    if not 0 < val_size < len(order):
+        raise DataError(f"{len(order)} texts cannot hold out {val_size} for validation (--val-size)")
+    val_index, train_index = order[:val_size], order[val_size:]
+    texts = [t for p in parts for t in p.texts]
+    start = time.perf_counter()
+    if tok is None:
+        tok = tokenizer.train([texts[i] for i in train_index], tok_settings.kind, tok_settings.vocab_size)
+    tokenizer_seconds = time.perf_counter() - start
+    seqs = [ids for p in parts for ids in data_mod.encode(p, tok, tok_settings.max_length)]
+    train_seqs, val_seqs = [seqs[i] for i in train_index], [seqs[i] for i in val_index]
+    torch.manual_seed(config.seed)
+    settings = {k: v for k, v in model_settings.items() if k not in ("pooling",)}
+    encoder = GRUClassifier(ModelConfig(vocab_size=tok.get_vocab_size(), num_labels=1,
+                                        pad_id=tok.token_to_id(tokenizer.PAD), **settings))
+    lm = LanguageModel(encoder, frequency_rank(train_seqs, tok.get_vocab_size()), config.cutoffs)
+    record = {"data": [f"{spec}:{split}" for spec, split in sources], "train_texts": len(train_seqs),
+              "validation_texts": len(val_seqs), "config": config.to_dict(), "package_version": __version__,
+              "dropout": encoder.config.dropout, "tokenizer_seconds": round(tokenizer_seconds, 1), **(meta or {})}
+
+    def save(history: LMHistory) -> None:
+        best = history.best
+        record.update(best={"step": best.step, "val_loss": best.loss, "val_perplexity": best.perplexity},
+                      steps=history.steps, seconds=round(history.seconds, 1), tokens=history.tokens)
+        checkpoint.save_encoder(checkpoint.Encoder.of(encoder, tok, tok_settings.max_length, tok_settings.kind,
+                                                      record), output)
+
+    history = fit_lm(lm, train_seqs, val_seqs, config, device, on_step, on_eval, save)
+    record.update(steps=history.steps, seconds=round(history.seconds, 1), tokens=history.tokens,
+                  tokens_per_s=round(history.tokens / history.seconds) if history.seconds else None)
+    result = checkpoint.Encoder.of(encoder, tok, tok_settings.max_length, tok_settings.kind, record)
+    checkpoint.save_encoder(result, output)
+    return result, history

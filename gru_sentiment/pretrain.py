@@ -138,6 +138,7 @@ def fit_lm(lm: LanguageModel, seqs: Sequence[Sequence[int]], val: Sequence[Seque
     call `on_save` when validation loss improved (the caller writes the encoder then). At the end the encoder
     holds the best weights seen on validation."""
     rng = seed_everything(config.seed)
+    seqs = [s for s in seqs if len(s) > 1]  # a one-token text has no next token
     lengths = [len(s) for s in seqs]
     per_epoch = math.ceil(len(seqs) / config.batch_size)
     total = per_epoch * config.epochs if config.max_steps is None else min(per_epoch * config.epochs, config.max_steps)
@@ -153,7 +154,7 @@ def fit_lm(lm: LanguageModel, seqs: Sequence[Sequence[int]], val: Sequence[Seque
             t0 = time.perf_counter()
             ids, lens = batching.pad([seqs[i] for i in batch])
             loss_sum, count = lm(ids.to(device), lens.to(device))
-            loss = loss_sum / max(count, 1)
+            loss = loss_sum / count
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.clip:

@@ -1,6 +1,6 @@
 """Training throughput of the full step against bare nn.GRU kernels, on identical IMDB-like padded batches.
 
-    python bench/train_speed.py [--batches 12] [--data ../shared/data]
+    python bench/train_speed.py [--batches 12] [--data ../shared/data] [--device cuda]
 
 Batches: IMDB train reviews tokenized by the shipped tokenizer (cut at 512 tokens), grouped by the training
 loop's own length bucketing (batch 64); without the data, lengths drawn to match IMDB's. Every system runs
@@ -47,11 +47,14 @@ def imdb_lengths(data_dir: Path, limit: int = 6400) -> list[int]:
     return [min(512, max(8, int(rng.lognormvariate(5.45, 0.65)))) for _ in range(limit)], "synthetic IMDB-like"
 
 
-def time_steps(step, batches) -> float:
+def time_steps(step, batches, device: torch.device) -> float:
     step(batches[0])  # warm-up
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
     start = time.perf_counter()
     for batch in batches:
         step(batch)
+    sync()
     return time.perf_counter() - start
 
 
@@ -88,7 +91,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (on CUDA, nn.GRU runs cuDNN's kernel)")
     args = parser.parse_args()
+    device = torch.device(args.device)
     if args.nproc:
         scaling(args.nproc, args.steps, args.data)
         return
@@ -102,10 +107,12 @@ def main() -> None:
     random.Random(0).shuffle(shuffled)
     random_batches = [shuffled[i:i + args.batch_size] for i in range(0, len(shuffled), args.batch_size)]
     chosen = random.Random(1).sample(bucketed, args.batches)
-    batches = [(*batching.pad([seqs[i] for i in b]), torch.randint(0, 2, (len(b),))) for b in chosen]
+    batches = [tuple(t.to(device) for t in (*batching.pad([seqs[i] for i in b]), torch.randint(0, 2, (len(b),))))
+               for b in chosen]
     tokens = sum(int(lens.sum()) for _, lens, _ in batches)
 
-    model = GRUClassifier(ModelConfig(vocab_size=VOCAB, num_labels=2, embed_dim=EMBED, hidden_size=HIDDEN)).train()
+    model = GRUClassifier(ModelConfig(vocab_size=VOCAB, num_labels=2, embed_dim=EMBED, hidden_size=HIDDEN))
+    model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
     def full_step(batch):
@@ -116,9 +123,10 @@ def main() -> None:
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
 
-    bi = nn.GRU(EMBED, HIDDEN, batch_first=True, bidirectional=True)
-    pair = nn.ModuleList(nn.GRU(EMBED, HIDDEN, batch_first=True) for _ in range(2))
-    inputs = [torch.randn(ids.shape[0], ids.shape[1], EMBED, requires_grad=True) for ids, _, _ in batches]
+    bi = nn.GRU(EMBED, HIDDEN, batch_first=True, bidirectional=True).to(device)
+    pair = nn.ModuleList(nn.GRU(EMBED, HIDDEN, batch_first=True) for _ in range(2)).to(device)
+    inputs = [torch.randn(ids.shape[0], ids.shape[1], EMBED, device=device, requires_grad=True)
+              for ids, _, _ in batches]
     index = {id(b): i for i, b in enumerate(batches)}
 
     def bare_bi(batch):
@@ -130,16 +138,17 @@ def main() -> None:
 
     def packed(batch):
         x = inputs[index[id(batch)]]
-        out = bi(pack_padded_sequence(x, batch[1], batch_first=True, enforce_sorted=False))[0]
+        out = bi(pack_padded_sequence(x, batch[1].cpu(), batch_first=True, enforce_sorted=False))[0]
         out.data.sum().backward()
 
     results = {}
     for name, step in (("full step (gru-sentiment)", full_step), ("bare nn.GRU bidirectional", bare_bi),
                        ("bare pair of 1-direction nn.GRUs", bare_pair), ("packed bidirectional nn.GRU", packed)):
-        results[name] = tokens / time_steps(step, batches)
+        results[name] = tokens / time_steps(step, batches, device)
     full = results["full step (gru-sentiment)"]
     print(f"{args.batches} batches of {args.batch_size} from {source}; {tokens:,} real tokens; "
-          f"embed {EMBED}, hidden {HIDDEN}, bidirectional; {torch.get_num_threads()} threads")
+          f"embed {EMBED}, hidden {HIDDEN}, bidirectional; "
+          f"{torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}")
     print(f"padding with length bucketing: {batching.padding_fraction(seqs, bucketed):.1%}; "
           f"with random batches: {batching.padding_fraction(seqs, random_batches):.1%}")
     for name, rate in results.items():

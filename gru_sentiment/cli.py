@@ -60,6 +60,17 @@ LabelColOpt = Annotated[Optional[str], typer.Option(help="Label column (default:
 DeviceOpt = Annotated[Device, typer.Option(help="Where to compute; auto picks CUDA when present.")]
 ThreadsOpt = Annotated[Optional[int], typer.Option(min=1, help="CPU threads (default: all cores).", show_default=False)]
 BatchOpt = Annotated[int, typer.Option(min=1, help="Texts per batch.")]
+TokenizerOpt = Annotated[TokenizerKind, typer.Option(help="Subword tokenizer to learn.")]
+VocabOpt = Annotated[int, typer.Option(min=10, help="Tokenizer vocabulary size.")]
+MaxLengthOpt = Annotated[int, typer.Option(min=2, help="Tokens kept per text (the rest is cut).")]
+EmbedOpt = Annotated[int, typer.Option(min=1)]
+HiddenOpt = Annotated[int, typer.Option(min=1)]
+LayersOpt = Annotated[int, typer.Option(min=1, help="Stacked GRU layers.")]
+BidirectionalOpt = Annotated[bool, typer.Option("--bidirectional/--unidirectional")]
+DropoutOpt = Annotated[float, typer.Option(min=0.0, max=0.95)]
+MaxStepsOpt = Annotated[Optional[int], typer.Option(min=1, help="Stop after this many optimiser steps.")]
+LrOpt = Annotated[float, typer.Option(min=0.0, help="Peak learning rate (AdamW, warm-up then linear decay).")]
+ClipOpt = Annotated[float, typer.Option(min=0.0, help="Gradient norm clip (0: off).")]
 
 
 def _stderr(quiet: bool = False):
@@ -181,23 +192,23 @@ def train(
     label_column: LabelColOpt = None,
     label_names: Annotated[Optional[str], typer.Option(help="Comma-separated names for integer labels 0..K-1, e.g. neg,pos.")] = None,
     limit: Annotated[Optional[int], typer.Option(min=2, help="Use only the first N training examples (quick runs).")] = None,
-    tokenizer: Annotated[TokenizerKind, typer.Option(help="Subword tokenizer to learn.")] = TokenizerKind.wordpiece,
-    vocab_size: Annotated[int, typer.Option(min=10, help="Tokenizer vocabulary size.")] = 20000,
+    tokenizer: TokenizerOpt = TokenizerKind.wordpiece,
+    vocab_size: VocabOpt = 20000,
     tokenizer_from: Annotated[Optional[Path], typer.Option(help="Reuse this tokenizer (a tokenizer.json or a model directory) instead of learning one: makes a run exactly repeatable.", show_default=False)] = None,
     init_from: Annotated[Optional[Path], typer.Option(help="Start from an encoder made by `gru-sentiment pretrain`: its tokenizer, embedding and GRU weights (and their sizes), with a new classifier head.", show_default=False)] = None,
-    max_length: Annotated[int, typer.Option(min=1, help="Tokens kept per text (the rest is cut).")] = 400,
-    embed_dim: Annotated[int, typer.Option(min=1)] = 128,
-    hidden_size: Annotated[int, typer.Option(min=1)] = 128,
-    layers: Annotated[int, typer.Option(min=1, help="Stacked GRU layers.")] = 1,
-    bidirectional: Annotated[bool, typer.Option("--bidirectional/--unidirectional")] = True,
-    dropout: Annotated[float, typer.Option(min=0.0, max=0.95)] = 0.3,
+    max_length: MaxLengthOpt = 400,
+    embed_dim: EmbedOpt = 128,
+    hidden_size: HiddenOpt = 128,
+    layers: LayersOpt = 1,
+    bidirectional: BidirectionalOpt = True,
+    dropout: DropoutOpt = 0.3,
     pooling: Annotated[Pooling, typer.Option(help="How GRU states become one vector.")] = Pooling.mean_max,
     epochs: Annotated[int, typer.Option(min=1)] = 4,
-    max_steps: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many optimiser steps.")] = None,
+    max_steps: MaxStepsOpt = None,
     batch_size: BatchOpt = 64,
-    lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate (AdamW, warm-up then linear decay).")] = 3e-3,
+    lr: LrOpt = 3e-3,
     weight_decay: Annotated[float, typer.Option(min=0.0)] = 0.01,
-    clip: Annotated[float, typer.Option(min=0.0, help="Gradient norm clip (0: off).")] = 1.0,
+    clip: ClipOpt = 1.0,
     patience: Annotated[int, typer.Option(min=1, help="Stop after this many validations without improvement.")] = 2,
     evals_per_epoch: Annotated[int, typer.Option(min=1, help="Validations per epoch.")] = 1,
     seed: Annotated[int, typer.Option(help="Random seed: with --tokenizer-from, the same seed gives the same weights on CPU.")] = 0,
@@ -322,20 +333,20 @@ def pretrain(
     output: Annotated[Path, typer.Option("--output", "-o", help="Encoder directory to write (atomically, whenever validation perplexity improves).", show_default=False)],
     text_column: TextColOpt = None,
     val_size: Annotated[int, typer.Option(min=1, help="Texts held out to measure perplexity.")] = 1000,
-    tokenizer: Annotated[TokenizerKind, typer.Option(help="Subword tokenizer to learn.")] = TokenizerKind.wordpiece,
-    vocab_size: Annotated[int, typer.Option(min=10, help="Tokenizer vocabulary size.")] = 20000,
+    tokenizer: TokenizerOpt = TokenizerKind.wordpiece,
+    vocab_size: VocabOpt = 20000,
     tokenizer_from: Annotated[Optional[Path], typer.Option(help="Reuse this tokenizer (a tokenizer.json or a model directory) instead of learning one.", show_default=False)] = None,
-    max_length: Annotated[int, typer.Option(min=2, help="Tokens kept per text (the rest is cut).")] = 400,
-    embed_dim: Annotated[int, typer.Option(min=1)] = 128,
-    hidden_size: Annotated[int, typer.Option(min=1)] = 128,
-    layers: Annotated[int, typer.Option(min=1, help="Stacked GRU layers.")] = 1,
-    bidirectional: Annotated[bool, typer.Option("--bidirectional/--unidirectional")] = True,
-    dropout: Annotated[float, typer.Option(min=0.0, max=0.95)] = 0.3,
+    max_length: MaxLengthOpt = 400,
+    embed_dim: EmbedOpt = 128,
+    hidden_size: HiddenOpt = 128,
+    layers: LayersOpt = 1,
+    bidirectional: BidirectionalOpt = True,
+    dropout: DropoutOpt = 0.3,
     epochs: Annotated[int, typer.Option(min=1)] = 1,
-    max_steps: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many optimiser steps.")] = None,
+    max_steps: MaxStepsOpt = None,
     batch_size: BatchOpt = 64,
-    lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate (AdamW, warm-up then linear decay).")] = 3e-3,
-    clip: Annotated[float, typer.Option(min=0.0, help="Gradient norm clip (0: off).")] = 1.0,
+    lr: LrOpt = 3e-3,
+    clip: ClipOpt = 1.0,
     evals: Annotated[int, typer.Option(min=1, help="Validations over the run (evenly spread).")] = 4,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: DeviceOpt = Device.auto,

@@ -376,12 +376,13 @@ def pretrain(
         tok_settings = workflow.TokenizerSettings(tokenizer.value, vocab_size, max_length)
         tok = workflow.load_tokenizer(tokenizer_from) if tokenizer_from else None
         progress = render.pretraining_progress(err)
-        task = progress.add_task("pretrain", total=None, loss=0.0, val="-", tps=0.0)
+        task = progress.add_task("pretrain", total=None, epoch=1, loss=0.0, val="-", tps=0.0)
         smoothed = {"tps": 0.0}
 
         def on_step(info):
             smoothed["tps"] = info.tokens_per_s if not smoothed["tps"] else 0.9 * smoothed["tps"] + 0.1 * info.tokens_per_s
-            progress.update(task, completed=info.step, total=info.total_steps, loss=info.loss, tps=smoothed["tps"])
+            progress.update(task, completed=info.step, total=info.total_steps, epoch=info.epoch, loss=info.loss,
+                            tps=smoothed["tps"])
 
         def on_eval(info):
             mark = " (best, saved)" if info.improved else ""

@@ -23,7 +23,7 @@ from torch import nn
 
 from gru_sentiment import batching
 from gru_sentiment.model import GRUClassifier, reverse_within_length, valid_mask
-from gru_sentiment.train import adamw, lr_factor, seed_everything
+from gru_sentiment.train import StepInfo, adamw, lr_factor, seed_everything
 
 
 @dataclass(frozen=True)
@@ -41,15 +41,6 @@ class PretrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass
-class LMStep:
-    step: int
-    total_steps: int
-    loss: float
-    tokens_per_s: float
-    lr: float
 
 
 @dataclass
@@ -131,7 +122,7 @@ def evaluate_lm(lm: LanguageModel, seqs: Sequence[Sequence[int]], batch_size: in
 
 
 def fit_lm(lm: LanguageModel, seqs: Sequence[Sequence[int]], val: Sequence[Sequence[int]], config: PretrainConfig,
-           device: torch.device, on_step: Callable[[LMStep], None] | None = None,
+           device: torch.device, on_step: Callable[[StepInfo], None] | None = None,
            on_eval: Callable[[LMEval], None] | None = None,
            on_save: Callable[[LMHistory], None] | None = None) -> LMHistory:
     """Train the language model on length-bucketed batches; validate `config.evals` times, evenly spread, and
@@ -148,8 +139,9 @@ def fit_lm(lm: LanguageModel, seqs: Sequence[Sequence[int]], val: Sequence[Seque
     lm.to(device).train()
     optimizer = adamw(lm, config.lr, config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, config.warmup))
-    history, best_state, step, start = LMHistory(), None, 0, time.perf_counter()
+    history, best_state, step, epoch, start = LMHistory(), None, 0, 0, time.perf_counter()
     while step < total:
+        epoch += 1
         for batch in batching.bucketed(lengths, config.batch_size, rng):
             t0 = time.perf_counter()
             ids, lens = batching.pad([seqs[i] for i in batch])
@@ -164,7 +156,8 @@ def fit_lm(lm: LanguageModel, seqs: Sequence[Sequence[int]], val: Sequence[Seque
             step += 1
             history.tokens += count
             if on_step:
-                on_step(LMStep(step, total, loss.item(), count / (time.perf_counter() - t0), schedule.get_last_lr()[0]))
+                on_step(StepInfo(epoch, step, total, loss.item(), count / (time.perf_counter() - t0),
+                                 schedule.get_last_lr()[0]))
             if step in eval_points:
                 val_loss = evaluate_lm(lm, val, config.batch_size * 2, device)
                 best = history.best

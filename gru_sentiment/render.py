@@ -69,7 +69,7 @@ def training_progress(console: Console) -> Progress:
 
 def pretraining_progress(console: Console) -> Progress:
     return Progress(
-        TextColumn("pre-training"),
+        TextColumn("pre-training epoch {task.fields[epoch]}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]:.3f}"),

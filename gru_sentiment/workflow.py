@@ -22,7 +22,7 @@ from gru_sentiment.data import TextData
 from gru_sentiment.distributed import Dist
 from gru_sentiment.errors import DataError, ModelError, UsageError
 from gru_sentiment.model import GRUClassifier, ModelConfig
-from gru_sentiment.pretrain import LanguageModel, LMEval, LMHistory, LMStep, PretrainConfig, fit_lm, frequency_rank
+from gru_sentiment.pretrain import LanguageModel, LMEval, LMHistory, PretrainConfig, fit_lm, frequency_rank
 from gru_sentiment.streaming import BatchStream
 from gru_sentiment.train import EvalInfo, History, StepInfo, TrainConfig, evaluate, fit
 
@@ -247,7 +247,7 @@ def train_streaming(stream: data_mod.TextStream, val: TextData | None, val_size:
 def pretrain_encoder(sources: list[tuple[str, str]], tok_settings: TokenizerSettings, model_settings: dict,
                      config: PretrainConfig, output: str, device: torch.device, val_size: int = 1000,
                      text_column: str | None = None, tok: Tokenizer | None = None, meta: dict | None = None,
-                     on_step: Callable[[LMStep], None] | None = None,
+                     on_step: Callable[[StepInfo], None] | None = None,
                      on_eval: Callable[[LMEval], None] | None = None) -> tuple[checkpoint.Encoder, LMHistory]:
     """Pre-train an embedding and GRU stack as a language model on the texts of `sources` ((data set, split)
     pairs; labels ignored) and write it to `output` (atomically, whenever validation perplexity improves).

@@ -269,9 +269,8 @@ def pretrain_encoder(sources: list[tuple[str, str]], tok_settings: TokenizerSett
     seqs = [ids for p in parts for ids in data_mod.encode(p, tok, tok_settings.max_length)]
     train_seqs, val_seqs = [seqs[i] for i in train_index], [seqs[i] for i in val_index]
     torch.manual_seed(config.seed)
-    settings = {k: v for k, v in model_settings.items() if k not in ("pooling",)}
     encoder = GRUClassifier(ModelConfig(vocab_size=tok.get_vocab_size(), num_labels=1,
-                                        pad_id=tok.token_to_id(tokenizer.PAD), **settings))
+                                        pad_id=tok.token_to_id(tokenizer.PAD), **model_settings))
     lm = LanguageModel(encoder, frequency_rank(train_seqs, tok.get_vocab_size()), config.cutoffs)
     record = {"data": [f"{spec}:{split}" for spec, split in sources], "train_texts": len(train_seqs),
               "validation_texts": len(val_seqs), "config": config.to_dict(), "package_version": __version__,

@@ -11,7 +11,7 @@ from gru_sentiment.distributed import weights_digest
 from tests.corpus import reviews
 from tests.test_data import write_splits
 
-ARGS = ["--epochs", "3", "--vocab-size", "150", "--embed-dim", "16", "--hidden-size", "12", "--lr", "0.01",
+ARGS = ["--epochs", "5", "--vocab-size", "150", "--embed-dim", "16", "--hidden-size", "12", "--lr", "0.01", "--dropout", "0.1",
         "--max-length", "32", "--threads", "1", "--label-names", "neg,pos"]
 
 

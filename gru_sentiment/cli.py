@@ -163,6 +163,23 @@ def _init_encoder(ctx: typer.Context, path: Path, model_settings: dict, tok_sett
     return encoder
 
 
+def _training_progress(console, title: str, val_label: str):
+    """A progress bar for train or pretrain, its task, and the `on_step` callback that moves it (tokens/s
+    smoothed over steps)."""
+    from gru_sentiment import render
+
+    progress = render.training_progress(console, title, val_label)
+    task = progress.add_task(title, total=None, epoch=1, loss=0.0, val="-", tps=0.0)
+    smoothed = {"tps": 0.0}
+
+    def on_step(info):
+        smoothed["tps"] = info.tokens_per_s if not smoothed["tps"] else 0.9 * smoothed["tps"] + 0.1 * info.tokens_per_s
+        progress.update(task, completed=info.step, total=info.total_steps, epoch=info.epoch, loss=info.loss,
+                        tps=smoothed["tps"])
+
+    return progress, task, on_step
+
+
 def _load_model(model: Path | None, device):
     from gru_sentiment import checkpoint
 
@@ -227,7 +244,7 @@ def train(
     """
     with _errors(ctx):
         from gru_sentiment import data as data_mod
-        from gru_sentiment import render, workflow
+        from gru_sentiment import workflow
         from gru_sentiment.errors import UsageError
         from gru_sentiment.train import TrainConfig
 
@@ -274,14 +291,7 @@ def train(
                 train_data, val_data = workflow.load_training_data(spec, seed)
             err.print(f"{len(train_data):,} training and {len(val_data):,} validation texts, labels "
                       f"{', '.join(train_data.label_names)}; device {torch_device}", highlight=False, soft_wrap=True)
-        progress = render.training_progress(err)
-        task = progress.add_task("train", total=None, epoch=1, loss=0.0, val="-", tps=0.0)
-        smoothed = {"tps": 0.0}
-
-        def on_step(info):
-            smoothed["tps"] = info.tokens_per_s if not smoothed["tps"] else 0.9 * smoothed["tps"] + 0.1 * info.tokens_per_s
-            progress.update(task, completed=info.step, total=info.total_steps, epoch=info.epoch, loss=info.loss,
-                            tps=smoothed["tps"])
+        progress, task, on_step = _training_progress(err, "epoch", "val acc")
 
         def on_eval(info):
             mark = " (best, saved)" if info.improved else ""
@@ -360,7 +370,7 @@ def pretrain(
     directory: tokenizer, embedding and GRU weights, and the perplexity reached on held-out texts.
     """
     with _errors(ctx):
-        from gru_sentiment import render, workflow
+        from gru_sentiment import workflow
         from gru_sentiment.errors import UsageError
         from gru_sentiment.pretrain import PretrainConfig
 
@@ -375,14 +385,7 @@ def pretrain(
                               bidirectional=bidirectional, dropout=dropout)
         tok_settings = workflow.TokenizerSettings(tokenizer.value, vocab_size, max_length)
         tok = workflow.load_tokenizer(tokenizer_from) if tokenizer_from else None
-        progress = render.pretraining_progress(err)
-        task = progress.add_task("pretrain", total=None, epoch=1, loss=0.0, val="-", tps=0.0)
-        smoothed = {"tps": 0.0}
-
-        def on_step(info):
-            smoothed["tps"] = info.tokens_per_s if not smoothed["tps"] else 0.9 * smoothed["tps"] + 0.1 * info.tokens_per_s
-            progress.update(task, completed=info.step, total=info.total_steps, epoch=info.epoch, loss=info.loss,
-                            tps=smoothed["tps"])
+        progress, task, on_step = _training_progress(err, "pre-training epoch", "val ppl")
 
         def on_eval(info):
             mark = " (best, saved)" if info.improved else ""

@@ -53,27 +53,14 @@ def write_json_line(stream: IO[str], obj: dict) -> None:
     stream.write(json.dumps(obj, ensure_ascii=False) + "\n")
 
 
-def training_progress(console: Console) -> Progress:
+def training_progress(console: Console, title: str = "epoch", val_label: str = "val acc") -> Progress:
+    """The progress bar of train ("epoch", "val acc") and pretrain ("pre-training epoch", "val ppl")."""
     return Progress(
-        TextColumn("epoch {task.fields[epoch]}"),
+        TextColumn(title + " {task.fields[epoch]}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]:.4f}"),
-        TextColumn("val acc {task.fields[val]}"),
-        TextColumn("{task.fields[tps]:,.0f} tok/s"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    )
-
-
-def pretraining_progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("pre-training epoch {task.fields[epoch]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.3f}"),
-        TextColumn("val ppl {task.fields[val]}"),
+        TextColumn(val_label + " {task.fields[val]}"),
         TextColumn("{task.fields[tps]:,.0f} tok/s"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),

@@ -1,0 +1,95 @@
+"""Run every example command of README.md against a model and print what each printed.
+
+The README's example outputs come from this script, so they can be regenerated whenever the shipped model
+changes:
+
+    python docs/examples.py > runs/readme-outputs.txt                  # the shipped model
+    python docs/examples.py --model runs/x --png docs/gates-book-review.png
+
+Each section starts with `### name` and `$ command`. The commands run as real processes of the installed
+`gru-sentiment`. `--png` also renders the coloured gate heatmap of the book-review example: the command is
+run with colour forced, its ANSI output is replayed into a recording `rich` console, exported to SVG and
+converted with CairoSVG (not a dependency of the package: `pip install cairosvg`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+BOOK = ["This is a fantasy book which illustrates the adventures of a young wizard.",
+        "I didn't quite enjoy the book because I think it captures too many details."]
+SENTENCES = "A wonderful, moving film.\nThe plot was predictable but the acting saved it.\n"
+
+
+def examples(data: Path) -> list[tuple[str, list[str], str | None]]:
+    """(name, arguments after `gru-sentiment`, stdin) for each README example."""
+    return [
+        ("evaluate", ["evaluate", "-d", str(data / "imdb"), "--split", "test"], None),
+        ("evaluate-json", ["evaluate", "-d", str(data / "sst2"), "--split", "validation", "--format", "json"], None),
+        ("predict", ["predict", "This is a fantasy book.", "Great."], None),
+        ("predict-jsonl", ["predict", "--file", "-", "--format", "jsonl"], SENTENCES),
+        ("book-review", ["predict", *BOOK], None),
+        ("gates-words", ["predict", "--gates", "--words", *BOOK], None),
+        ("gates-top-units", ["predict", "--gates", "--top-units", "2", "Not bad at all."], None),
+        ("gates-json", ["predict", "--gates", "--format", "json", "Great fun."], None),
+        ("gates-csv", ["predict", "--gates", "--format", "csv", "Great fun."], None),
+        ("gates-summary", ["gates", "--summary", "-d", str(data / "imdb"), "--split", "test", "--limit", "1000"],
+         None),
+    ]
+
+
+def run(args: list[str], stdin: str | None, env: dict[str, str]) -> str:
+    done = subprocess.run([sys.executable, "-m", "gru_sentiment", *args], input=stdin, capture_output=True,
+                          text=True, env=env)
+    if done.returncode != 0:
+        raise SystemExit(f"gru-sentiment {shlex.join(args)} failed ({done.returncode}): {done.stderr.strip()}")
+    return done.stderr + done.stdout
+
+
+def render_png(args: list[str], env: dict[str, str], path: Path, width: int) -> None:
+    import cairosvg
+    from rich.console import Console
+    from rich.text import Text
+
+    colour_env = {**env, "FORCE_COLOR": "1", "COLORTERM": "truecolor", "TERM": "xterm-256color",
+                  "COLUMNS": str(width)}
+    colour_env.pop("NO_COLOR", None)
+    coloured = run(args, None, colour_env)
+    console = Console(record=True, width=width, file=open(os.devnull, "w"))
+    console.print(f"$ gru-sentiment predict --gates --words \"{BOOK[0][:38]}...\" \"{BOOK[1][:30]}...\"",
+                  style="bold", markup=False, highlight=False)
+    console.print(Text.from_ansi(coloured))
+    cairosvg.svg2png(bytestring=console.export_svg(title="gru-sentiment predict --gates --words").encode(),
+                     write_to=str(path))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, help="model directory (default: the shipped model)")
+    parser.add_argument("--data", type=Path, default=DATA, help="folder holding imdb/ and sst2/")
+    parser.add_argument("--png", type=Path, help="also render the book-review gate heatmap to this PNG")
+    parser.add_argument("--only", action="append", help="run only this example (repeatable)")
+    parser.add_argument("--width", type=int, default=110, help="terminal width for the outputs")
+    opts = parser.parse_args()
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": str(opts.width), "TERM": "dumb"}
+    env.pop("FORCE_COLOR", None)
+    if opts.model:
+        env["GRU_SENTIMENT_MODEL"] = str(opts.model)
+    for name, args, stdin in examples(opts.data):
+        if opts.only and name not in opts.only:
+            continue
+        print(f"### {name}\n$ gru-sentiment {shlex.join(args)}", flush=True)
+        print(run(args, stdin, env), flush=True)
+    if opts.png:
+        render_png(["predict", "--gates", "--words", *BOOK], env, opts.png, opts.width)
+        print(f"### wrote {opts.png}")
+
+
+if __name__ == "__main__":
+    main()

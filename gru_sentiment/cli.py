@@ -9,14 +9,17 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import contextmanager
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from typer.core import TyperCommand
 
 from gru_sentiment.errors import UserError
+from gru_sentiment.options import (BatchOpt, BidirectionalOpt, ClipOpt, DatasetOpt, DecodeErrors, Device, DeviceOpt,
+                                   Direction, DropoutOpt, EmbedOpt, GateDetail, HiddenOpt, LabelColOpt, LayersOpt,
+                                   LrOpt, MaxLengthOpt, MaxStepsOpt, ModelOpt, Pooling, PredictCommand,
+                                   PredictFormat, TableOrJson, TextColOpt, ThreadsOpt, TokenizerKind, TokenizerOpt,
+                                   VocabOpt)
 
 app = typer.Typer(
     help="Train, evaluate and look inside a GRU sentiment classifier.",
@@ -28,49 +31,6 @@ app = typer.Typer(
 )
 
 DEFAULT_MODEL_NAME = "gru-imdb-sst2"
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
-class TableOrJson(str, Enum):
-    table = "table"
-    json = "json"
-
-
-class TokenizerKind(str, Enum):
-    wordpiece = "wordpiece"
-    bpe = "bpe"
-
-
-class Pooling(str, Enum):
-    mean_max = "mean_max"
-    mean = "mean"
-    max = "max"
-    last = "last"
-
-
-ModelOpt = Annotated[Optional[Path], typer.Option("--model", "-m", help="Model directory. Default: $GRU_SENTIMENT_MODEL, else the model shipped in models/.", show_default=False)]
-DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="Data set: imdb, sst2, rotten_tomatoes, yelp_polarity, amazon_polarity, a hub id, or a local folder/file (parquet, csv, jsonl, aclImdb layout).")]
-TextColOpt = Annotated[Optional[str], typer.Option(help="Text column (default: guessed: text, sentence, review, content).")]
-LabelColOpt = Annotated[Optional[str], typer.Option(help="Label column (default: guessed: label, labels, sentiment).")]
-DeviceOpt = Annotated[Device, typer.Option(help="Where to compute; auto picks CUDA when present.")]
-ThreadsOpt = Annotated[Optional[int], typer.Option(min=1, help="CPU threads (default: all cores).", show_default=False)]
-BatchOpt = Annotated[int, typer.Option(min=1, help="Texts per batch.")]
-TokenizerOpt = Annotated[TokenizerKind, typer.Option(help="Subword tokenizer to learn.")]
-VocabOpt = Annotated[int, typer.Option(min=10, help="Tokenizer vocabulary size.")]
-MaxLengthOpt = Annotated[int, typer.Option(min=2, help="Tokens kept per text (the rest is cut).")]
-EmbedOpt = Annotated[int, typer.Option(min=1)]
-HiddenOpt = Annotated[int, typer.Option(min=1)]
-LayersOpt = Annotated[int, typer.Option(min=1, help="Stacked GRU layers.")]
-BidirectionalOpt = Annotated[bool, typer.Option("--bidirectional/--unidirectional")]
-DropoutOpt = Annotated[float, typer.Option(min=0.0, max=0.95)]
-MaxStepsOpt = Annotated[Optional[int], typer.Option(min=1, help="Stop after this many optimiser steps.")]
-LrOpt = Annotated[float, typer.Option(min=0.0, help="Peak learning rate (AdamW, warm-up then linear decay).")]
-ClipOpt = Annotated[float, typer.Option(min=0.0, help="Gradient norm clip (0: off).")]
 
 
 def _stderr(quiet: bool = False):
@@ -446,47 +406,6 @@ def evaluate(
             _stdout().print(render.evaluation(report, f"{data.source} ({report['n']:,} texts)"))
 
 
-class DecodeErrors(str, Enum):
-    fail = "fail"
-    replace = "replace"
-    skip = "skip"
-
-
-class PredictFormat(str, Enum):
-    table = "table"
-    json = "json"
-    jsonl = "jsonl"
-    csv = "csv"
-
-
-class GateDetail(str, Enum):
-    mean = "mean"
-    full = "full"
-
-
-class PredictCommand(TyperCommand):
-    """`--gates` takes an optional value: `--gates` alone means `--gates=mean`; `--gates full` asks for everything."""
-
-    def parse_args(self, ctx, args):
-        rewritten, i = [], 0
-        while i < len(args):
-            if args[i] == "--gates":
-                if i + 1 < len(args) and args[i + 1] in ("mean", "full"):
-                    rewritten.append(f"--gates={args[i + 1]}")
-                    i += 1
-                else:
-                    rewritten.append("--gates=mean")
-            else:
-                rewritten.append(args[i])
-            i += 1
-        return super().parse_args(ctx, rewritten)
-
-
-class Direction(str, Enum):
-    forward = "forward"
-    backward = "backward"
-
-
 @app.command(cls=PredictCommand)
 def predict(
     ctx: typer.Context,
@@ -513,7 +432,7 @@ def predict(
     ignore the past.
     """
     with _errors(ctx):
-        from gru_sentiment import textio
+        from gru_sentiment import textio, writers
         from gru_sentiment.errors import UsageError
         from gru_sentiment.predict import check_text, predict_stream
 
@@ -540,87 +459,8 @@ def predict(
         preds = predict_stream(bundle, lines, batch_size=batch_size, with_gates=gates is not None,
                                device=torch_device)
         if gates is not None:
-            preds = _gate_views(preds, layer, direction.value if direction else None, words)
-        _emit(preds, format, bundle.labels, gates, unit, top_units, html, bundle.max_length)
-
-
-def _gate_views(preds, layer, direction, words):
-    from gru_sentiment import explain
-
-    for pred in preds:
-        view = explain.select(pred.gates, layer, direction)
-        pred.gates = explain.merge_words(pred.text, view) if words else view
-        yield pred
-
-
-def _emit(preds, format: PredictFormat, labels: list[str], gates: str | None, unit, top_units, html,
-          max_length: int | None) -> None:
-    from gru_sentiment import explain, render
-
-    kept = [] if html is not None else None
-    count = 0
-    items = []  # json: records; table without gates: predictions for one table at the end
-    if format is PredictFormat.csv:
-        import csv
-
-        fields = explain.CSV_FIELDS if gates else ("text_index", "text", "label", *(f"p_{n}" for n in labels))
-        writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-    truncated = 0
-    for index, pred in enumerate(preds):
-        count += 1
-        truncated += pred.truncated
-        if kept is not None:
-            kept.append(pred)
-        record = render.prediction_dict(pred)
-        if gates and format in (PredictFormat.json, PredictFormat.jsonl):
-            record["gates"] = explain.to_json(pred.gates, full=gates == "full")
-        if format is PredictFormat.jsonl:
-            render.write_json_line(sys.stdout, record)
-        elif format is PredictFormat.json:
-            items.append(record)
-        elif format is PredictFormat.csv:
-            if gates:
-                writer.writerows(explain.csv_rows(index, pred.gates))
-            else:
-                writer.writerow({"text_index": index, "text": pred.text, "label": pred.label,
-                                 **{f"p_{n}": round(p, 6) for n, p in pred.probabilities.items()}})
-        elif gates:
-            _print_prediction(pred, labels, unit, top_units)
-        else:
-            items.append(pred)
-    if count == 0:
-        raise UserError("no texts to predict: the input was empty")
-    if truncated:
-        _stderr().print(f"note: {truncated} of {count} texts were longer than {max_length} tokens; the model read "
-                        f"only their first {max_length}", highlight=False, soft_wrap=True)
-    if format is PredictFormat.json:
-        import json
-
-        sys.stdout.write(json.dumps(items, ensure_ascii=False, indent=2) + "\n")
-    elif format is PredictFormat.table and not gates:
-        _stdout().print(render.predictions(items, labels))
-    if html is not None:
-        from gru_sentiment.html_report import page
-
-        from gru_sentiment.textio import write_text_atomically
-
-        write_text_atomically(html, page(kept))
-        _stderr().print(f"wrote {html}", highlight=False)
-
-
-def _print_prediction(pred, labels, unit, top_units) -> None:
-    from gru_sentiment import explain, render
-    from gru_sentiment.render_gates import gate_table, gate_view
-
-    console = _stdout()
-    console.print(render.predictions([pred], labels))
-    units = {(t.layer, t.direction): explain.top_units(t.values, top_units) if top_units else unit
-             for t in pred.gates.layers} if (unit or top_units) else None
-    if console.color_system is None:  # piped or NO_COLOR: colours would be lost, print the numbers
-        console.print(gate_table(pred.text, pred.gates, units))
-    else:
-        console.print(gate_view(pred.text, pred.gates, units))
+            preds = writers.gate_views(preds, layer, direction.value if direction else None, words)
+        writers.emit(preds, format, bundle.labels, gates, unit, top_units, html, bundle.max_length)
 
 
 @app.command()

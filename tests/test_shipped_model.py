@@ -38,4 +38,15 @@ def test_shipped_model_accuracy_on_sst2_validation():
                                  "--split", "validation", "-f", "json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["n"] == 872 and report["accuracy"] >= 0.85  # model card: 0.8555
+    assert report["n"] == 872 and report["accuracy"] >= 0.86  # model card: 0.8704 (759 of 872)
+
+
+def test_shipped_model_reads_the_book_review_as_readme_says(monkeypatch):
+    monkeypatch.delenv("GRU_SENTIMENT_MODEL", raising=False)
+    texts = ["This is a fantasy book which illustrates the adventures of a young wizard.",
+             "I didn't quite enjoy the book because I think it captures too many details."]
+    result = runner.invoke(app, ["predict", "-f", "json", *texts])
+    assert result.exit_code == 0, result.output
+    preds = json.loads(result.stdout)
+    assert [p["label"] for p in preds] == ["pos", "neg"]  # README: p(neg) 0.0145 and 0.7588
+    assert abs(preds[1]["probabilities"]["neg"] - 0.7588) < 0.01

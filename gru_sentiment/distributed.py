@@ -39,6 +39,11 @@ def init(dist: Dist, device: torch.device) -> None:
                                       world_size=dist.world_size)
 
 
+def barrier() -> None:
+    """Wait until every rank gets here."""
+    torch_dist.barrier()
+
+
 def shutdown() -> None:
     if torch_dist.is_initialized():
         torch_dist.destroy_process_group()

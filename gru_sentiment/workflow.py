@@ -184,6 +184,8 @@ def _run(bundle: checkpoint.Bundle, train: TextData | BatchStream, val: TextData
         training["distributed"] = {"world_size": dist.world_size, "weights_sha256_by_rank": digests}
     if main:
         checkpoint.save(bundle, output)  # the best weights, the final record, no resume state: the run is done
+    if dist is not None:  # no rank leaves, and tears its connections down, while rank 0 is still writing
+        distributed.barrier()
     return history
 
 

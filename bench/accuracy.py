@@ -6,6 +6,10 @@ Evaluates the model on IMDB test (25,000 reviews) and SST-2 validation (872 sent
 (word 1-2 grams, sublinear TF, logistic regression) in this run on each --baseline training set (IMDB train,
 and IMDB + SST-2 train: the shipped model's own training data); prints system, data set, accuracy, macro F1
 and prediction throughput (texts/s, including tokenization / vectorization). Needs the `bench` extra.
+
+Each difference in accuracy comes with McNemar's exact test on the same texts: of the texts exactly one of
+the two systems gets right, how many each gets, and the two-sided binomial p-value of that split under "both
+are equally accurate". A small p means the difference is not the luck of this test set's draw.
 """
 
 import argparse
@@ -14,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from gru_sentiment import checkpoint, data, workflow
+from gru_sentiment import batching, checkpoint, data
 from gru_sentiment.metrics import report
 
 SETS = (("imdb", "test"), ("sst2", "validation"))
@@ -30,6 +34,23 @@ def tfidf_baseline(train: data.TextData):
         LogisticRegression(C=4.0, max_iter=2000),
     )
     return pipeline.fit(train.texts, train.labels)
+
+
+def model_predictions(bundle: checkpoint.Bundle, test: data.TextData) -> list[int]:
+    """The model's label index for every text (test loaded with the model's label names)."""
+    bundle.model.eval()
+    ids = data.encode(test, bundle.tokenizer, bundle.max_length)
+    return batching.logits_for(bundle.model, ids, 128, torch.device("cpu")).argmax(-1).tolist()
+
+
+def mcnemar(truth: list[int], ours: list[int], other: list[int]) -> tuple[int, int, float]:
+    """(texts only ours gets right, texts only the other gets right, exact two-sided p-value)."""
+    from scipy.stats import binomtest
+
+    only_ours = sum(o == t != p for t, o, p in zip(truth, ours, other))
+    only_other = sum(p == t != o for t, o, p in zip(truth, ours, other))
+    n = only_ours + only_other
+    return only_ours, only_other, binomtest(only_ours, n, 0.5).pvalue if n else 1.0
 
 
 def main() -> None:
@@ -55,24 +76,28 @@ def main() -> None:
     for name, split in SETS:
         test = data.load(f"{args.data}/{name}", split, label_names=bundle.labels)
         start = time.perf_counter()
-        ours = workflow.evaluate_model(bundle, test)
-        rows.append(("gru-sentiment " + Path(args.model).name, f"{name} {split}", ours,
-                     len(test) / (time.perf_counter() - start)))
+        ours = model_predictions(bundle, test)
+        rows.append(("gru-sentiment " + Path(args.model).name, f"{name} {split}",
+                     report(test.labels, ours, test.label_names), len(test) / (time.perf_counter() - start),
+                     test.labels, ours))
         for base_name, baseline in baselines.items():
             start = time.perf_counter()
             predicted = baseline.predict(test.texts).tolist()
             rate = len(test) / (time.perf_counter() - start)
             rows.append((f"TF-IDF 1-2gram + LR ({base_name})", f"{name} {split}",
-                         report(test.labels, predicted, test.label_names), rate))
+                         report(test.labels, predicted, test.label_names), rate, test.labels, predicted))
     print(f"\n{'system':<36} {'data set':<18} {'accuracy':>9} {'macro F1':>9} {'texts/s':>9}")
-    for system, dataset, r, rate in rows:
+    for system, dataset, r, rate, _, _ in rows:
         print(f"{system:<36} {dataset:<18} {r['accuracy']:>9.4f} {r['macro_f1']:>9.4f} {rate:>9.0f}")
     ours_rows = [r for r in rows if r[0].startswith("gru-sentiment")]
     for ours in ours_rows:
         for other in rows:
             if other[1] == ours[1] and other is not ours:
                 delta = ours[2]["accuracy"] - other[2]["accuracy"]
-                print(f"{ours[1]}: gru-sentiment minus {other[0]} = {delta * 100:+.2f} accuracy points")
+                only_ours, only_other, p = mcnemar(ours[4], ours[5], other[5])
+                print(f"{ours[1]}: gru-sentiment minus {other[0]} = {delta * 100:+.2f} accuracy points; "
+                      f"right only by gru-sentiment {only_ours:,}, only by the other {only_other:,}, "
+                      f"McNemar exact p = {p:.2g}")
     print(f"({torch.get_num_threads()} torch threads)")
 
 

@@ -15,6 +15,7 @@ converted with CairoSVG (not a dependency of the package: `pip install cairosvg`
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import shlex
 import subprocess
@@ -61,7 +62,7 @@ def render_png(args: list[str], env: dict[str, str], path: Path, width: int) -> 
                   "COLUMNS": str(width)}
     colour_env.pop("NO_COLOR", None)
     coloured = run(args, None, colour_env)
-    console = Console(record=True, width=width, file=open(os.devnull, "w"))
+    console = Console(record=True, width=width, file=io.StringIO())
     console.print(f"$ gru-sentiment predict --gates --words \"{BOOK[0][:38]}...\" \"{BOOK[1][:30]}...\"",
                   style="bold", markup=False, highlight=False)
     console.print(Text.from_ansi(coloured))

@@ -68,7 +68,6 @@ def emit(preds, format: PredictFormat, labels: list[str], gates: str | None, uni
         Console().print(render.predictions(items, labels))
     if html is not None:
         from gru_sentiment.html_report import page
-
         from gru_sentiment.textio import write_text_atomically
 
         write_text_atomically(html, page(kept))

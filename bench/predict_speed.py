@@ -1,11 +1,13 @@
 """Batch prediction throughput and memory: `gru-sentiment predict --file ... --format jsonl` on IMDB test.
 
-    python bench/predict_speed.py [--data ../shared/data] [--limit 25000] [--model DIR]
+    python bench/predict_speed.py [--data ../shared/data] [--limit 25000] [--model DIR] [--big-mib 1024]
 
 Writes the first --limit IMDB test reviews one per line, then times the real command (a new process) on half,
 all, and twice that many reviews (the file repeated), reporting reviews/s, the time ratio of 2x to 1x (linear
 is 2.0) and each process's peak memory (flat means streamed). In the same run, fits TF-IDF + logistic
 regression on IMDB train and times its prediction on the same reviews (needs the `bench` extra).
+`--big-mib 1024` adds a run on a file of at least that many MiB (the reviews repeated): memory should stay
+where it was for the small files (about 20 minutes for 1 GiB on 2 cores).
 """
 
 import argparse
@@ -42,6 +44,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--limit", type=int, default=25000)
     parser.add_argument("--model", default=None)
+    parser.add_argument("--big-mib", type=int, default=0, help="also predict a file of this many MiB (0: skip)")
     args = parser.parse_args()
     test = data.load(str(args.data / "imdb"), "test", label_names=["neg", "pos"])
     texts = [" ".join(t.split()) for t in test.texts[: args.limit]]
@@ -50,6 +53,13 @@ def main() -> None:
         for name, chunk in (("half", texts[: len(texts) // 2]), ("all", texts), ("twice", texts + texts)):
             files[name] = Path(tmp) / f"{name}.txt"
             files[name].write_text("\n".join(chunk) + "\n", encoding="utf-8")
+        if args.big_mib:
+            files["big"] = Path(tmp) / "big.txt"
+            block = files["all"].read_bytes()
+            with open(files["big"], "wb") as big:
+                for _ in range(-(-args.big_mib * 2**20 // len(block))):
+                    big.write(block)
+        sizes = {name: path.stat().st_size for name, path in files.items()}
         results = {name: run_predict(path, args.model) for name, path in files.items()}
 
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -66,7 +76,8 @@ def main() -> None:
     print(f"gru-sentiment predict --file F --format jsonl, IMDB test reviews, one process each ({os.cpu_count()} cores)")
     print(f"{'reviews':>8} {'seconds':>8} {'reviews/s':>10} {'peak MiB':>9}")
     for name, (seconds, peak, lines) in results.items():
-        print(f"{lines:>8} {seconds:>8.1f} {lines / seconds:>10.0f} {peak:>9.0f}")
+        size = f"   ({sizes[name] / 2**20:,.0f} MiB file)" if name == "big" else ""
+        print(f"{lines:>8} {seconds:>8.1f} {lines / seconds:>10.0f} {peak:>9.0f}{size}")
     print(f"time for 2x the reviews / time for 1x: {results['twice'][0] / results['all'][0]:.2f} (linear: 2.00)")
     print(f"TF-IDF 1-2gram + LR prediction, same {len(texts)} reviews, in process: {tfidf_rate:,.0f} reviews/s; "
           f"gru-sentiment / TF-IDF = {len(texts) / results['all'][0] / tfidf_rate:.2f}")

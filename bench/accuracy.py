@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from gru_sentiment import batching, checkpoint, data
+from gru_sentiment import checkpoint, data, workflow
 from gru_sentiment.metrics import report
 
 SETS = (("imdb", "test"), ("sst2", "validation"))
@@ -34,13 +34,6 @@ def tfidf_baseline(train: data.TextData):
         LogisticRegression(C=4.0, max_iter=2000),
     )
     return pipeline.fit(train.texts, train.labels)
-
-
-def model_predictions(bundle: checkpoint.Bundle, test: data.TextData) -> list[int]:
-    """The model's label index for every text (test loaded with the model's label names)."""
-    bundle.model.eval()
-    ids = data.encode(test, bundle.tokenizer, bundle.max_length)
-    return batching.logits_for(bundle.model, ids, 128, torch.device("cpu")).argmax(-1).tolist()
 
 
 def mcnemar(truth: list[int], ours: list[int], other: list[int]) -> tuple[int, int, float]:
@@ -76,7 +69,7 @@ def main() -> None:
     for name, split in SETS:
         test = data.load(f"{args.data}/{name}", split, label_names=bundle.labels)
         start = time.perf_counter()
-        ours = model_predictions(bundle, test)
+        _, ours = workflow.predicted_labels(bundle, test)
         rows.append(("gru-sentiment " + Path(args.model).name, f"{name} {split}",
                      report(test.labels, ours, test.label_names), len(test) / (time.perf_counter() - start),
                      test.labels, ours))

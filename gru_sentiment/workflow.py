@@ -16,15 +16,16 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer
 
-from gru_sentiment import __version__, checkpoint, distributed, tokenizer
+from gru_sentiment import __version__, batching, checkpoint, distributed, tokenizer
 from gru_sentiment import data as data_mod
 from gru_sentiment.data import TextData
 from gru_sentiment.distributed import Dist
 from gru_sentiment.errors import DataError, ModelError, UsageError
+from gru_sentiment.metrics import report
 from gru_sentiment.model import GRUClassifier, ModelConfig
 from gru_sentiment.pretrain import LanguageModel, LMEval, LMHistory, PretrainConfig, fit_lm, frequency_rank
 from gru_sentiment.streaming import BatchStream
-from gru_sentiment.train import EvalInfo, History, StepInfo, TrainConfig, evaluate, fit
+from gru_sentiment.train import EvalInfo, History, StepInfo, TrainConfig, fit
 
 
 @dataclass(frozen=True)
@@ -189,9 +190,9 @@ def _run(bundle: checkpoint.Bundle, train: TextData | BatchStream, val: TextData
     return history
 
 
-def evaluate_model(bundle: checkpoint.Bundle, data: TextData, batch_size: int = 128,
-                   device: torch.device = torch.device("cpu")) -> dict:
-    """Metrics of a trained model on labelled data whose labels it knows."""
+def predicted_labels(bundle: checkpoint.Bundle, data: TextData, batch_size: int = 128,
+                     device: torch.device = torch.device("cpu")) -> tuple[list[int], list[int]]:
+    """(true, predicted) label indices, in the model's label order, for labelled data whose labels it knows."""
     unknown = sorted(set(data.label_names[i] for i in set(data.labels)) - set(bundle.labels))
     if unknown:
         raise DataError(f"{data.source}: labels the model was not trained on: {', '.join(unknown[:5])} "
@@ -199,8 +200,15 @@ def evaluate_model(bundle: checkpoint.Bundle, data: TextData, batch_size: int = 
     index = {name: i for i, name in enumerate(bundle.labels)}
     labels = [index[data.label_names[i]] for i in data.labels]
     ids = data_mod.encode(data, bundle.tokenizer, bundle.max_length)
-    report, _ = evaluate(bundle.model.to(device), ids, labels, bundle.labels, batch_size, device)
-    return report
+    model = bundle.model.to(device).eval()
+    return labels, batching.logits_for(model, ids, batch_size, device).argmax(-1).tolist()
+
+
+def evaluate_model(bundle: checkpoint.Bundle, data: TextData, batch_size: int = 128,
+                   device: torch.device = torch.device("cpu")) -> dict:
+    """Metrics of a trained model on labelled data whose labels it knows."""
+    labels, predicted = predicted_labels(bundle, data, batch_size, device)
+    return report(labels, predicted, bundle.labels)
 
 
 def load_tokenizer(path) -> Tokenizer:

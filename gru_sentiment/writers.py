@@ -58,8 +58,8 @@ def emit(preds, format: PredictFormat, labels: list[str], gates: str | None, uni
     if count == 0:
         raise UserError("no texts to predict: the input was empty")
     if truncated:
-        Console(stderr=True).print(f"note: {truncated} of {count} texts were longer than {max_length} tokens; the model read "
-                        f"only their first {max_length}", highlight=False, soft_wrap=True)
+        Console(stderr=True).print(f"note: {truncated} of {count} texts were longer than {max_length} tokens; "
+                                   f"the model read only their first {max_length}", highlight=False, soft_wrap=True)
     if format is PredictFormat.json:
         import json
 

@@ -5,7 +5,8 @@
 Batches: IMDB train reviews tokenized by the shipped tokenizer (cut at 512 tokens), grouped by the training
 loop's own length bucketing (batch 64); without the data, lengths drawn to match IMDB's. Every system runs
 on the same batches; tokens/s counts real (unpadded) tokens. Systems:
-- full step: gru-sentiment's training step (embedding, both GRU directions, pooling, loss, backward, AdamW);
+- full step: gru-sentiment's training step, the one `loop.Trainer.step` that `train` runs (embedding, both GRU
+  directions, pooling, loss, backward, clip, AdamW, schedule);
 - bare bidirectional nn.GRU forward+backward on the padded batch (what `nn.GRU(bidirectional=True)` costs;
   note that its backward direction reads padding first, so it is not exact for padded batches);
 - bare pair of one-direction nn.GRUs forward+backward: the kernels the model runs, its practical limit;
@@ -29,7 +30,10 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from gru_sentiment import batching, tokenizer
+from gru_sentiment.loop import Trainer
 from gru_sentiment.model import GRUClassifier, ModelConfig
+from gru_sentiment.sources import UnlabelledPool
+from gru_sentiment.train import TrainConfig, loss_function
 
 EMBED, HIDDEN, VOCAB = 128, 128, 20000
 
@@ -113,15 +117,8 @@ def main() -> None:
 
     model = GRUClassifier(ModelConfig(vocab_size=VOCAB, num_labels=2, embed_dim=EMBED, hidden_size=HIDDEN))
     model.to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-
-    def full_step(batch):
-        ids, lens, target = batch
-        loss = nn.functional.cross_entropy(model(ids, lens), target)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+    # the very step `gru-sentiment train` runs: the loop's Trainer (AdamW, schedule, clip) on the train objective
+    full_step = Trainer(model, loss_function(model, TrainConfig()), TrainConfig().loop(), total_steps=10**6).step
 
     bi = nn.GRU(EMBED, HIDDEN, batch_first=True, bidirectional=True).to(device)
     pair = nn.ModuleList(nn.GRU(EMBED, HIDDEN, batch_first=True) for _ in range(2)).to(device)
@@ -141,9 +138,19 @@ def main() -> None:
         out = bi(pack_padded_sequence(x, batch[1].cpu(), batch_first=True, enforce_sorted=False))[0]
         out.data.sum().backward()
 
+    # the same step with the adversarial objectives (--adv 1, and --adv 1 --vat 1 on unlabelled batches drawn
+    # from the same reviews); tokens/s counts the labelled tokens only, so the ratio is the cost per example
+    adversarial = {}
+    for name, config in (("full step + AT (--adv 1)", TrainConfig(adv=1.0)),
+                         ("full step + AT + VAT (--adv 1 --vat 1)", TrainConfig(adv=1.0, vat=1.0))):
+        pool = UnlabelledPool([seqs[i] for b in chosen for i in b], args.batch_size) if config.vat else None
+        trainer = Trainer(model, loss_function(model, config, pool), config.loop(), total_steps=10**6)
+        adversarial[name] = trainer.step
+
     results = {}
-    for name, step in (("full step (gru-sentiment)", full_step), ("bare nn.GRU bidirectional", bare_bi),
-                       ("bare pair of 1-direction nn.GRUs", bare_pair), ("packed bidirectional nn.GRU", packed)):
+    for name, step in (("full step (gru-sentiment)", full_step), *adversarial.items(),
+                       ("bare nn.GRU bidirectional", bare_bi), ("bare pair of 1-direction nn.GRUs", bare_pair),
+                       ("packed bidirectional nn.GRU", packed)):
         results[name] = tokens / time_steps(step, batches, device)
     full = results["full step (gru-sentiment)"]
     print(f"{args.batches} batches of {args.batch_size} from {source}; {tokens:,} real tokens; "
@@ -152,7 +159,7 @@ def main() -> None:
     print(f"padding with length bucketing: {batching.padding_fraction(seqs, bucketed):.1%}; "
           f"with random batches: {batching.padding_fraction(seqs, random_batches):.1%}")
     for name, rate in results.items():
-        print(f"{name:<34} {rate:>9,.0f} tokens/s   full step / this = {full / rate:5.2f}x")
+        print(f"{name:<38} {rate:>9,.0f} tokens/s   full step / this = {full / rate:5.2f}x")
     print("targets: full / bare nn.GRU >= 0.8; full / packed >= 3")
 
 

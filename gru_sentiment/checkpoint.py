@@ -61,7 +61,7 @@ def save(bundle: Bundle, directory: str | os.PathLike, weights: dict | None = No
     """Write the bundle to `directory` atomically, replacing a previous model there.
 
     `weights` replaces the model's current state dict (training saves the best weights while it goes on);
-    `snapshot` (a `train.Snapshot`) is written to `resume/` so that `train --resume` can continue.
+    `snapshot` (a `loop.Snapshot`) is written to `resume/` so that `train --resume` can continue.
     """
     def write(tmp: Path) -> list[Path]:
         state = {k: v.detach().cpu().contiguous() for k, v in (weights or bundle.model.state_dict()).items()}
@@ -226,7 +226,7 @@ def load(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Bu
 
 def load_snapshot(directory: str | os.PathLike):
     """The training state saved in a model directory by an unfinished `train`, for `train --resume`."""
-    from gru_sentiment.train import Snapshot
+    from gru_sentiment.loop import Snapshot
 
     path = Path(directory)
     if not (path / RESUME_TENSORS).is_file() or not (path / RESUME_META).is_file():

@@ -15,11 +15,35 @@ from typing import Annotated, Optional
 import typer
 
 from gru_sentiment.errors import UserError
-from gru_sentiment.options import (BatchOpt, BidirectionalOpt, ClipOpt, DatasetOpt, DecodeErrors, Device, DeviceOpt,
-                                   Direction, DropoutOpt, EmbedOpt, GateDetail, HiddenOpt, LabelColOpt, LayersOpt,
-                                   LrOpt, MaxLengthOpt, MaxStepsOpt, ModelOpt, Pooling, PredictCommand,
-                                   PredictFormat, TableOrJson, TextColOpt, ThreadsOpt, TokenizerKind, TokenizerOpt,
-                                   VocabOpt)
+from gru_sentiment.options import (
+    BatchOpt,
+    BidirectionalOpt,
+    ClipOpt,
+    DatasetOpt,
+    DecodeErrors,
+    Device,
+    DeviceOpt,
+    Direction,
+    DropoutOpt,
+    EmbedOpt,
+    GateDetail,
+    HiddenOpt,
+    LabelColOpt,
+    LayersOpt,
+    LrOpt,
+    MaxLengthOpt,
+    MaxStepsOpt,
+    ModelOpt,
+    Pooling,
+    PredictCommand,
+    PredictFormat,
+    TableOrJson,
+    TextColOpt,
+    ThreadsOpt,
+    TokenizerKind,
+    TokenizerOpt,
+    VocabOpt,
+)
 
 app = typer.Typer(
     help="Train, evaluate and look inside a GRU sentiment classifier.",
@@ -196,6 +220,12 @@ def train(
     tokenizer_sample: Annotated[int, typer.Option(min=100, help="With --streaming: rows the tokenizer is learned from.")] = 10000,
     shuffle_buffer: Annotated[int, typer.Option(min=1, help="With --streaming: rows in the shuffle buffer.")] = 10000,
     val_size: Annotated[int, typer.Option(min=1, help="With --streaming and no --val-split: first rows of the stream held out for validation.")] = 1000,
+    mix: Annotated[Optional[str], typer.Option(help="How many texts of each --dataset an epoch reads: `natural` (each once), an exponent a in (0,1] (temperature sampling: shares proportional to size**a, so 0.5 lifts small sets), or one weight per data set, e.g. `1,0.3,2,2` (0.3 = 30% of that set per epoch, 2 = twice).", show_default=False)] = None,
+    adv: Annotated[float, typer.Option(min=0.0, help="Weight of adversarial training (Miyato et al. 2017): cross-entropy on embeddings perturbed along the loss gradient. 0: off.")] = 0.0,
+    vat: Annotated[float, typer.Option(min=0.0, help="Weight of virtual adversarial training on unlabelled text (the training texts, rows labelled -1 and --unlabelled). 0: off.")] = 0.0,
+    adv_eps: Annotated[float, typer.Option(min=0.0, help="Size of the adversarial perturbation of a whole text, in standard deviations of the embedding.")] = 5.0,
+    vat_batch_size: Annotated[Optional[int], typer.Option(min=1, help="Unlabelled texts per step for --vat (default: --batch-size).", show_default=False)] = None,
+    unlabelled: Annotated[Optional[list[str]], typer.Option("--unlabelled", help="More unlabelled text for --vat: DATASET or DATASET:SPLIT (repeat).", show_default=False)] = None,
 ) -> None:
     """Learn a tokenizer and a GRU classifier from a labelled data set; keep the best model on validation.
 
@@ -228,9 +258,11 @@ def train(
         quiet = dist is not None and not dist.is_main
         err = _stderr(quiet)
         spec = workflow.DataSpec(tuple(dataset or ()), split, val_split, val_fraction, text_column, label_column,
-                                 tuple(label_names.split(",")) if label_names else None, limit)
+                                 tuple(label_names.split(",")) if label_names else None, limit, mix,
+                                 tuple(unlabelled or ()))
         config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, clip=clip,
-                             patience=patience, max_steps=max_steps, evals_per_epoch=evals_per_epoch, seed=seed)
+                             patience=patience, max_steps=max_steps, evals_per_epoch=evals_per_epoch, seed=seed,
+                             adv=adv, vat=vat, adv_eps=adv_eps, vat_batch_size=vat_batch_size)
         model_settings = dict(embed_dim=embed_dim, hidden_size=hidden_size, num_layers=layers,
                               bidirectional=bidirectional, dropout=dropout, pooling=pooling.value)
         tok_settings = workflow.TokenizerSettings(tokenizer.value, vocab_size, max_length)
@@ -255,7 +287,10 @@ def train(
 
         def on_eval(info):
             mark = " (best, saved)" if info.improved else ""
-            progress.console.print(f"epoch {info.epoch} step {info.step}: val accuracy {info.accuracy:.4f}, "
+            by_source = info.metrics.get("by_source")
+            sources = (f" (by source: {', '.join(f'{k} {v:.4f}' for k, v in by_source.items())}; "
+                       f"mean {info.value:.4f})") if by_source else ""
+            progress.console.print(f"epoch {info.epoch} step {info.step}: val accuracy {info.accuracy:.4f}{sources}, "
                                    f"macro F1 {info.macro_f1:.4f}, loss {info.loss:.4f}{mark}", highlight=False,
                                    soft_wrap=True)
             progress.update(task, val=f"{info.accuracy:.4f}")
@@ -286,14 +321,6 @@ def train(
         best = history.best
         _stdout(quiet).print(f"saved {output}: best validation accuracy {best.accuracy:.4f} (epoch {best.epoch}), "
                              f"{history.steps} steps in {history.seconds:.0f}s", highlight=False, soft_wrap=True)
-
-
-def _source(spec: str, default_split: str = "train") -> tuple[str, str]:
-    """DATASET or DATASET:SPLIT (a path that exists as given is never split)."""
-    head, colon, tail = spec.rpartition(":")
-    if colon and head and tail and "/" not in tail and not Path(spec).exists():
-        return head, tail
-    return spec, default_split
 
 
 @app.command()
@@ -336,7 +363,7 @@ def pretrain(
 
         if output.exists() and not overwrite:
             raise UsageError(f"{output} already exists: pass --overwrite to replace it")
-        sources = [_source(spec) for spec in dataset]
+        sources = [workflow.split_source(spec) for spec in dataset]
         torch_device = _setup(device, threads)
         err = _stderr()
         config = PretrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, clip=clip, max_steps=max_steps,

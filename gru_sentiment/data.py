@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gru_sentiment.errors import DataError
@@ -43,6 +43,9 @@ class TextData:
 
     When the texts come from a `datasets` table, `table`, `text_column` and `rows` (which of its rows, in
     order; None for all) let `encode` tokenize with `datasets.map`, in parallel and cached.
+    Several data sets together (`concat`) record which one each text came from: `groups[i]` indexes
+    `group_names`. Rows whose label is -1 (the Hub's "no label", e.g. IMDB's unlabelled reviews or 3-star
+    hotel reviews) are not labelled examples: their texts are kept apart in `unlabelled`.
     """
 
     texts: list[str]
@@ -52,14 +55,19 @@ class TextData:
     table: object = None
     text_column: str | None = None
     rows: list[int] | None = None
+    groups: list[int] | None = None
+    group_names: list[str] | None = None
+    unlabelled: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def subset(self, indices: list[int], source: str | None = None) -> "TextData":
         rows = [self.rows[i] for i in indices] if self.rows is not None else list(indices)
+        groups = [self.groups[i] for i in indices] if self.groups is not None else None
         return TextData([self.texts[i] for i in indices], [self.labels[i] for i in indices], self.label_names,
-                        source or self.source, self.table, self.text_column, rows if self.table is not None else None)
+                        source or self.source, self.table, self.text_column, rows if self.table is not None else None,
+                        groups, self.group_names)
 
 
 class _Encoder:
@@ -137,7 +145,8 @@ def concat(parts: list[TextData]) -> TextData:
     if len(parts) == 1:
         return first
     return TextData([t for p in parts for t in p.texts], [y for p in parts for y in p.labels], list(first.label_names),
-                    " + ".join(p.source for p in parts))
+                    " + ".join(p.source for p in parts), groups=[g for g, p in enumerate(parts) for _ in p.texts],
+                    group_names=[p.source for p in parts], unlabelled=[t for p in parts for t in p.unlabelled])
 
 
 def split_names(spec: str) -> list[str]:
@@ -238,9 +247,16 @@ def _to_text_data(table, source: str, text_column: str | None, label_column: str
     if not texts:
         raise DataError(f"{source}: no rows")
     feature = table.features[label_col]
+    rows, unlabelled, texts, raw = None, [], list(texts), list(raw)
+    if any(v == -1 for v in raw) and not all(v == -1 for v in raw):  # the Hub's "no label": not an example
+        rows = [i for i, v in enumerate(raw) if v != -1]
+        unlabelled = [t for t, v in zip(texts, raw) if v == -1]
+        texts, raw = [texts[i] for i in rows], [raw[i] for i in rows]
     if isinstance(feature, datasets.ClassLabel):
-        return TextData(list(texts), list(raw), list(feature.names), source, table, text_col)
-    return TextData(list(texts), *_index_labels(list(raw), label_names, source), source, table, text_col)
+        names, labels = list(feature.names), list(raw)
+    else:
+        labels, names = _index_labels(list(raw), label_names, source)
+    return TextData(list(texts), labels, names, source, table, text_col, rows, unlabelled=unlabelled)
 
 
 def _index_labels(raw: list, label_names: list[str] | None, source: str) -> tuple[list[int], list[str]]:

@@ -119,22 +119,29 @@ class GRUClassifier(nn.Module):
         features = config.hidden_size * n_dir * (2 if config.pooling == "mean_max" else 1)
         self.head = nn.Linear(features, config.num_labels)
 
-    def encode(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def encode(self, ids: torch.Tensor, lengths: torch.Tensor, delta: torch.Tensor | None = None) -> torch.Tensor:
         """States of the last layer, (B, T, directions * hidden), in input token order."""
-        outputs = self.encode_directions(ids, lengths)
+        outputs = self.encode_directions(ids, lengths, delta)
         if len(outputs) == 2:
             return torch.cat([outputs[0], reverse_within_length(outputs[1], lengths)], dim=-1)
         return outputs[0]
 
-    def encode_directions(self, ids: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
+    def encode_directions(self, ids: torch.Tensor, lengths: torch.Tensor,
+                          delta: torch.Tensor | None = None) -> list[torch.Tensor]:
         """States of the last layer, one (B, T, hidden) tensor per direction, each in the order it was read: the
         backward one has every sequence reversed within its length (padding in place). Pooling over positions
-        (mean, max) needs no reordering, so training skips one gather and the concatenation."""
+        (mean, max) needs no reordering, so training skips one gather and the concatenation.
+
+        `delta` (B, T, embed_dim), in input order, is added to the embeddings (adversarial training); its
+        gradient is the loss's gradient with respect to the embeddings."""
         reverse = partial(reverse_within_length, lengths=lengths)
         if self.config.bidirectional:  # reversing the ids is cheaper than reversing their embeddings
-            streams = list(self.embedding(torch.cat([ids, reverse(ids)])).chunk(2))
+            embedded = self.embedding(torch.cat([ids, reverse(ids)]))
+            if delta is not None:
+                embedded = embedded + torch.cat([delta, reverse(delta)])
+            streams = list(embedded.chunk(2))
         else:
-            streams = [self.embedding(ids)]
+            streams = [self.embedding(ids) if delta is None else self.embedding(ids) + delta]
         for index, grus in enumerate(self.layers):
             mask = self._dropout_mask(streams[0])
             outputs = [gru(x if mask is None else x * mask)[0] for gru, x in zip(grus, streams)]
@@ -160,10 +167,10 @@ class GRUClassifier(nn.Module):
         pooled = pool(states, lengths, self.config.pooling, len(self.config.directions))
         return self.head(self.dropout(pooled))
 
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor, delta: torch.Tensor | None = None) -> torch.Tensor:
         if self.config.pooling == "last":
-            return self.classify(self.encode(ids, lengths), lengths)
-        return self.classify(self.encode_directions(ids, lengths), lengths)
+            return self.classify(self.encode(ids, lengths, delta), lengths)
+        return self.classify(self.encode_directions(ids, lengths, delta), lengths)
 
     def gru(self, layer: int, direction: str) -> nn.GRU:
         """The one-layer `nn.GRU` of a layer and direction ('forward' or 'backward')."""

@@ -14,16 +14,16 @@ Only the embedding and the GRUs are kept (`checkpoint.Encoder`); the softmax is 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
 from gru_sentiment import batching
+from gru_sentiment.loop import Eval, History, LoopConfig, Score, StepInfo, fit
 from gru_sentiment.model import GRUClassifier, reverse_within_length, valid_mask
-from gru_sentiment.train import StepInfo, adamw, lr_factor, seed_everything
+from gru_sentiment.sources import InMemoryBatches
 
 
 @dataclass(frozen=True)
@@ -42,28 +42,10 @@ class PretrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-
-@dataclass
-class LMEval:
-    step: int
-    loss: float
-    improved: bool
-
-    @property
-    def perplexity(self) -> float:
-        return math.exp(min(self.loss, 50.0))
-
-
-@dataclass
-class LMHistory:
-    evals: list[LMEval] = field(default_factory=list)
-    steps: int = 0
-    seconds: float = 0.0
-    tokens: int = 0
-
-    @property
-    def best(self) -> LMEval | None:
-        return min(self.evals, key=lambda e: e.loss, default=None)
+    def loop(self) -> LoopConfig:
+        """No early stopping: a language model trains for its whole budget, validated `evals` times."""
+        return LoopConfig(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, warmup=self.warmup,
+                          clip=self.clip, max_steps=self.max_steps, patience=None, evals=self.evals, seed=self.seed)
 
 
 def frequency_rank(seqs: Sequence[Sequence[int]], vocab_size: int, chunk: int = 10000) -> torch.Tensor:
@@ -121,59 +103,30 @@ def evaluate_lm(lm: LanguageModel, seqs: Sequence[Sequence[int]], batch_size: in
     return total / max(count, 1)
 
 
+def lm_loss(net: nn.Module, batch) -> tuple[torch.Tensor, int]:
+    """Mean negative log-likelihood per predicted token of a batch (ids, lengths), and how many there were."""
+    total, count = net(*batch)
+    return total / count, count
+
+
 def fit_lm(lm: LanguageModel, seqs: Sequence[Sequence[int]], val: Sequence[Sequence[int]], config: PretrainConfig,
            device: torch.device, on_step: Callable[[StepInfo], None] | None = None,
-           on_eval: Callable[[LMEval], None] | None = None,
-           on_save: Callable[[LMHistory], None] | None = None) -> LMHistory:
-    """Train the language model on length-bucketed batches; validate `config.evals` times, evenly spread, and
+           on_eval: Callable[[Eval], None] | None = None,
+           on_save: Callable[[History], None] | None = None) -> History:
+    """Train the language model with the one training loop; validate `config.evals` times, evenly spread, and
     call `on_save` when validation loss improved (the caller writes the encoder then). At the end the encoder
-    holds the best weights seen on validation."""
-    rng = seed_everything(config.seed)
+    holds the best weights seen on validation. Validations report `loss` (nats per token) and `perplexity`."""
     seqs = [s for s in seqs if len(s) > 1]  # a one-token text has no next token
-    lengths = [len(s) for s in seqs]
-    per_epoch = math.ceil(len(seqs) / config.batch_size)
-    total = per_epoch * config.epochs if config.max_steps is None else min(per_epoch * config.epochs, config.max_steps)
-    if total == 0:
+    if not seqs:
         raise ValueError("no training texts to pre-train on")
-    eval_points = {max(1, round(total * k / config.evals)) for k in range(1, config.evals + 1)}
-    lm.to(device).train()
-    optimizer = adamw(lm, config.lr, config.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, config.warmup))
-    history, best_state, step, epoch, start = LMHistory(), None, 0, 0, time.perf_counter()
-    while step < total:
-        epoch += 1
-        for batch in batching.bucketed(lengths, config.batch_size, rng):
-            t0 = time.perf_counter()
-            ids, lens = batching.pad([seqs[i] for i in batch])
-            loss_sum, count = lm(ids.to(device), lens.to(device))
-            loss = loss_sum / count
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.clip:
-                nn.utils.clip_grad_norm_(lm.parameters(), config.clip)
-            optimizer.step()
-            schedule.step()
-            step += 1
-            history.tokens += count
-            if on_step:
-                on_step(StepInfo(epoch, step, total, loss.item(), count / (time.perf_counter() - t0),
-                                 schedule.get_last_lr()[0]))
-            if step in eval_points:
-                val_loss = evaluate_lm(lm, val, config.batch_size * 2, device)
-                best = history.best
-                info = LMEval(step, val_loss, best is None or val_loss < best.loss)
-                history.evals.append(info)
-                history.steps, history.seconds = step, time.perf_counter() - start
-                if info.improved:
-                    best_state = {k: v.detach().clone() for k, v in lm.encoder.state_dict().items()}
-                    if on_save:
-                        on_save(history)
-                if on_eval:
-                    on_eval(info)
-            if step >= total:
-                break
-    history.steps, history.seconds = step, time.perf_counter() - start
-    if best_state is not None:
-        lm.encoder.load_state_dict(best_state)
-    lm.eval()
-    return history
+
+    def validate(model: nn.Module) -> Score:
+        loss = evaluate_lm(lm, val, config.batch_size * 2, device)
+        return Score(loss, higher_is_better=False, metrics={"loss": loss, "perplexity": math.exp(min(loss, 50.0))})
+
+    def checkpoint(best_weights, snapshot, history: History) -> None:
+        if on_save and history.evals[-1].improved:
+            on_save(history)
+
+    source = InMemoryBatches(seqs, None, config.batch_size, lm.encoder.config.pad_id)
+    return fit(lm, source, lm_loss, validate, config.loop(), device, on_step, on_eval, checkpoint, resumable=False)

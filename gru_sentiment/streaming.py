@@ -12,7 +12,7 @@ from gru_sentiment import batching, tokenizer
 
 
 class BatchStream:
-    """Padded, length-bucketed training batches from `open_epoch(epoch)`, an iterable of (text, label) pairs.
+    """A `loop.BatchSource` of padded, length-bucketed training batches from `open_epoch(epoch)`, an iterable of (text, label) pairs.
 
     Texts are read `batch_size * pool` at a time, tokenized together, grouped by length and shuffled within
     the chunk; nothing more than one chunk is ever held.
@@ -23,7 +23,12 @@ class BatchStream:
         self.open_epoch, self.tok, self.max_length = open_epoch, tok, max_length
         self.batch_size, self.pad_id, self.pool = batch_size, pad_id, pool
 
-    def batches(self, epoch: int, rng: random.Random) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def steps_per_epoch(self, world_size: int = 1) -> None:
+        return None  # a stream's length is unknown: the run's length is max_steps
+
+    def batches(self, epoch: int, rng: random.Random, rank: int = 0, world_size: int = 1,
+                skip: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """One pass over the stream (already this rank's shard); streamed runs do not resume, so `skip` is 0."""
         chunk: list[tuple[str, int]] = []
         for pair in self.open_epoch(epoch):
             chunk.append(pair)

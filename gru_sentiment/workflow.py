@@ -21,11 +21,13 @@ from gru_sentiment import data as data_mod
 from gru_sentiment.data import TextData
 from gru_sentiment.distributed import Dist
 from gru_sentiment.errors import DataError, ModelError, UsageError
+from gru_sentiment.loop import Eval, History, StepInfo, fit
 from gru_sentiment.metrics import report
 from gru_sentiment.model import GRUClassifier, ModelConfig
-from gru_sentiment.pretrain import LanguageModel, LMEval, LMHistory, PretrainConfig, fit_lm, frequency_rank
+from gru_sentiment.pretrain import LanguageModel, PretrainConfig, fit_lm, frequency_rank
+from gru_sentiment.sources import InMemoryBatches, UnlabelledPool, mix_counts
 from gru_sentiment.streaming import BatchStream
-from gru_sentiment.train import EvalInfo, History, StepInfo, TrainConfig, fit
+from gru_sentiment.train import TrainConfig, loss_function, validator
 
 
 @dataclass(frozen=True)
@@ -69,25 +71,56 @@ class DataSpec:
     label_column: str | None = None
     label_names: tuple[str, ...] | None = None
     limit: int | None = None
+    mix: str | None = None  # how many texts of each data set an epoch reads: see sources.mix_counts
+    unlabelled: tuple[str, ...] = ()  # DATASET:SPLIT sources of extra unlabelled text (for VAT)
+
+
+def _short_names(specs: tuple[str, ...]) -> list[str]:
+    """A short, unique name per data set for per-source reports: a local folder's name, or the hub name."""
+    names = [Path(s).name if Path(s).exists() else s for s in specs]
+    return [n if names.count(n) == 1 else f"{n}#{i + 1}" for i, n in enumerate(names)]
 
 
 def load_training_data(spec: DataSpec, seed: int) -> tuple[TextData, TextData]:
-    """Training and validation texts: the data sets' `split` together, validation carved from it (or read)."""
+    """Training and validation texts: the data sets' `split` together, validation carved from it (or read).
+    Texts without a label (-1) stay in `train.unlabelled`."""
     names = list(spec.label_names) if spec.label_names else None
     load = partial(data_mod.load, text_column=spec.text_column, label_column=spec.label_column)
-    train = data_mod.concat([load(d, spec.split, label_names=names) for d in spec.datasets])
+    full = data_mod.concat([load(d, spec.split, label_names=names) for d in spec.datasets])
+    if full.group_names:
+        full.group_names = _short_names(spec.datasets)
+    train = full
     if spec.limit:
         train = train.subset(list(range(min(spec.limit, len(train)))))
     if spec.val_split:
         val = data_mod.concat([load(d, spec.val_split, label_names=train.label_names) for d in spec.datasets])
-        return train, val
-    return carve_validation(train, spec.val_fraction, seed)
+        if val.group_names:
+            val.group_names = _short_names(spec.datasets)
+    else:
+        train, val = carve_validation(train, spec.val_fraction, seed)
+    train.unlabelled = full.unlabelled
+    return train, val
+
+
+def unlabelled_texts(spec: DataSpec, train: TextData) -> list[str]:
+    """Text for virtual adversarial training: the training texts, those without a label, and `spec.unlabelled`."""
+    extra = [t for source in spec.unlabelled for t in data_mod.load_texts(*split_source(source),
+                                                                          spec.text_column).texts]
+    return [*train.texts, *train.unlabelled, *extra]
+
+
+def split_source(spec: str, default_split: str = "train") -> tuple[str, str]:
+    """DATASET or DATASET:SPLIT (a path that exists as given is never split)."""
+    head, colon, tail = spec.rpartition(":")
+    if colon and head and tail and "/" not in tail and not Path(spec).exists():
+        return head, tail
+    return spec, default_split
 
 
 def train_model(train: TextData, val: TextData, tok_settings: TokenizerSettings, model_settings: dict,
                 config: TrainConfig, output: str, device: torch.device, meta: dict | None = None,
                 on_step: Callable[[StepInfo], None] | None = None,
-                on_eval: Callable[[EvalInfo], None] | None = None,
+                on_eval: Callable[[Eval], None] | None = None,
                 tok: Tokenizer | None = None, data_spec: DataSpec | None = None,
                 dist: Dist | None = None, init: checkpoint.Encoder | None = None) -> tuple[checkpoint.Bundle, History]:
     """Train tokenizer (unless one is given) and model; after every validation, write the model directory
@@ -103,7 +136,7 @@ def train_model(train: TextData, val: TextData, tok_settings: TokenizerSettings,
                 "data": asdict(data_spec) if data_spec else None, **(meta or {})}
     bundle = _new_bundle(lambda: train.texts, train.label_names, tok_settings, model_settings, config, tok, dist,
                          training, init)
-    return bundle, _run(bundle, train, val, config, output, device, on_step, on_eval, dist=dist)
+    return bundle, _run(bundle, train, val, config, output, device, on_step, on_eval, dist=dist, spec=data_spec)
 
 
 def _new_bundle(sample_texts: Callable[[], list[str]], label_names: list[str], tok_settings: TokenizerSettings,
@@ -140,7 +173,7 @@ def init_settings(init: checkpoint.Encoder) -> dict:
 
 
 def resume_model(output: str, device: torch.device, on_step: Callable[[StepInfo], None] | None = None,
-                 on_eval: Callable[[EvalInfo], None] | None = None) -> tuple[checkpoint.Bundle, History]:
+                 on_eval: Callable[[Eval], None] | None = None) -> tuple[checkpoint.Bundle, History]:
     """Continue an interrupted `train` from the state saved in its model directory, exactly."""
     if distributed.from_env() is not None:
         raise UsageError("--resume runs in a single process: a distributed run keeps no resume state")
@@ -153,30 +186,62 @@ def resume_model(output: str, device: torch.device, on_step: Callable[[StepInfo]
     config = TrainConfig(**training["config"])
     train, val = load_training_data(spec, config.seed)
     best = {k: v.detach().clone() for k, v in bundle.model.state_dict().items()}
-    history = _run(bundle, train, val, config, output, device, on_step, on_eval, snapshot, best)
+    history = _run(bundle, train, val, config, output, device, on_step, on_eval, snapshot, best, spec=spec)
     return bundle, history
 
 
-def _run(bundle: checkpoint.Bundle, train: TextData | BatchStream, val: TextData, config: TrainConfig, output: str,
-         device: torch.device, on_step, on_eval, snapshot=None, best=None, dist: Dist | None = None) -> History:
-    max_length, training = bundle.max_length, bundle.training
+def _source_and_loss(bundle: checkpoint.Bundle, train: TextData | BatchStream, config: TrainConfig,
+                     spec: DataSpec | None, dist: Dist | None):
+    """The loop's batch source (mixed as `spec.mix` says) and the objective (with AT/VAT as `config` says)."""
+    if config.adversarial.active and dist is not None:
+        raise UsageError("adversarial training (--adv, --vat) runs in a single process, not under torchrun")
     if isinstance(train, BatchStream):
-        batches = train
-    else:
-        batches = (data_mod.encode(train, bundle.tokenizer, max_length), train.labels)
+        if config.vat > 0:
+            raise UsageError("--vat needs the training texts in memory: drop --streaming")
+        return train, loss_function(bundle.model, config)
+    tok, max_length, pad_id = bundle.tokenizer, bundle.max_length, bundle.model.config.pad_id
+    seqs = data_mod.encode(train, tok, max_length)
+    counts = None
+    if spec is not None and spec.mix:
+        groups = train.groups or [0] * len(train)
+        sizes = [groups.count(g) for g in range(len(train.group_names or [train.source]))]
+        try:
+            counts = mix_counts(sizes, spec.mix)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+        bundle.training["mix"] = dict(zip(train.group_names or [train.source], counts))
+    source = InMemoryBatches(seqs, train.labels, config.batch_size, pad_id, train.groups, counts)
+    pool = None
+    if config.vat > 0:
+        extra = unlabelled_texts(spec, train)[len(train):] if spec is not None else train.unlabelled
+        pool = UnlabelledPool([*seqs, *tokenizer.encode_ids(tok, extra, max_length)],
+                              config.vat_batch_size or config.batch_size, pad_id)
+        bundle.training["vat_unlabelled_texts"] = len(pool)
+    return source, loss_function(bundle.model, config, pool)
+
+
+def _run(bundle: checkpoint.Bundle, train: TextData | BatchStream, val: TextData, config: TrainConfig, output: str,
+         device: torch.device, on_step, on_eval, snapshot=None, best=None, dist: Dist | None = None,
+         spec: DataSpec | None = None) -> History:
+    max_length, training = bundle.max_length, bundle.training
+    source, loss_fn = _source_and_loss(bundle, train, config, spec, dist)
     val_ids = data_mod.encode(val, bundle.tokenizer, max_length)
+    validate = validator(val_ids, val.labels, bundle.labels, config.batch_size * 2, device, dist, val.groups,
+                         val.group_names or ())
 
     def save(best_weights: dict, state, history: History) -> None:
         best_info = history.best
         training["best"] = {"epoch": best_info.epoch, "step": best_info.step, "val_accuracy": best_info.accuracy,
                             "val_macro_f1": best_info.macro_f1, "val_loss": best_info.loss}
+        if "by_source" in best_info.metrics:
+            training["best"]["val_by_source"] = best_info.metrics["by_source"]
+            training["best"]["val_mean_source_accuracy"] = best_info.value
         training["seconds"] = round(history.seconds, 1)
         checkpoint.save(bundle, output, weights=best_weights, snapshot=state)
 
     main = dist is None or dist.is_main
-    history = fit(bundle.model, batches, (val_ids, val.labels), bundle.labels, config, device,
-                  on_step if main else None, on_eval if main else None, save if main else None, snapshot, best,
-                  dist)
+    history = fit(bundle.model, source, loss_fn, validate, config.loop(), device, on_step if main else None,
+                  on_eval if main else None, save if main else None, snapshot, best, dist)
     training["steps"], training["seconds"] = history.steps, round(history.seconds, 1)
     training["tokens_per_s"] = round(history.tokens / history.seconds) if history.seconds else None
     training["stopped_early"] = history.stopped_early
@@ -230,7 +295,7 @@ def train_streaming(stream: data_mod.TextStream, val: TextData | None, val_size:
                     model_settings: dict, config: TrainConfig, output: str, device: torch.device,
                     tokenizer_sample: int = 10000, shuffle_buffer: int = 10000, meta: dict | None = None,
                     on_step: Callable[[StepInfo], None] | None = None,
-                    on_eval: Callable[[EvalInfo], None] | None = None, tok: Tokenizer | None = None,
+                    on_eval: Callable[[Eval], None] | None = None, tok: Tokenizer | None = None,
                     dist: Dist | None = None, init: checkpoint.Encoder | None = None
                     ) -> tuple[checkpoint.Bundle, History]:
     """Train on a data set read as a stream: constant memory whatever its size.
@@ -258,7 +323,7 @@ def pretrain_encoder(sources: list[tuple[str, str]], tok_settings: TokenizerSett
                      config: PretrainConfig, output: str, device: torch.device, val_size: int = 1000,
                      text_column: str | None = None, tok: Tokenizer | None = None, meta: dict | None = None,
                      on_step: Callable[[StepInfo], None] | None = None,
-                     on_eval: Callable[[LMEval], None] | None = None) -> tuple[checkpoint.Encoder, LMHistory]:
+                     on_eval: Callable[[Eval], None] | None = None) -> tuple[checkpoint.Encoder, History]:
     """Pre-train an embedding and GRU stack as a language model on the texts of `sources` ((data set, split)
     pairs; labels ignored) and write it to `output` (atomically, whenever validation perplexity improves).
 
@@ -286,7 +351,7 @@ def pretrain_encoder(sources: list[tuple[str, str]], tok_settings: TokenizerSett
               "validation_texts": len(val_seqs), "config": config.to_dict(), "package_version": __version__,
               "dropout": encoder.config.dropout, "tokenizer_seconds": round(tokenizer_seconds, 1), **(meta or {})}
 
-    def save(history: LMHistory) -> None:
+    def save(history: History) -> None:
         best = history.best
         record.update(best={"step": best.step, "val_loss": best.loss, "val_perplexity": best.perplexity},
                       steps=history.steps, seconds=round(history.seconds, 1), tokens=history.tokens)

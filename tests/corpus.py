@@ -1,6 +1,11 @@
-"""Small labelled review texts written for the tests: clear polarity words in varied sentences."""
+"""Test helpers: small labelled review texts written for the tests (clear polarity words in varied sentences),
+data folders made of them, and the `train` command run in a child process."""
 
+import json
+import os
 import random
+import subprocess
+import sys
 
 POSITIVE = ["wonderful", "great", "moving", "brilliant", "delightful", "superb", "charming", "excellent"]
 NEGATIVE = ["awful", "boring", "terrible", "dull", "tedious", "horrible", "clumsy", "dreadful"]
@@ -20,3 +25,26 @@ def reviews(n: int, seed: int = 0, classes: int = 2) -> tuple[list[str], list[in
         texts.append(frame.format(n=rng.choice(NEUTRAL), m=rng.choice(NEUTRAL), a=rng.choice(words)))
         labels.append(label)
     return texts, labels
+
+
+def write_splits(folder, fmt, texts, labels, column="text", label_column="label"):
+    import pandas as pd
+
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame({column: texts, label_column: labels})
+    for split in ("train", "test"):
+        path = folder / f"{split}.{fmt}"
+        if fmt == "parquet":
+            frame.to_parquet(path)
+        elif fmt == "csv":
+            frame.to_csv(path, index=False)
+        else:
+            path.write_text("".join(json.dumps(r) + "\n" for r in frame.to_dict("records")))
+    return folder
+
+
+def train(*args, nproc=1):
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc)]
+    command = (launcher if nproc > 1 else [sys.executable]) + ["-m", "gru_sentiment", "train", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})

@@ -6,8 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gru_sentiment.cli import app
-from tests.corpus import reviews
-from tests.test_data import write_splits
+from tests.corpus import reviews, write_splits
 
 runner = CliRunner()
 

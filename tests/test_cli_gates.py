@@ -11,8 +11,7 @@ from typer.testing import CliRunner
 from gru_sentiment import checkpoint, explain
 from gru_sentiment.cli import app
 from gru_sentiment.predict import predict
-from tests.corpus import reviews
-from tests.test_data import write_splits
+from tests.corpus import reviews, write_splits
 
 runner = CliRunner()
 BOOK = "This is a fantasy book. I didn't quite enjoy the book because I think it captures too many details."

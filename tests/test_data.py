@@ -1,27 +1,10 @@
-import json
 
 import pytest
 
 from gru_sentiment import data
 from gru_sentiment.errors import DataError
 from tests.conftest import shared_split
-from tests.corpus import reviews
-
-
-def write_splits(folder, fmt, texts, labels, column="text", label_column="label"):
-    import pandas as pd
-
-    folder.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame({column: texts, label_column: labels})
-    for split in ("train", "test"):
-        path = folder / f"{split}.{fmt}"
-        if fmt == "parquet":
-            frame.to_parquet(path)
-        elif fmt == "csv":
-            frame.to_csv(path, index=False)
-        else:
-            path.write_text("".join(json.dumps(r) + "\n" for r in frame.to_dict("records")))
-    return folder
+from tests.corpus import reviews, write_splits
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])

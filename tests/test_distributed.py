@@ -1,25 +1,14 @@
 """torchrun with two CPU processes (gloo): one model, the weights every rank held, the accuracy of one process."""
 
 import json
-import os
-import subprocess
-import sys
 
 from safetensors.torch import load_file
 
 from gru_sentiment.distributed import weights_digest
-from tests.corpus import reviews
-from tests.test_data import write_splits
+from tests.corpus import reviews, train, write_splits
 
 ARGS = ["--epochs", "5", "--vocab-size", "150", "--embed-dim", "16", "--hidden-size", "12", "--lr", "0.01", "--dropout", "0.1",
         "--max-length", "32", "--threads", "1", "--label-names", "neg,pos"]
-
-
-def train(*args, nproc=1):
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc)]
-    command = (launcher if nproc > 1 else [sys.executable]) + ["-m", "gru_sentiment", "train", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
 
 
 def test_two_processes_write_one_model_with_the_weights_of_every_rank(tmp_path):

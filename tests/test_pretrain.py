@@ -11,8 +11,7 @@ from gru_sentiment.batching import pad
 from gru_sentiment.cli import app
 from gru_sentiment.model import GRUClassifier, ModelConfig
 from gru_sentiment.pretrain import LanguageModel, PretrainConfig, fit_lm, frequency_rank
-from tests.corpus import reviews
-from tests.test_data import write_splits
+from tests.corpus import reviews, write_splits
 
 runner = CliRunner()
 

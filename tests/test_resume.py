@@ -1,5 +1,6 @@
 """Interrupted training loses nothing: resume reaches the very weights of an uninterrupted run."""
 
+import dataclasses
 import os
 import random
 import signal
@@ -15,8 +16,7 @@ from typer.testing import CliRunner
 from gru_sentiment import checkpoint, tokenizer, workflow
 from gru_sentiment.cli import app
 from gru_sentiment.train import TrainConfig
-from tests.corpus import reviews
-from tests.test_data import write_splits
+from tests.corpus import reviews, write_splits
 
 CONFIG = TrainConfig(epochs=3, batch_size=16, lr=1e-2, patience=10, evals_per_epoch=2, seed=4)
 
@@ -31,16 +31,21 @@ def weights(path):
     return load_file(str(path / "model.safetensors"))
 
 
-def test_resume_reaches_the_uninterrupted_result(folder, tmp_path):
+ADVERSARIAL = dataclasses.replace(CONFIG, adv=0.5, vat=0.5, adv_eps=1.0, vat_batch_size=8)
+
+
+@pytest.mark.parametrize("config, mix", [(CONFIG, None), (ADVERSARIAL, "1,0.5")], ids=["plain", "mixed-adv-vat"])
+def test_resume_reaches_the_uninterrupted_result(folder, tmp_path, config, mix):
     torch.set_num_threads(1)
-    spec = workflow.DataSpec((str(folder),), label_names=("neg", "pos"))
-    train, val = workflow.load_training_data(spec, CONFIG.seed)
+    datasets = (str(folder),) if mix is None else (str(folder), str(folder))
+    spec = workflow.DataSpec(datasets, label_names=("neg", "pos"), mix=mix)
+    train, val = workflow.load_training_data(spec, config.seed)
     tok = tokenizer.train(reviews(50)[0], vocab_size=120)
     settings = workflow.TokenizerSettings("wordpiece", 120, 24)
     model = dict(embed_dim=8, hidden_size=6, dropout=0.2)
 
     whole = tmp_path / "whole"
-    workflow.train_model(train, val, settings, model, CONFIG, str(whole), torch.device("cpu"), tok=tok, data_spec=spec)
+    workflow.train_model(train, val, settings, model, config, str(whole), torch.device("cpu"), tok=tok, data_spec=spec)
 
     def interrupt(info):
         if info.step == 13:  # steps per epoch: 9; validations after steps 4/5, 9, 13/14, ...: stop between
@@ -48,7 +53,7 @@ def test_resume_reaches_the_uninterrupted_result(folder, tmp_path):
 
     cut = tmp_path / "cut"
     with pytest.raises(KeyboardInterrupt):
-        workflow.train_model(train, val, settings, model, CONFIG, str(cut), torch.device("cpu"), tok=tok,
+        workflow.train_model(train, val, settings, model, config, str(cut), torch.device("cpu"), tok=tok,
                              data_spec=spec, on_step=interrupt)
     assert checkpoint.load_snapshot(cut).meta["step"] < 13  # the last validation before the interruption
     workflow.resume_model(str(cut), torch.device("cpu"))
@@ -83,9 +88,16 @@ def test_killing_training_never_leaves_a_partial_model(folder, tmp_path, sig):
         args = base + (["--overwrite"] if out.exists() else [])
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 env={**os.environ, "HF_HUB_OFFLINE": "1"})
-        time.sleep(rng.uniform(3.0, 6.0))
+        # Evidence, not a clock: wait for this process's first validation line (printed after it saved), then
+        # kill at a random moment among the saves that follow, however fast or slow the machine is.
+        seen = b""
+        while b"val accuracy" not in seen:
+            line = proc.stderr.readline()
+            assert line or proc.poll() is None, f"training ended before its first save: {seen[-500:]!r}"
+            seen += line
+        time.sleep(rng.uniform(0.0, 1.5))
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=120)
         if out.exists():
             bundle = checkpoint.load(out)  # complete and loadable, or this raises
             assert bundle.labels == ["0", "1"]

@@ -116,7 +116,7 @@ def test_path_tricks_in_dataset_names_are_checked_paths():
 
 
 def test_evaluate_with_labels_the_model_never_saw(tiny_model, tmp_path):
-    from tests.test_data import write_splits
+    from tests.corpus import write_splits
 
     folder = write_splits(tmp_path / "d", "csv", ["fine", "great", "bad"], ["neutral", "pos", "neg"])
     result = runner.invoke(app, ["evaluate", "-m", str(tiny_model), "-d", str(folder)])
@@ -124,8 +124,7 @@ def test_evaluate_with_labels_the_model_never_saw(tiny_model, tmp_path):
 
 
 def test_training_data_with_some_empty_texts_trains(tmp_path):
-    from tests.corpus import reviews
-    from tests.test_data import write_splits
+    from tests.corpus import reviews, write_splits
 
     texts, labels = reviews(60)
     texts[:5] = [""] * 5

@@ -8,9 +8,7 @@ from typer.testing import CliRunner
 from gru_sentiment import tokenizer
 from gru_sentiment.cli import app
 from gru_sentiment.streaming import BatchStream
-from tests.corpus import reviews
-from tests.test_data import write_splits
-from tests.test_distributed import train
+from tests.corpus import reviews, train, write_splits
 
 runner = CliRunner()
 SMALL = ["--vocab-size", "200", "--embed-dim", "16", "--hidden-size", "12", "--batch-size", "16", "--lr", "0.01",

@@ -1,0 +1,110 @@
+"""Classifier losses for the training loop: cross-entropy, plus adversarial and virtual adversarial training.
+
+Adversarial training (AT) and virtual adversarial training (VAT) as Miyato, Dai & Goodfellow (ICLR 2017) apply
+them to text: the perturbation is added to the word embeddings, never to the discrete tokens.
+- AT: r = eps * g / ||g|| with g the gradient of the cross-entropy with respect to a text's embeddings (one
+  norm over the whole text); the loss adds `at` x cross-entropy of the perturbed text.
+- VAT, on unlabelled texts: one power iteration from a random direction d (scaled to `xi`) finds the
+  direction that most changes the predicted distribution p; the loss adds `vat` x KL(p || p(x + r)), with p
+  held fixed.
+Miyato et al. normalise the embeddings (unit variance per dimension) so that eps = 5 and xi = 0.1 mean the
+same in every model; here `eps` and `xi` are in units of the embedding's standard deviation, which keeps the
+model (and its gate trace) unchanged.
+The clean and perturbed passes of one text draw the same dropout masks, so the penalties measure the
+perturbation, not dropout noise. Each returns (loss, tokens read).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from gru_sentiment.model import valid_mask
+from gru_sentiment.sources import UnlabelledPool
+
+
+@dataclass(frozen=True)
+class Adversarial:
+    at: float = 0.0  # weight of the adversarial cross-entropy (0: off)
+    vat: float = 0.0  # weight of the virtual adversarial KL on unlabelled text (0: off)
+    eps: float = 5.0  # size of the perturbation of a whole text, in embedding standard deviations
+    xi: float = 0.1  # size of VAT's finite-difference step, same units
+
+    @property
+    def active(self) -> bool:
+        return self.at > 0 or self.vat > 0
+
+
+def cross_entropy(net: nn.Module, batch) -> tuple[torch.Tensor, int]:
+    ids, lengths, target = batch
+    return nn.functional.cross_entropy(net(ids, lengths), target), int(lengths.sum())
+
+
+def _rng_state(device: torch.device):
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
+
+
+def _set_rng_state(device: torch.device, state) -> None:
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state, device)
+    else:
+        torch.set_rng_state(state)
+
+
+def _unit(g: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """g scaled to unit L2 norm per text, over its valid positions (padding stays zero)."""
+    g = g * valid_mask(lengths, g.shape[1]).unsqueeze(-1)
+    return g / g.flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, 1, 1)
+
+
+def _kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
+    """Mean KL(p || q) over the batch, p given (no gradient)."""
+    log_p = nn.functional.log_softmax(p_logits, -1)
+    return (log_p.exp() * (log_p - nn.functional.log_softmax(q_logits, -1))).sum(-1).mean()
+
+
+class AdversarialLoss:
+    """Cross-entropy + AT and/or VAT terms; `unlabelled` is needed for VAT."""
+
+    def __init__(self, settings: Adversarial, embedding: nn.Embedding, unlabelled: UnlabelledPool | None = None):
+        if settings.vat > 0 and unlabelled is None:
+            raise ValueError("virtual adversarial training needs unlabelled texts")
+        self.settings, self.embedding, self.unlabelled = settings, embedding, unlabelled
+
+    def _scale(self) -> float:
+        return float(self.embedding.weight.detach().std())
+
+    def __call__(self, net: nn.Module, batch) -> tuple[torch.Tensor, int]:
+        ids, lengths, target = batch
+        s, device = self.settings, ids.device
+        tokens = int(lengths.sum())
+        if s.at <= 0:
+            loss = cross_entropy(net, batch)[0]
+        else:
+            state = _rng_state(device)
+            delta = torch.zeros(*ids.shape, self.embedding.embedding_dim, device=device, requires_grad=True)
+            loss = nn.functional.cross_entropy(net(ids, lengths, delta), target)
+            grad, = torch.autograd.grad(loss, delta, retain_graph=True)
+            r_adv = s.eps * self._scale() * _unit(grad, lengths)
+            _set_rng_state(device, state)
+            loss = loss + s.at * nn.functional.cross_entropy(net(ids, lengths, r_adv.detach()), target)
+        if s.vat > 0:
+            u_ids, u_lengths = (t.to(device) for t in self.unlabelled.sample())
+            loss = loss + s.vat * self.vat_loss(net, u_ids, u_lengths)
+            tokens += int(u_lengths.sum())
+        return loss, tokens
+
+    def vat_loss(self, net: nn.Module, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        s, device, scale = self.settings, ids.device, self._scale()
+        state = _rng_state(device)
+        with torch.no_grad():
+            p_logits = net(ids, lengths)
+        d = torch.randn(*ids.shape, self.embedding.embedding_dim, device=device)
+        d = (s.xi * scale * _unit(d, lengths)).requires_grad_()
+        _set_rng_state(device, state)
+        grad, = torch.autograd.grad(_kl(p_logits, net(ids, lengths, d)), d)
+        r_vadv = s.eps * scale * _unit(grad, lengths)
+        _set_rng_state(device, state)
+        return _kl(p_logits, net(ids, lengths, r_vadv.detach()))

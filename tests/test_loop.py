@@ -1,0 +1,162 @@
+"""The one training loop, its batch sources, data-set mixing and the adversarial objectives."""
+
+import random
+
+import pytest
+import torch
+
+from gru_sentiment import objectives, workflow
+from gru_sentiment.data import TextData
+from gru_sentiment.loop import Eval, History, LoopConfig, Score, fit
+from gru_sentiment.model import GRUClassifier, ModelConfig
+from gru_sentiment.sources import InMemoryBatches, UnlabelledPool, mix_counts
+from gru_sentiment.train import TrainConfig, loss_function, validator
+
+
+def test_mix_counts_natural_temperature_and_weights():
+    assert mix_counts([100, 10], None) == [100, 10]
+    assert mix_counts([100, 10], "natural") == [100, 10]
+    lifted = mix_counts([900, 100], "0.5")  # shares 3:1 instead of 9:1, same epoch size
+    assert lifted == [750, 250]
+    assert mix_counts([100, 10, 40], "0.5,2,1") == [50, 20, 40]
+    for bad in ("0", "1.5", "x", "1,2"):
+        with pytest.raises(ValueError):
+            mix_counts([100, 10, 40], bad)
+
+
+def test_mixed_epochs_draw_each_group_as_asked_and_ranks_split_them():
+    groups = [0] * 30 + [1] * 5
+    seqs = [[1] * (1 + i % 7) for i in range(35)]
+    source = InMemoryBatches(seqs, list(range(35)), 4, groups=groups, counts=[6, 12])
+    assert source.steps_per_epoch() == 5
+    drawn = [int(v) for _, _, labels in source.batches(1, random.Random(0)) for v in labels]
+    assert len(drawn) == 18
+    assert sum(v < 30 for v in drawn) == 6 and len(set(v for v in drawn if v < 30)) == 6  # without replacement
+    assert sum(v >= 30 for v in drawn) == 12
+    assert all(drawn.count(v) in (2, 3) for v in range(30, 35))  # 12 of 5: each twice, 2 more at random
+    plan = [labels.tolist() for _, _, labels in source.batches(1, random.Random(0))]
+    ranks = [[labels.tolist() for _, _, labels in source.batches(1, random.Random(0), rank, 2)] for rank in (0, 1)]
+    assert source.steps_per_epoch(2) == 2 and ranks == [plan[0:4:2], plan[1:4:2]]  # every other batch each
+    resumed = [labels.tolist() for _, _, labels in source.batches(1, random.Random(0), 1, 2, skip=1)]
+    assert resumed == [plan[3]]
+
+
+def test_history_best_follows_the_score_direction():
+    up = History([Eval(1, s, v, True, False) for s, v in enumerate([0.5, 0.9, 0.7])])
+    down = History([Eval(1, s, v, False, False) for s, v in enumerate([5.0, 3.0, 4.0])])
+    assert up.best.value == 0.9 and down.best.value == 3.0
+    assert Score(3.0, False).beats(4.0) and not Score(0.5).beats(0.9)
+
+
+def _model(dropout=0.0):
+    torch.manual_seed(0)
+    return GRUClassifier(ModelConfig(vocab_size=30, num_labels=2, embed_dim=6, hidden_size=5, dropout=dropout))
+
+
+def _batch():
+    ids = torch.tensor([[3, 4, 5, 6], [7, 8, 0, 0]])
+    return ids, torch.tensor([4, 2]), torch.tensor([1, 0])
+
+
+def test_delta_is_added_to_the_embeddings_in_input_order():
+    model = _model().eval()
+    ids, lengths, _ = _batch()
+    delta = torch.zeros(2, 4, 6)
+    delta[0, 0] = torch.randn(6)  # only the first word of the first text
+    with torch.no_grad():
+        base = model(ids, lengths)
+        assert torch.equal(model(ids, lengths, torch.zeros(2, 4, 6)), base)
+        shifted = model(ids, lengths, delta)
+        model.embedding.weight[3] += delta[0, 0]  # the same change made to the first word's embedding
+        assert torch.allclose(model(ids, lengths)[0], shifted[0], atol=1e-6)
+
+
+def test_adversarial_perturbation_has_the_stated_size_and_raises_the_loss():
+    model = _model().train()
+    batch = _batch()
+    clean, _ = objectives.cross_entropy(model, batch)
+    settings = objectives.Adversarial(at=1.0, eps=2.0)
+    loss, tokens = objectives.AdversarialLoss(settings, model.embedding)(model, batch)
+    assert tokens == 6 and loss.item() > 2 * clean.item()  # clean + a perturbed term that is worse than clean
+    g = torch.randn(2, 4, 6)
+    unit = objectives._unit(g, batch[1])
+    assert torch.allclose(unit.flatten(1).norm(dim=1), torch.ones(2))
+    assert torch.all(unit[1, 2:] == 0)  # padding is never perturbed
+
+
+def test_vat_draws_the_same_dropout_masks_for_clean_and_perturbed_passes():
+    model = _model(dropout=0.5).train()
+    pool = UnlabelledPool([[3, 4, 5], [6, 7], [8, 9, 10, 11]], batch_size=2)
+    ids, lengths = pool.sample()
+    zero = objectives.AdversarialLoss(objectives.Adversarial(vat=1.0, eps=0.0), model.embedding, pool)
+    assert zero.vat_loss(model, ids, lengths).item() == pytest.approx(0.0, abs=1e-7)  # no perturbation: p == q
+    some = objectives.AdversarialLoss(objectives.Adversarial(vat=1.0, eps=5.0), model.embedding, pool)
+    assert some.vat_loss(model, ids, lengths).item() > 0
+
+
+def test_one_loop_trains_a_classifier_with_mixing_and_vat_and_reports_each_source():
+    from tests.corpus import reviews
+
+    texts, labels = reviews(120, seed=5)
+    val_texts, val_labels = reviews(40, seed=6)
+    groups = [i % 3 for i in range(120)]
+    val_groups = [i % 3 for i in range(40)]
+    vocab = {w: i + 3 for i, w in enumerate(sorted({w for t in texts + val_texts for w in t.split()}))}
+    seqs = [[vocab[w] for w in t.split()] for t in texts]
+    val_seqs = [[vocab[w] for w in t.split()] for t in val_texts]
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = GRUClassifier(ModelConfig(vocab_size=len(vocab) + 3, num_labels=2, embed_dim=8, hidden_size=6,
+                                      dropout=0.1))
+    # eps 1: with 8-dimensional embeddings and 6-word texts, a larger budget rewrites whole words
+    config = TrainConfig(epochs=6, batch_size=16, lr=2e-2, patience=10, adv=0.5, vat=0.5, adv_eps=1.0)
+    source = InMemoryBatches(seqs, labels, 16, groups=groups, counts=mix_counts([40, 40, 40], "1,0.5,2"))
+    validate = validator(val_seqs, val_labels, ["neg", "pos"], 32, torch.device("cpu"), groups=val_groups,
+                         group_names=["a", "b", "c"])
+    loss_fn = loss_function(model, config, UnlabelledPool(seqs, 16))
+    history = fit(model, source, loss_fn, validate, config.loop(), torch.device("cpu"))
+    best = history.best
+    assert set(best.metrics["by_source"]) == {"a", "b", "c"}
+    assert best.value == pytest.approx(sum(best.metrics["by_source"].values()) / 3)
+    assert best.value >= 0.9  # polarity words are easy: the loop, mixing and VAT together still learn them
+    assert history.steps == 6 * 9  # 140 texts an epoch in batches of 16
+
+
+def test_labels_of_minus_one_are_unlabelled_text(tmp_path):
+    import pandas as pd
+
+    folder = tmp_path / "stars"
+    folder.mkdir()
+    pd.DataFrame({"text": ["good", "bad", "so-so", "great", "fine"], "label": [1, 0, -1, 1, -1]}).to_parquet(
+        folder / "train.parquet")
+    train, val = workflow.load_training_data(workflow.DataSpec((str(folder),), val_fraction=0.25), seed=0)
+    assert sorted(train.texts + val.texts) == ["bad", "good", "great"]
+    assert train.label_names == ["0", "1"] and train.unlabelled == ["so-so", "fine"]
+    spec = workflow.DataSpec((str(folder),), unlabelled=(f"{folder}:train",))
+    assert workflow.unlabelled_texts(spec, train)[len(train):] == ["so-so", "fine", "good", "bad", "so-so",
+                                                                   "great", "fine"]
+
+
+def test_pretraining_runs_the_same_loop_and_keeps_the_lowest_perplexity():
+    from gru_sentiment.pretrain import LanguageModel, PretrainConfig, fit_lm, frequency_rank
+
+    torch.manual_seed(0)
+    seqs = [[3 + (i * 7 + j) % 20 for j in range(6)] for i in range(40)]
+    encoder = GRUClassifier(ModelConfig(vocab_size=24, num_labels=1, embed_dim=8, hidden_size=8, dropout=0.0))
+    lm = LanguageModel(encoder, frequency_rank(seqs, 24), (4, 8))
+    history = fit_lm(lm, seqs, seqs[:8], PretrainConfig(epochs=3, batch_size=8, lr=2e-2, evals=3),
+                     torch.device("cpu"))
+    assert [e.higher_is_better for e in history.evals] == [False] * 3
+    assert history.best.perplexity == min(e.perplexity for e in history.evals)
+    assert LoopConfig().patience == 2 and PretrainConfig().loop().patience is None
+
+
+def test_adversarial_training_is_refused_under_torchrun(tiny_model):
+    from gru_sentiment import checkpoint
+    from gru_sentiment.distributed import Dist
+    from gru_sentiment.errors import UsageError
+
+    bundle = checkpoint.load(tiny_model)
+    data = TextData(["good film", "bad film"], [1, 0], ["neg", "pos"], "x")
+    with pytest.raises(UsageError, match="single process"):
+        workflow._source_and_loss(bundle, data, TrainConfig(adv=1.0), None, Dist(0, 2, 0))

@@ -1,11 +1,18 @@
-"""Accuracy of a gru-sentiment model against TF-IDF + logistic regression, trained here in the same run.
+"""Accuracy of a gru-sentiment model on every review test set, against baselines run here in the same run.
 
-    python bench/accuracy.py --model models/gru-imdb-sst2 [--data ../shared/data] [--baseline imdb --baseline imdb+sst2]
+    python bench/accuracy.py --model models/gru-reviews [--data ../shared/data]
+        [--baseline imdb+sst2 --baseline imdb+sst2+apps+hotels] [--no-vader]
 
-Evaluates the model on IMDB test (25,000 reviews) and SST-2 validation (872 sentences); fits the baseline
-(word 1-2 grams, sublinear TF, logistic regression) in this run on each --baseline training set (IMDB train,
-and IMDB + SST-2 train: the shipped model's own training data); prints system, data set, accuracy, macro F1
-and prediction throughput (texts/s, including tokenization / vectorization). Needs the `bench` extra.
+Evaluates the model on IMDB test (25,000 film reviews), SST-2 validation (872 film sentences), apps test
+(3,038 app-store reviews), hotels test (2,355 hotel reviews of 1-2 or 4-5 stars; the 3-star ones carry no
+label) and yelp test (2,000 restaurant reviews). Baselines:
+- TF-IDF word 1-2 grams (sublinear TF) + logistic regression, fitted in this run on each --baseline training
+  set: IMDB + SST-2 train (the old model's data) and IMDB + SST-2 + apps + hotels train (the labelled data of
+  the shipped model);
+- VADER (Hutto & Gilbert 2014, the `vaderSentiment` lexicon), no training: positive when its compound score
+  is >= 0.
+Prints system, data set, accuracy, macro F1 and prediction throughput (texts/s, including tokenization /
+vectorization). Needs the `bench` extra.
 
 Each difference in accuracy comes with McNemar's exact test on the same texts: of the texts exactly one of
 the two systems gets right, how many each gets, and the two-sided binomial p-value of that split under "both
@@ -21,7 +28,8 @@ import torch
 from gru_sentiment import checkpoint, data, workflow
 from gru_sentiment.metrics import report
 
-SETS = (("imdb", "test"), ("sst2", "validation"))
+SETS = (("imdb", "test"), ("sst2", "validation"), ("apps", "test"), ("hotels", "test"), ("yelp", "test"))
+BASELINES = ("imdb", "imdb+sst2", "imdb+sst2+apps+hotels")
 
 
 def tfidf_baseline(train: data.TextData):
@@ -46,15 +54,29 @@ def mcnemar(truth: list[int], ours: list[int], other: list[int]) -> tuple[int, i
     return only_ours, only_other, binomtest(only_ours, n, 0.5).pvalue if n else 1.0
 
 
+class Vader:
+    """VADER's compound score, >= 0 read as positive (label 1)."""
+
+    def __init__(self):
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+        self.analyzer = SentimentIntensityAnalyzer()
+
+    def predict(self, texts: list[str]) -> list[int]:
+        return [int(self.analyzer.polarity_scores(t)["compound"] >= 0) for t in texts]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True)
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--baseline", action="append", choices=["imdb", "imdb+sst2"],
-                        help="training data of a TF-IDF baseline (repeatable; default: both)")
+    parser.add_argument("--baseline", action="append", choices=BASELINES,
+                        help="training data of a TF-IDF baseline (repeatable; default: imdb+sst2 and "
+                             "imdb+sst2+apps+hotels)")
+    parser.add_argument("--no-vader", action="store_true", help="leave out the VADER baseline")
     args = parser.parse_args()
-    args.baseline = args.baseline or ["imdb", "imdb+sst2"]
+    args.baseline = args.baseline or ["imdb+sst2", "imdb+sst2+apps+hotels"]
     if args.threads:
         torch.set_num_threads(args.threads)
     bundle = checkpoint.load(args.model)
@@ -63,10 +85,15 @@ def main() -> None:
         start = time.perf_counter()
         train = data.concat([data.load(f"{args.data}/{part}", "train", label_names=["neg", "pos"])
                              for part in name.split("+")])
-        baselines[name] = tfidf_baseline(train)
+        baselines[f"TF-IDF 1-2gram + LR ({name})"] = tfidf_baseline(train)
         print(f"TF-IDF baseline trained on {name} train ({len(train):,} texts) in {time.perf_counter() - start:.0f}s")
+    if not args.no_vader:
+        baselines["VADER (lexicon, no training)"] = Vader()
     rows = []
     for name, split in SETS:
+        if not Path(f"{args.data}/{name}").is_dir():
+            print(f"skipping {name} {split}: not in {args.data}")
+            continue
         test = data.load(f"{args.data}/{name}", split, label_names=bundle.labels)
         start = time.perf_counter()
         _, ours = workflow.predicted_labels(bundle, test)
@@ -75,13 +102,13 @@ def main() -> None:
                      test.labels, ours))
         for base_name, baseline in baselines.items():
             start = time.perf_counter()
-            predicted = baseline.predict(test.texts).tolist()
+            predicted = list(baseline.predict(test.texts))
             rate = len(test) / (time.perf_counter() - start)
-            rows.append((f"TF-IDF 1-2gram + LR ({base_name})", f"{name} {split}",
-                         report(test.labels, predicted, test.label_names), rate, test.labels, predicted))
-    print(f"\n{'system':<36} {'data set':<18} {'accuracy':>9} {'macro F1':>9} {'texts/s':>9}")
+            rows.append((base_name, f"{name} {split}", report(test.labels, [int(p) for p in predicted],
+                                                               test.label_names), rate, test.labels, predicted))
+    print(f"\n{'system':<44} {'data set':<18} {'accuracy':>9} {'macro F1':>9} {'texts/s':>9}")
     for system, dataset, r, rate, _, _ in rows:
-        print(f"{system:<36} {dataset:<18} {r['accuracy']:>9.4f} {r['macro_f1']:>9.4f} {rate:>9.0f}")
+        print(f"{system:<44} {dataset:<18} {r['accuracy']:>9.4f} {r['macro_f1']:>9.4f} {rate:>9.0f}")
     ours_rows = [r for r in rows if r[0].startswith("gru-sentiment")]
     for ours in ours_rows:
         for other in rows:

@@ -26,6 +26,7 @@ from tokenizers import Tokenizer
 from gru_sentiment import __version__
 from gru_sentiment.errors import ModelError
 from gru_sentiment.model import GRUClassifier, ModelConfig
+from gru_sentiment.textio import give_default_modes
 
 FORMAT = "gru-sentiment"
 FORMAT_VERSION = 1
@@ -89,6 +90,7 @@ def write_directory(directory: str | os.PathLike, write) -> Path:
     try:
         for path in write(tmp):
             _fsync(path)
+        give_default_modes(tmp)  # mkdtemp made it private; a model is for whoever the umask lets read it
         _swap_into_place(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

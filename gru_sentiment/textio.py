@@ -45,13 +45,41 @@ def _decoded_lines(handle, name: str, errors: str) -> Iterator[str]:
         yield line.rstrip("\r\n").replace("\x00", " ")
 
 
+def umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (/proc), else by setting it back."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def give_default_modes(root: Path) -> None:
+    """Give `root` and everything under it the modes any program would create them with (0777 / 0666 less the
+    umask): temporary files and directories are made private (0700 / 0600), which must not outlive the rename."""
+    mask = umask()
+    os.chmod(root, (0o777 if root.is_dir() else 0o666) & ~mask)
+    if root.is_dir():
+        for folder, dirs, files in os.walk(root):
+            for name in dirs:
+                os.chmod(os.path.join(folder, name), 0o777 & ~mask)
+            for name in files:
+                os.chmod(os.path.join(folder, name), 0o666 & ~mask)
+
+
 def write_text_atomically(path: Path, content: str) -> None:
-    """Write a text file through a temporary file in the same folder and a rename."""
+    """Write a text file through a temporary file in the same folder and a rename; the file gets the mode the
+    umask gives, as any other program's would."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(content)
+        give_default_modes(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -104,3 +104,32 @@ def test_leftovers_of_killed_writers_are_cleaned_but_live_ones_kept(tiny_model, 
         d.mkdir()
     checkpoint.save(checkpoint.load(tiny_model), tmp_path / "m")
     assert not stale.exists() and live.exists() and other.exists()
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077])
+def test_written_files_get_the_modes_the_umask_gives(tiny_model, tmp_path, mask):
+    import os
+    import stat
+    from pathlib import Path
+
+    from gru_sentiment.textio import write_text_atomically
+
+    old = os.umask(mask)
+    try:
+        bundle = checkpoint.load(tiny_model)
+        out = checkpoint.save(bundle, tmp_path / "model")
+        page = tmp_path / "report.html"
+        write_text_atomically(page, "<p>hi</p>")
+        plain = tmp_path / "plain"  # what any other program gets
+        plain.write_text("x")
+        (tmp_path / "plain_dir").mkdir()
+    finally:
+        os.umask(old)
+
+    def mode(path):
+        return stat.S_IMODE(Path(path).stat().st_mode)
+
+    assert mode(out) == mode(tmp_path / "plain_dir") == 0o777 & ~mask
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        assert mode(out / name) == mode(plain) == 0o666 & ~mask, name
+    assert mode(page) == 0o666 & ~mask

@@ -50,3 +50,36 @@ def test_shipped_model_reads_the_book_review_as_readme_says(monkeypatch):
     preds = json.loads(result.stdout)
     assert [p["label"] for p in preds] == ["pos", "neg"]  # README: p(neg) 0.0145 and 0.7588
     assert abs(preds[1]["probabilities"]["neg"] - 0.7588) < 0.01
+
+
+EVERYDAY_REVIEWS = [  # written for this test: products, apps, hotels, restaurants and books; some negations
+    ("Works exactly as described, fast shipping.", "pos"),
+    ("The hotel room was clean and the staff were friendly.", "pos"),
+    ("Five stars. Would buy again.", "pos"),
+    ("Great app, easy to use and it never crashes.", "pos"),
+    ("The pasta was delicious and the waiter was lovely.", "pos"),
+    ("I couldn't put this book down, a wonderful read.", "pos"),
+    ("Not bad at all, I would happily stay here again.", "pos"),
+    ("The battery lasts all day and the screen is gorgeous.", "pos"),
+    ("Best pizza in town, we will definitely be back.", "pos"),
+    ("The characters are warm and the ending made me smile.", "pos"),
+    ("The app keeps crashing and logging me out.", "neg"),
+    ("Customer service hung up on me twice.", "neg"),
+    ("It never worked, I want my money back.", "neg"),
+    ("The room smelled of smoke and the sheets were dirty.", "neg"),
+    ("The food was cold and we waited an hour for it.", "neg"),
+    ("Broke after two days. Complete waste of money.", "neg"),
+    ("Too many ads, I uninstalled it after a day.", "neg"),
+    ("The plot is dull and I didn't finish the book.", "neg"),
+    ("Not worth the price, the charger stopped working within a week.", "neg"),
+    ("Rude staff and a noisy room, I would not recommend this hotel.", "neg"),
+]
+
+
+def test_shipped_model_is_right_about_everyday_reviews(monkeypatch):
+    monkeypatch.delenv("GRU_SENTIMENT_MODEL", raising=False)
+    result = runner.invoke(app, ["predict", "-f", "json", *[text for text, _ in EVERYDAY_REVIEWS]])
+    assert result.exit_code == 0, result.output
+    predicted = [p["label"] for p in json.loads(result.stdout)]
+    wrong = [text for (text, label), got in zip(EVERYDAY_REVIEWS, predicted) if got != label]
+    assert len(wrong) <= 2, f"{len(wrong)} of 20 wrong: {wrong}"

@@ -11,9 +11,12 @@
 from __future__ import annotations
 
 import os
+import socket
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 from gru_sentiment.errors import DataError
 
@@ -172,7 +175,30 @@ def _looks_like_path(spec: str) -> bool:
     return spec.startswith((".", "/", "~")) or spec.count("/") > 1 or Path(spec).suffix in FORMATS
 
 
+def _offline_unless_hub_reachable(timeout: float = 2.0) -> None:
+    """Look once whether the Hub answers (one TCP connection, `timeout` seconds); if it does not, put `datasets`
+    in offline mode, so that it reads its cache or fails at once instead of retrying for half a minute.
+    HF_HUB_OFFLINE=1 skips the look; so does a configured proxy (a direct connection says nothing then)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout):
+            return
+    except (OSError, ValueError):
+        pass
+    os.environ["HF_HUB_OFFLINE"] = os.environ["HF_DATASETS_OFFLINE"] = "1"
+    if "datasets" in sys.modules:  # imported already: its constants were read from the environment then
+        import datasets
+        import huggingface_hub.constants
+
+        datasets.config.HF_HUB_OFFLINE = huggingface_hub.constants.HF_HUB_OFFLINE = True
+
+
 def _load_hub(hub_id: str, split: str):
+    _offline_unless_hub_reachable()
     datasets = _datasets()
 
     try:
@@ -333,6 +359,7 @@ def open_stream(spec: str, split: str, text_column: str | None = None, label_col
         elif _looks_like_path(spec):
             raise DataError(f"data set path not found: {spec}")
         else:
+            _offline_unless_hub_reachable()
             ds = datasets.load_dataset(known.hub_id if known else spec, split=split, streaming=True)
         first = next(iter(ds), None)
     except DataError:

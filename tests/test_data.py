@@ -130,3 +130,18 @@ def test_encode_through_datasets_map_matches_the_tokenizer_and_is_cached(tmp_pat
 
     arrow_dir = Path(loaded.table.cache_files[0]["filename"]).parent
     assert list(arrow_dir.glob("cache-*.arrow"))  # map wrote its cache beside the data set's arrow files
+
+
+def test_an_unreachable_hub_fails_at_once_with_one_line(tmp_path, tiny_model):
+    """No network: one connection attempt, then offline mode, so no retries and no stray log lines."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
+    env.update(HF_ENDPOINT="http://127.0.0.1:9", HF_DATASETS_CACHE=str(tmp_path / "cache"))  # port 9: nobody there
+    result = subprocess.run([sys.executable, "-m", "gru_sentiment", "evaluate", "-d", "imdb", "--model", str(tiny_model)],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]  # one line, nothing before it
+    assert result.stderr.startswith("error: could not load 'stanfordnlp/imdb' from the Hugging Face Hub")

@@ -111,10 +111,17 @@ def _setup(device: Device, threads: int | None, local_rank: int | None = None):
 
 
 def default_model_dir() -> Path:
-    """$GRU_SENTIMENT_MODEL, else models/<default> next to the package (source checkout or editable install)."""
+    """$GRU_SENTIMENT_MODEL, else the shipped model: inside the installed package (a wheel carries it as package
+    data, `gru_sentiment/models/<default>`), or in `models/<default>` beside the package in a source checkout
+    (an editable install)."""
     env = os.environ.get("GRU_SENTIMENT_MODEL")
     if env:
         return Path(env)
+    from importlib.resources import files
+
+    packaged = Path(str(files("gru_sentiment").joinpath("models", DEFAULT_MODEL_NAME)))
+    if packaged.is_dir():
+        return packaged
     return Path(__file__).resolve().parent.parent / "models" / DEFAULT_MODEL_NAME
 
 

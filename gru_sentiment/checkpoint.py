@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
 
@@ -192,6 +192,25 @@ def read_config(directory: str | os.PathLike) -> dict:
     return config
 
 
+def check_weight_shapes(model_config: ModelConfig, file: Path, head: bool = True) -> None:
+    """Refuse a weights file whose tensors do not have the shapes `model_config` implies, before anything of
+    that size is allocated: the shapes come from a model built on the meta device (no memory) and from the
+    safetensors header (a few bytes), so a config that names a huge size costs nothing."""
+    with torch.device("meta"):
+        expected = {k: list(v.shape) for k, v in GRUClassifier(model_config).state_dict().items()
+                    if head or not k.startswith("head.")}
+    try:
+        with safe_open(str(file), "pt") as handle:
+            found = {k: list(handle.get_slice(k).get_shape()) for k in handle.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"{file} is corrupted or truncated: {exc}") from exc
+    if found != expected:
+        wrong = sorted(set(found) ^ set(expected)) or sorted(k for k in found if found[k] != expected[k])
+        name = wrong[0]
+        raise ModelError(f"{file} does not match config.json: {name} is {found.get(name, 'missing')} in the "
+                         f"weights, {expected.get(name, 'absent')} by the config")
+
+
 def load(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Bundle:
     """Load a model directory, checking that config, weights and tokenizer agree."""
     path = Path(directory)
@@ -204,6 +223,13 @@ def load(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Bu
         raise ModelError(f"{path / 'config.json'} has invalid model settings: {exc}") from exc
     if len(labels) != model_config.num_labels:
         raise ModelError(f"{path}: {len(labels)} label names for a model with {model_config.num_labels} outputs")
+    if not all(isinstance(name, str) for name in labels) or len(set(labels)) != len(labels):
+        raise ModelError(f"{path / 'config.json'}: labels must be distinct strings, not {labels!r}")
+    max_length = tok_settings.get("max_length") if isinstance(tok_settings, dict) else "?"
+    if max_length is not None and (not isinstance(max_length, int) or isinstance(max_length, bool)
+                                   or max_length < 1):
+        raise ModelError(f"{path / 'config.json'}: tokenizer max_length must be a positive integer or null, "
+                         f"not {max_length!r}")
     try:
         tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
     except Exception as exc:
@@ -211,6 +237,7 @@ def load(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Bu
     if tokenizer.get_vocab_size() != model_config.vocab_size:
         raise ModelError(f"{path}: tokenizer has {tokenizer.get_vocab_size()} tokens but the model's embedding has "
                          f"{model_config.vocab_size}")
+    check_weight_shapes(model_config, path / "model.safetensors")
     try:
         state = load_file(str(path / "model.safetensors"), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
@@ -298,7 +325,7 @@ def load_encoder(directory: str | os.PathLike) -> Encoder:
     try:
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
         settings = {k: config["model"][k] for k in ENCODER_SETTINGS}
-        model = GRUClassifier(ModelConfig(num_labels=1, **settings))
+        model_config = ModelConfig(num_labels=1, **settings)
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{path / 'config.json'} is not a valid encoder config: {exc}") from exc
     if config.get("format") != ENCODER_FORMAT or not isinstance(config.get("format_version"), int):
@@ -306,6 +333,7 @@ def load_encoder(directory: str | os.PathLike) -> Encoder:
     if config["format_version"] > FORMAT_VERSION:
         raise ModelError(f"{path} has encoder format version {config['format_version']}; this gru-sentiment "
                          f"({__version__}) reads up to version {FORMAT_VERSION}: upgrade gru-sentiment")
+    check_weight_shapes(model_config, path / "encoder.safetensors", head=False)
     try:
         tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
         state = load_file(str(path / "encoder.safetensors"), device="cpu")
@@ -314,9 +342,6 @@ def load_encoder(directory: str | os.PathLike) -> Encoder:
     if tokenizer.get_vocab_size() != settings["vocab_size"]:
         raise ModelError(f"{path}: tokenizer has {tokenizer.get_vocab_size()} tokens but the encoder's embedding has "
                          f"{settings['vocab_size']}")
-    expected = {k: v.shape for k, v in model.state_dict().items() if not k.startswith("head.")}
-    if {k: v.shape for k, v in state.items()} != expected:
-        raise ModelError(f"{path / 'encoder.safetensors'} does not match config.json")
     tok = config.get("tokenizer", {})
     return Encoder(settings, state, tokenizer, tok.get("max_length"), tok.get("kind", "wordpiece"),
                    config.get("pretraining", {}), str(path))

@@ -326,7 +326,9 @@ def train(
             finally:
                 distributed.shutdown()
         best = history.best
-        _stdout(quiet).print(f"saved {output}: best validation accuracy {best.accuracy:.4f} (epoch {best.epoch}), "
+        score = (f"best mean validation accuracy over sources {best.value:.4f}" if "by_source" in best.metrics
+                 else f"best validation accuracy {best.accuracy:.4f}")
+        _stdout(quiet).print(f"saved {output}: {score} (epoch {best.epoch}), "
                              f"{history.steps} steps in {history.seconds:.0f}s", highlight=False, soft_wrap=True)
 
 

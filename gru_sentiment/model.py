@@ -36,6 +36,16 @@ class ModelConfig:
     pad_id: int = 0
 
     def __post_init__(self) -> None:
+        for name in ("vocab_size", "num_labels", "embed_dim", "hidden_size", "num_layers", "pad_id"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"{name} must be an integer, not {value!r}")
+        if not isinstance(self.bidirectional, bool):
+            raise ValueError(f"bidirectional must be true or false, not {self.bidirectional!r}")
+        if not isinstance(self.dropout, (int, float)) or isinstance(self.dropout, bool):
+            raise ValueError(f"dropout must be a number, not {self.dropout!r}")
+        if not 0 <= self.pad_id < max(self.vocab_size, 1):
+            raise ValueError(f"pad_id must be a token id below vocab_size {self.vocab_size}, not {self.pad_id}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, not {self.pooling!r}")
         for name in ("vocab_size", "num_labels", "embed_dim", "hidden_size", "num_layers"):

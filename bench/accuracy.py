@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from gru_sentiment import checkpoint, data, workflow
+from gru_sentiment import checkpoint, data, jobs
 from gru_sentiment.metrics import report
 
 SETS = (("imdb", "test"), ("sst2", "validation"), ("apps", "test"), ("hotels", "test"), ("yelp", "test"))
@@ -96,7 +96,7 @@ def main() -> None:
             continue
         test = data.load(f"{args.data}/{name}", split, label_names=bundle.labels)
         start = time.perf_counter()
-        _, ours = workflow.predicted_labels(bundle, test)
+        _, ours = jobs.predicted_labels(bundle, test)
         rows.append(("gru-sentiment " + Path(args.model).name, f"{name} {split}",
                      report(test.labels, ours, test.label_names), len(test) / (time.perf_counter() - start),
                      test.labels, ours))

@@ -12,7 +12,7 @@ about full reviews.
 import argparse
 from pathlib import Path
 
-from gru_sentiment import checkpoint, data, workflow
+from gru_sentiment import checkpoint, data, jobs
 from gru_sentiment.data import TextData
 
 
@@ -25,13 +25,13 @@ def main() -> None:
     parser.add_argument("--val-fraction", type=float, default=0.1)
     args = parser.parse_args()
     names = args.dataset or ["imdb", "sst2"]
-    spec = workflow.DataSpec(tuple(str(args.data / n) for n in names), val_fraction=args.val_fraction)
-    train, val = workflow.load_training_data(spec, args.seed)
+    spec = jobs.DataSpec(tuple(str(args.data / n) for n in names), val_fraction=args.val_fraction)
+    train, val = jobs.load_training_data(spec, args.seed)
     sizes = [len(data.load(d, "train")) for d in spec.datasets]
     # the same carve over a stand-in whose label is the data set each example came from
     part_of = [part for part, size in enumerate(sizes) for _ in range(size)]
     stand_in = TextData([""] * len(part_of), part_of, names, "parts")
-    _, held_out = workflow.carve_validation(stand_in, args.val_fraction, args.seed)
+    _, held_out = jobs.carve_validation(stand_in, args.val_fraction, args.seed)
     print(f"validation split: {len(val):,} texts ({', '.join(f'{n} {held_out.labels.count(i):,}' for i, n in enumerate(names))})")
     print(f"{'model':<36}" + "".join(f"{n + ' val':>14}" for n in names) + f"{'all':>10}")
     for model in args.models:
@@ -39,8 +39,8 @@ def main() -> None:
         row = []
         for part in range(len(names)):
             rows = [k for k, p in enumerate(held_out.labels) if p == part]
-            row.append(workflow.evaluate_model(bundle, val.subset(rows))["accuracy"])
-        overall = workflow.evaluate_model(bundle, val)["accuracy"]
+            row.append(jobs.evaluate_model(bundle, val.subset(rows))["accuracy"])
+        overall = jobs.evaluate_model(bundle, val)["accuracy"]
         print(f"{str(model):<36}" + "".join(f"{a:>14.4f}" for a in row) + f"{overall:>10.4f}")
 
 

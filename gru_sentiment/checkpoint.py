@@ -15,7 +15,7 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -35,6 +35,48 @@ RESUME_TENSORS, RESUME_META = "resume/state.safetensors", "resume/state.json"
 
 
 @dataclass
+class RunRecord:
+    """What the training run that made a model did: `training` in its config.json, filled in as the run goes.
+
+    `config` and `data` are the run's `TrainConfig` and `DataSpec` (what `train --resume` reads back); `best`
+    the validation figures of the kept weights. Keys a newer version wrote are kept in `extra`.
+    """
+
+    command: str = ""
+    package_version: str = __version__
+    dataset: str = ""
+    validation: str = ""
+    train_examples: int | None = None
+    validation_examples: int = 0
+    config: dict = field(default_factory=dict)
+    data: dict | None = None
+    streaming: dict | None = None
+    init_from: dict | None = None
+    mix: dict | None = None
+    vat_unlabelled_texts: int | None = None
+    tokenizer_seconds: float | None = None
+    best: dict | None = None
+    steps: int = 0
+    seconds: float = 0.0
+    tokens_per_s: int | None = None
+    stopped_early: bool = False
+    distributed: dict | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        record = {k: v for k, v in asdict(self).items() if v is not None and k != "extra"}
+        return {**self.extra, **record}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunRecord":
+        if not isinstance(data, dict):
+            return cls()
+        known = {f.name for f in fields(cls)} - {"extra"}
+        return cls(**{k: v for k, v in data.items() if k in known},
+                   extra={k: v for k, v in data.items() if k not in known})
+
+
+@dataclass
 class Bundle:
     """Everything needed to use a trained model again."""
 
@@ -43,7 +85,7 @@ class Bundle:
     labels: list[str]
     max_length: int | None = None
     tokenizer_kind: str = "wordpiece"
-    training: dict = field(default_factory=dict)
+    training: RunRecord = field(default_factory=RunRecord)
 
     def to_config(self) -> dict:
         return {
@@ -54,7 +96,7 @@ class Bundle:
             "labels": list(self.labels),
             "tokenizer": {"kind": self.tokenizer_kind, "vocab_size": self.tokenizer.get_vocab_size(),
                           "max_length": self.max_length},
-            "training": self.training,
+            "training": self.training.to_dict(),
         }
 
 
@@ -250,7 +292,7 @@ def load(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Bu
                          f"{str(exc).splitlines()[0]}") from exc
     model.to(device).eval()
     return Bundle(model, tokenizer, labels, tok_settings.get("max_length"), tok_settings.get("kind", "wordpiece"),
-                  config.get("training", {}))
+                  RunRecord.from_dict(config.get("training", {})))
 
 
 def load_snapshot(directory: str | os.PathLike):

@@ -133,15 +133,15 @@ def _changed_train_options(ctx: typer.Context):
             yield f"--{param.name.replace('_', '-')}", ctx.params.get(param.name), param.default
 
 
-def _init_encoder(ctx: typer.Context, path: Path, model_settings: dict, tok_settings):
-    """Load the pre-trained encoder for `train --init-from`; options it fixes may only repeat its values."""
-    from gru_sentiment import checkpoint, workflow
+def _check_init_options(ctx: typer.Context, path: Path, model_settings: dict, tok_settings):
+    """`train --init-from`: the options the pre-trained encoder fixes may only repeat its values."""
+    from gru_sentiment import checkpoint, jobs
     from gru_sentiment.errors import UsageError
 
     if ctx.params.get("tokenizer_from"):
         raise UsageError("--init-from brings its own tokenizer: drop --tokenizer-from")
     encoder = checkpoint.load_encoder(path)
-    fixed = {**workflow.init_settings(encoder), "vocab_size": encoder.tokenizer.get_vocab_size(),
+    fixed = {**jobs.init_settings(encoder), "vocab_size": encoder.tokenizer.get_vocab_size(),
              "tokenizer": encoder.tokenizer_kind}
     given = {**model_settings, "vocab_size": tok_settings.vocab_size, "tokenizer": tok_settings.kind}
     option = {"num_layers": "layers"}
@@ -240,8 +240,7 @@ def train(
     gloo on CPU, nccl on CUDA; rank 0 prints and writes.
     """
     with _errors(ctx):
-        from gru_sentiment import data as data_mod
-        from gru_sentiment import workflow
+        from gru_sentiment import jobs
         from gru_sentiment.errors import UsageError
         from gru_sentiment.train import TrainConfig
 
@@ -264,32 +263,28 @@ def train(
             distributed.init(dist, torch_device)
         quiet = dist is not None and not dist.is_main
         err = _stderr(quiet)
-        spec = workflow.DataSpec(tuple(dataset or ()), split, val_split, val_fraction, text_column, label_column,
-                                 tuple(label_names.split(",")) if label_names else None, limit, mix,
-                                 tuple(unlabelled or ()))
-        config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, clip=clip,
-                             patience=patience, max_steps=max_steps, evals_per_epoch=evals_per_epoch, seed=seed,
-                             adv=adv, vat=vat, adv_eps=adv_eps, vat_batch_size=vat_batch_size)
-        model_settings = dict(embed_dim=embed_dim, hidden_size=hidden_size, num_layers=layers,
-                              bidirectional=bidirectional, dropout=dropout, pooling=pooling.value)
-        tok_settings = workflow.TokenizerSettings(tokenizer.value, vocab_size, max_length)
-        tok = workflow.load_tokenizer(tokenizer_from) if tokenizer_from else None
-        init = _init_encoder(ctx, init_from, model_settings, tok_settings) if init_from else None
-        if streaming:
-            if max_steps is None or resume is not None or limit or len(dataset or []) > 1:
-                raise UsageError("--streaming needs --max-steps and one --dataset, and takes no --resume or --limit")
-            with err.status(f"opening {dataset[0]} ({split}) as a stream"):
-                stream = data_mod.open_stream(dataset[0], split, text_column, label_column,
-                                              list(spec.label_names) if spec.label_names else None, tokenizer_sample)
-                val_data = data_mod.load(dataset[0], val_split, text_column, label_column,
-                                         stream.label_names) if val_split else None
-            err.print(f"streaming {stream.source}, labels {', '.join(stream.label_names)}; device {torch_device}",
-                      highlight=False, soft_wrap=True)
-        elif resume is None:
-            with err.status(f"loading {', '.join(dataset)} ({split})"):
-                train_data, val_data = workflow.load_training_data(spec, seed)
-            err.print(f"{len(train_data):,} training and {len(val_data):,} validation texts, labels "
-                      f"{', '.join(train_data.label_names)}; device {torch_device}", highlight=False, soft_wrap=True)
+        job = jobs.TrainJob(
+            data=jobs.DataSpec(tuple(dataset or ()), split, val_split, val_fraction, text_column, label_column,
+                               tuple(label_names.split(",")) if label_names else None, limit, mix,
+                               tuple(unlabelled or ())),
+            output=str(output),
+            config=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, clip=clip,
+                               patience=patience, max_steps=max_steps, evals_per_epoch=evals_per_epoch, seed=seed,
+                               adv=adv, vat=vat, adv_eps=adv_eps, vat_batch_size=vat_batch_size),
+            model=jobs.ModelSettings(embed_dim=embed_dim, hidden_size=hidden_size, num_layers=layers,
+                                     bidirectional=bidirectional, dropout=dropout, pooling=pooling.value),
+            tokenizer=jobs.TokenizerSettings(tokenizer.value, vocab_size, max_length),
+            tokenizer_from=str(tokenizer_from) if tokenizer_from else None,
+            init_from=str(init_from) if init_from else None,
+            streaming=jobs.StreamSettings(tokenizer_sample, shuffle_buffer, val_size) if streaming else None,
+            command=" ".join(["gru-sentiment", *sys.argv[1:]]))
+        if init_from:
+            _check_init_options(ctx, init_from, job.model.to_dict(), job.tokenizer)
+        if streaming and resume is not None:
+            raise UsageError("--streaming needs --max-steps and one --dataset, and takes no --resume or --limit")
+        if resume is None:
+            err.print(f"loading {', '.join(dataset)} ({split}); device {torch_device}", highlight=False,
+                      soft_wrap=True)
         progress, task, on_step = _training_progress(err, "epoch", "val acc")
 
         def on_eval(info):
@@ -302,20 +297,16 @@ def train(
                                    soft_wrap=True)
             progress.update(task, val=f"{info.accuracy:.4f}")
 
+        def on_data(line: str) -> None:
+            progress.console.print(line, highlight=False, soft_wrap=True)
+
         with progress:
             try:
                 if resume is not None:
-                    bundle, history = workflow.resume_model(str(resume), torch_device, on_step, on_eval)
-                elif streaming:
-                    bundle, history = workflow.train_streaming(
-                        stream, val_data, val_size, tok_settings, model_settings, config, str(output), torch_device,
-                        tokenizer_sample, shuffle_buffer, meta={"command": " ".join(["gru-sentiment", *sys.argv[1:]])},
-                        on_step=on_step, on_eval=on_eval, tok=tok, dist=dist, init=init)
+                    bundle, history = jobs.resume_model(str(resume), torch_device, on_step, on_eval)
                 else:
-                    bundle, history = workflow.train_model(
-                        train_data, val_data, tok_settings, model_settings, config, str(output), torch_device,
-                        meta={"command": " ".join(["gru-sentiment", *sys.argv[1:]])}, on_step=on_step,
-                        on_eval=on_eval, tok=tok, data_spec=spec, dist=dist, init=init)
+                    bundle, history = jobs.run_train(job, torch_device, on_step=on_step, on_eval=on_eval,
+                                                     on_data=on_data, dist=dist)
             except KeyboardInterrupt:
                 if output.exists():
                     err.print(f"[yellow]interrupted:[/yellow] the best model so far is in {output}; "
@@ -366,21 +357,24 @@ def pretrain(
     directory: tokenizer, embedding and GRU weights, and the perplexity reached on held-out texts.
     """
     with _errors(ctx):
-        from gru_sentiment import workflow
+        from gru_sentiment import jobs
         from gru_sentiment.errors import UsageError
         from gru_sentiment.pretrain import PretrainConfig
 
         if output.exists() and not overwrite:
             raise UsageError(f"{output} already exists: pass --overwrite to replace it")
-        sources = [workflow.split_source(spec) for spec in dataset]
+        sources = [jobs.split_source(spec) for spec in dataset]
         torch_device = _setup(device, threads)
         err = _stderr()
-        config = PretrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, clip=clip, max_steps=max_steps,
-                                evals=evals, seed=seed)
-        model_settings = dict(embed_dim=embed_dim, hidden_size=hidden_size, num_layers=layers,
-                              bidirectional=bidirectional, dropout=dropout)
-        tok_settings = workflow.TokenizerSettings(tokenizer.value, vocab_size, max_length)
-        tok = workflow.load_tokenizer(tokenizer_from) if tokenizer_from else None
+        job = jobs.PretrainJob(
+            sources=tuple(sources), output=str(output),
+            config=PretrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, clip=clip, max_steps=max_steps,
+                                  evals=evals, seed=seed),
+            model=jobs.ModelSettings(embed_dim=embed_dim, hidden_size=hidden_size, num_layers=layers,
+                                     bidirectional=bidirectional, dropout=dropout),
+            tokenizer=jobs.TokenizerSettings(tokenizer.value, vocab_size, max_length),
+            tokenizer_from=str(tokenizer_from) if tokenizer_from else None, text_column=text_column,
+            val_size=val_size, command=" ".join(["gru-sentiment", *sys.argv[1:]]))
         progress, task, on_step = _training_progress(err, "pre-training epoch", "val ppl")
 
         def on_eval(info):
@@ -393,10 +387,7 @@ def pretrain(
                   soft_wrap=True)
         with progress:
             try:
-                encoder, history = workflow.pretrain_encoder(
-                    sources, tok_settings, model_settings, config, str(output), torch_device, val_size, text_column,
-                    tok, meta={"command": " ".join(["gru-sentiment", *sys.argv[1:]])}, on_step=on_step,
-                    on_eval=on_eval)
+                encoder, history = jobs.run_pretrain(job, torch_device, on_step=on_step, on_eval=on_eval)
             except KeyboardInterrupt:
                 where = f"the best encoder so far is in {output}" if output.exists() else "no encoder written"
                 err.print(f"[yellow]interrupted:[/yellow] {where}", soft_wrap=True)
@@ -426,7 +417,7 @@ def evaluate(
         import json
 
         from gru_sentiment import data as data_mod
-        from gru_sentiment import render, workflow
+        from gru_sentiment import jobs, render
 
         torch_device = _setup(device, threads)
         bundle = _load_model(model, torch_device)
@@ -435,7 +426,7 @@ def evaluate(
         if limit:
             data = data.subset(list(range(min(limit, len(data)))))
         with _stderr().status(f"evaluating {len(data):,} texts"):
-            report = workflow.evaluate_model(bundle, data, batch_size, torch_device)
+            report = jobs.evaluate_model(bundle, data, batch_size, torch_device)
         if format is TableOrJson.json:
             sys.stdout.write(json.dumps(report, indent=2) + "\n")
         else:

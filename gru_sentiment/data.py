@@ -1,4 +1,5 @@
-"""Load labelled texts from the Hugging Face Hub or local files. The only module that imports `datasets`.
+"""Load labelled texts from the Hugging Face Hub or local files, into memory (`streaming.py` reads them as a
+stream, `tokenizer.encode_data` tokenizes them).
 
 `--dataset` accepts:
 - a known name (`imdb`, `sst2`, `rotten_tomatoes`, `yelp_polarity`, `amazon_polarity`), mapped to its hub id,
@@ -13,7 +14,6 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -71,34 +71,6 @@ class TextData:
         return TextData([self.texts[i] for i in indices], [self.labels[i] for i in indices], self.label_names,
                         source or self.source, self.table, self.text_column, rows if self.table is not None else None,
                         groups, self.group_names)
-
-
-class _Encoder:
-    """Batched tokenization for `datasets.map`; picklable, and its hash (tokenizer included) keys the cache."""
-
-    def __init__(self, tok, max_length: int | None, column: str):
-        self.tok, self.max_length, self.column = tok, max_length, column
-
-    def __call__(self, batch: dict) -> dict:
-        from gru_sentiment import tokenizer
-
-        return {"ids": [e.ids for e in tokenizer.encode_batch(self.tok, batch[self.column], self.max_length)]}
-
-
-def encode(data: TextData, tok, max_length: int | None, num_proc: int | None = None,
-           min_rows: int = 10000) -> list[list[int]]:
-    """Token ids of every text. Large tables go through `datasets.map(batched=True, num_proc=...)`, whose cache
-    makes a second run on the same data and tokenizer instant; anything else through the tokenizer directly."""
-    from gru_sentiment import tokenizer
-
-    if data.table is None or len(data.table) < min_rows:
-        return tokenizer.encode_ids(tok, data.texts, max_length)
-    _datasets()
-    mapped = data.table.map(_Encoder(tok, max_length, data.text_column), batched=True, batch_size=1000,
-                            num_proc=num_proc or min(os.cpu_count() or 1, 8),
-                            remove_columns=data.table.column_names)
-    ids = mapped.data.column("ids").to_pylist()
-    return ids if data.rows is None else [ids[i] for i in data.rows]
 
 
 def load(spec: str, split: str, text_column: str | None = None, label_column: str | None = None,
@@ -303,93 +275,3 @@ def _index_labels(raw: list, label_names: list[str] | None, source: str) -> tupl
         return list(raw), list(label_names)
     lookup = {v: i for i, v in enumerate(values)}
     return [lookup[v] for v in raw], [str(v) for v in values]
-
-
-@dataclass
-class TextStream:
-    """A data set read as a stream (`datasets` IterableDataset): (text, label index) pairs, never all in memory."""
-
-    dataset: object  # datasets.IterableDataset with "text" and "label" (an index into label_names)
-    label_names: list[str]
-    source: str
-
-    def pairs(self) -> Iterator[tuple[str, int]]:
-        for row in self.dataset:
-            yield row["text"], row["label"]
-
-    def split_off(self, n: int) -> tuple[TextData, "TextStream"]:
-        """The first n rows in memory (a validation set), and the stream of the rows after them."""
-        head = list(self.dataset.take(n))
-        held = TextData([r["text"] for r in head], [r["label"] for r in head], self.label_names,
-                        f"{self.source} (first {n} rows)")
-        return held, TextStream(self.dataset.skip(n), self.label_names, self.source)
-
-    def shuffled(self, seed: int, buffer_size: int, rank: int = 0, world_size: int = 1) -> "TextStream":
-        """Shuffled through a buffer of `buffer_size` rows (reshuffled each epoch), and this rank's shard."""
-        ds = self.dataset.shuffle(seed=seed, buffer_size=buffer_size)
-        if world_size > 1:
-            from datasets.distributed import split_dataset_by_node
-
-            ds = split_dataset_by_node(ds, rank=rank, world_size=world_size)
-        return TextStream(ds, self.label_names, self.source)
-
-    def epoch(self, epoch: int) -> Iterator[tuple[str, int]]:
-        """The pairs of one pass, in that epoch's shuffled order."""
-        if hasattr(self.dataset, "set_epoch"):
-            self.dataset.set_epoch(epoch)
-        return self.pairs()
-
-
-def open_stream(spec: str, split: str, text_column: str | None = None, label_column: str | None = None,
-                label_names: list[str] | None = None, sample: int = 10000) -> TextStream:
-    """Open one split as a stream. Label names come from a ClassLabel, `label_names`, or the first `sample` rows."""
-    datasets = _datasets()
-    path = Path(spec).expanduser()
-    known = KNOWN.get(path.name.lower()) if path.exists() else KNOWN.get(spec.lower())
-    try:
-        if path.is_dir() and (path / split / "pos").is_dir():
-            raise DataError(f"{spec}: aclImdb folders are read into memory; train without --streaming")
-        if path.exists():
-            files = [path] if path.is_file() else sorted(p for p in path.iterdir()
-                                                        if p.stem == split and p.suffix.lower() in FORMATS)
-            if not files or FORMATS.get(files[0].suffix.lower()) is None:
-                raise DataError(f"no split '{split}' to stream in {spec}")
-            ds = datasets.load_dataset(FORMATS[files[0].suffix.lower()], data_files={"data": [str(f) for f in files]},
-                                       split="data", streaming=True)
-        elif _looks_like_path(spec):
-            raise DataError(f"data set path not found: {spec}")
-        else:
-            _offline_unless_hub_reachable()
-            ds = datasets.load_dataset(known.hub_id if known else spec, split=split, streaming=True)
-        first = next(iter(ds), None)
-    except DataError:
-        raise
-    except Exception as exc:
-        raise DataError(f"could not stream '{spec}' ({split}): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
-    if first is None:
-        raise DataError(f"{spec}:{split}: no rows")
-    columns = list(first)
-    if known and text_column is None and known.text_column in columns:
-        text_column = known.text_column
-    text_col = _pick(columns, text_column, TEXT_COLUMNS, "text", "--text-column")
-    label_col = _pick(columns, label_column, LABEL_COLUMNS, "label", "--label-column")
-    feature = (ds.features or {}).get(label_col)
-    if isinstance(feature, datasets.ClassLabel):
-        names = list(feature.names)
-    elif label_names or (known and isinstance(first[label_col], int)):
-        names = list(label_names or known.label_names)
-    else:
-        _, names = _index_labels([row[label_col] for row in ds.take(sample)], None, f"{spec}:{split}")
-    lookup = {name: i for i, name in enumerate(names)}
-    source = f"{spec}:{split} (stream)"
-
-    def convert(row: dict) -> dict:
-        value = row[label_col]
-        index = lookup.get(str(value)) if value is not None else None
-        if index is None and isinstance(value, int) and 0 <= value < len(names):
-            index = value  # integer labels 0..K-1 named by --label-names or the known data set
-        if index is None or row[text_col] is None:
-            raise DataError(f"{source}: a row has label {value!r}, not one of {', '.join(names)}")
-        return {"text": row[text_col], "label": index}
-
-    return TextStream(ds.map(convert, remove_columns=columns), names, source)

@@ -17,8 +17,8 @@ def tiny_model(tmp_path_factory):
     import torch
 
     from gru_sentiment.data import TextData
+    from gru_sentiment.jobs import TokenizerSettings, train_model
     from gru_sentiment.train import TrainConfig
-    from gru_sentiment.workflow import TokenizerSettings, train_model
     from tests.corpus import reviews
 
     torch.set_num_threads(1)

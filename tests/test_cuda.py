@@ -42,8 +42,8 @@ def test_gate_trace_on_gpu_matches_cudnn_and_cpu():
 
 def test_training_steps_run_on_the_gpu(tmp_path):
     from gru_sentiment.data import TextData
+    from gru_sentiment.jobs import TokenizerSettings, train_model
     from gru_sentiment.train import TrainConfig
-    from gru_sentiment.workflow import TokenizerSettings, train_model
     from tests.corpus import reviews
 
     texts, labels = reviews(200, seed=1)

@@ -123,9 +123,9 @@ def test_encode_through_datasets_map_matches_the_tokenizer_and_is_cached(tmp_pat
     loaded = data.load(str(folder), "train")
     tok = tokenizer.train(texts, vocab_size=120)
     direct = tokenizer.encode_ids(tok, texts, 12)
-    assert data.encode(loaded, tok, 12, num_proc=2, min_rows=1) == direct
+    assert tokenizer.encode_data(loaded, tok, 12, num_proc=2, min_rows=1) == direct
     part = loaded.subset([5, 0, 299])
-    assert data.encode(part, tok, 12, num_proc=2, min_rows=1) == [direct[5], direct[0], direct[299]]
+    assert tokenizer.encode_data(part, tok, 12, num_proc=2, min_rows=1) == [direct[5], direct[0], direct[299]]
     from pathlib import Path
 
     arrow_dir = Path(loaded.table.cache_files[0]["filename"]).parent

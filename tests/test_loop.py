@@ -5,7 +5,7 @@ import random
 import pytest
 import torch
 
-from gru_sentiment import objectives, workflow
+from gru_sentiment import jobs, objectives
 from gru_sentiment.data import TextData
 from gru_sentiment.loop import Eval, History, LoopConfig, Score, fit
 from gru_sentiment.model import GRUClassifier, ModelConfig
@@ -129,11 +129,11 @@ def test_labels_of_minus_one_are_unlabelled_text(tmp_path):
     folder.mkdir()
     pd.DataFrame({"text": ["good", "bad", "so-so", "great", "fine"], "label": [1, 0, -1, 1, -1]}).to_parquet(
         folder / "train.parquet")
-    train, val = workflow.load_training_data(workflow.DataSpec((str(folder),), val_fraction=0.25), seed=0)
+    train, val = jobs.load_training_data(jobs.DataSpec((str(folder),), val_fraction=0.25), seed=0)
     assert sorted(train.texts + val.texts) == ["bad", "good", "great"]
     assert train.label_names == ["0", "1"] and train.unlabelled == ["so-so", "fine"]
-    spec = workflow.DataSpec((str(folder),), unlabelled=(f"{folder}:train",))
-    assert workflow.unlabelled_texts(spec, train)[len(train):] == ["so-so", "fine", "good", "bad", "so-so",
+    spec = jobs.DataSpec((str(folder),), unlabelled=(f"{folder}:train",))
+    assert jobs.unlabelled_texts(spec, train)[len(train):] == ["so-so", "fine", "good", "bad", "so-so",
                                                                    "great", "fine"]
 
 
@@ -159,4 +159,4 @@ def test_adversarial_training_is_refused_under_torchrun(tiny_model):
     bundle = checkpoint.load(tiny_model)
     data = TextData(["good film", "bad film"], [1, 0], ["neg", "pos"], "x")
     with pytest.raises(UsageError, match="single process"):
-        workflow._source_and_loss(bundle, data, TrainConfig(adv=1.0), None, Dist(0, 2, 0))
+        jobs._source_and_loss(bundle, data, TrainConfig(adv=1.0), None, Dist(0, 2, 0))

@@ -110,7 +110,7 @@ def test_init_from_starts_the_classifier_from_the_encoder_weights(corpus, encode
         assert torch.equal(state[name], value), name  # lr 0: still exactly the pre-trained weights
     assert bundle.tokenizer.to_str() == encoder.tokenizer.to_str()
     assert bundle.model.config.hidden_size == 12
-    assert bundle.training["init_from"]["encoder"] == str(encoder_dir)
+    assert bundle.training.init_from["encoder"] == str(encoder_dir)
 
 
 def test_init_from_refuses_what_does_not_fit(corpus, encoder_dir, tmp_path, tiny_model):

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from gru_sentiment import checkpoint, tokenizer, workflow
+from gru_sentiment import checkpoint, jobs, tokenizer
 from gru_sentiment.cli import app
 from gru_sentiment.train import TrainConfig
 from tests.corpus import reviews, write_splits
@@ -38,14 +38,14 @@ ADVERSARIAL = dataclasses.replace(CONFIG, adv=0.5, vat=0.5, adv_eps=1.0, vat_bat
 def test_resume_reaches_the_uninterrupted_result(folder, tmp_path, config, mix):
     torch.set_num_threads(1)
     datasets = (str(folder),) if mix is None else (str(folder), str(folder))
-    spec = workflow.DataSpec(datasets, label_names=("neg", "pos"), mix=mix)
-    train, val = workflow.load_training_data(spec, config.seed)
+    spec = jobs.DataSpec(datasets, label_names=("neg", "pos"), mix=mix)
+    train, val = jobs.load_training_data(spec, config.seed)
     tok = tokenizer.train(reviews(50)[0], vocab_size=120)
-    settings = workflow.TokenizerSettings("wordpiece", 120, 24)
+    settings = jobs.TokenizerSettings("wordpiece", 120, 24)
     model = dict(embed_dim=8, hidden_size=6, dropout=0.2)
 
     whole = tmp_path / "whole"
-    workflow.train_model(train, val, settings, model, config, str(whole), torch.device("cpu"), tok=tok, data_spec=spec)
+    jobs.train_model(train, val, settings, model, config, str(whole), torch.device("cpu"), tok=tok, data_spec=spec)
 
     def interrupt(info):
         if info.step == 13:  # steps per epoch: 9; validations after steps 4/5, 9, 13/14, ...: stop between
@@ -53,10 +53,10 @@ def test_resume_reaches_the_uninterrupted_result(folder, tmp_path, config, mix):
 
     cut = tmp_path / "cut"
     with pytest.raises(KeyboardInterrupt):
-        workflow.train_model(train, val, settings, model, config, str(cut), torch.device("cpu"), tok=tok,
+        jobs.train_model(train, val, settings, model, config, str(cut), torch.device("cpu"), tok=tok,
                              data_spec=spec, on_step=interrupt)
     assert checkpoint.load_snapshot(cut).meta["step"] < 13  # the last validation before the interruption
-    workflow.resume_model(str(cut), torch.device("cpu"))
+    jobs.resume_model(str(cut), torch.device("cpu"))
 
     a, b = weights(whole), weights(cut)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -1,5 +1,7 @@
-"""The train and evaluate jobs, end to end, as library calls: data -> tokenizer -> model -> fit -> model directory.
+"""The jobs the commands run, end to end, as library calls: data -> tokenizer -> model -> fit -> model directory.
 
+Each command parses its options into one typed job (`TrainJob`, `PretrainJob`) and hands it to one call
+(`run_train`, `run_pretrain`); `evaluate_model` and `predicted_labels` serve `evaluate` and the benchmarks.
 Silent like the rest of the library; the CLI passes callbacks to show progress.
 """
 
@@ -18,6 +20,7 @@ from tokenizers import Tokenizer
 
 from gru_sentiment import __version__, batching, checkpoint, distributed, tokenizer
 from gru_sentiment import data as data_mod
+from gru_sentiment.checkpoint import RunRecord
 from gru_sentiment.data import TextData
 from gru_sentiment.distributed import Dist
 from gru_sentiment.errors import DataError, ModelError, UsageError
@@ -26,7 +29,7 @@ from gru_sentiment.metrics import report
 from gru_sentiment.model import GRUClassifier, ModelConfig
 from gru_sentiment.pretrain import LanguageModel, PretrainConfig, fit_lm, frequency_rank
 from gru_sentiment.sources import InMemoryBatches, UnlabelledPool, mix_counts
-from gru_sentiment.streaming import BatchStream
+from gru_sentiment.streaming import BatchStream, TextStream, open_stream
 from gru_sentiment.train import TrainConfig, loss_function, validator
 
 
@@ -118,7 +121,7 @@ def split_source(spec: str, default_split: str = "train") -> tuple[str, str]:
 
 
 def train_model(train: TextData, val: TextData, tok_settings: TokenizerSettings, model_settings: dict,
-                config: TrainConfig, output: str, device: torch.device, meta: dict | None = None,
+                config: TrainConfig, output: str, device: torch.device, command: str = "",
                 on_step: Callable[[StepInfo], None] | None = None,
                 on_eval: Callable[[Eval], None] | None = None,
                 tok: Tokenizer | None = None, data_spec: DataSpec | None = None,
@@ -131,9 +134,9 @@ def train_model(train: TextData, val: TextData, tok_settings: TokenizerSettings,
     Under torchrun (`dist`), rank 0 learns the tokenizer and sends it to the others, and only rank 0 writes.
     """
     check_trainable(train)
-    training = {"dataset": train.source, "validation": val.source, "train_examples": len(train),
-                "validation_examples": len(val), "config": config.to_dict(), "package_version": __version__,
-                "data": asdict(data_spec) if data_spec else None, **(meta or {})}
+    training = RunRecord(command=command, dataset=train.source, validation=val.source, train_examples=len(train),
+                         validation_examples=len(val), config=config.to_dict(),
+                         data=asdict(data_spec) if data_spec else None)
     bundle = _new_bundle(lambda: train.texts, train.label_names, tok_settings, model_settings, config, tok, dist,
                          training, init)
     return bundle, _run(bundle, train, val, config, output, device, on_step, on_eval, dist=dist, spec=data_spec)
@@ -141,20 +144,20 @@ def train_model(train: TextData, val: TextData, tok_settings: TokenizerSettings,
 
 def _new_bundle(sample_texts: Callable[[], list[str]], label_names: list[str], tok_settings: TokenizerSettings,
                 model_settings: dict, config: TrainConfig, tok: Tokenizer | None, dist: Dist | None,
-                training: dict, init: checkpoint.Encoder | None = None) -> checkpoint.Bundle:
+                training: RunRecord, init: checkpoint.Encoder | None = None) -> checkpoint.Bundle:
     """A fresh model and its tokenizer: the one given, or one learned from `sample_texts()` (on rank 0 only,
     then sent to the other ranks). With `init`, the pre-trained encoder's tokenizer, embedding and GRUs, and a
     new classifier head."""
     start = time.perf_counter()
     if init is not None:
         tok, model_settings = init.tokenizer, {**model_settings, **init_settings(init)}
-        training["init_from"] = {"encoder": init.source,
-                                 **{k: init.pretraining.get(k) for k in ("command", "best", "seconds", "tokens")}}
+        training.init_from = {"encoder": init.source,
+                              **{k: init.pretraining.get(k) for k in ("command", "best", "seconds", "tokens")}}
     if tok is None and (dist is None or dist.is_main):
         tok = tokenizer.train(sample_texts(), tok_settings.kind, tok_settings.vocab_size)
     if dist is not None:
         tok = Tokenizer.from_str(distributed.broadcast_text(tok.to_str() if dist.is_main else None))
-    training["tokenizer_seconds"] = round(time.perf_counter() - start, 1)
+    training.tokenizer_seconds = round(time.perf_counter() - start, 1)
     model_config = ModelConfig(vocab_size=tok.get_vocab_size(), num_labels=len(label_names),
                                pad_id=tok.token_to_id(tokenizer.PAD), **model_settings)
     torch.manual_seed(config.seed)
@@ -180,10 +183,10 @@ def resume_model(output: str, device: torch.device, on_step: Callable[[StepInfo]
     bundle = checkpoint.load(output, device)
     snapshot = checkpoint.load_snapshot(output)
     training = bundle.training
-    if not training.get("data"):
+    if not training.data:
         raise UsageError(f"{output} does not record its training data, so it cannot be resumed")
-    spec = DataSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in training["data"].items()})
-    config = TrainConfig(**training["config"])
+    spec = DataSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in training.data.items()})
+    config = TrainConfig(**training.config)
     train, val = load_training_data(spec, config.seed)
     best = {k: v.detach().clone() for k, v in bundle.model.state_dict().items()}
     history = _run(bundle, train, val, config, output, device, on_step, on_eval, snapshot, best, spec=spec)
@@ -200,7 +203,7 @@ def _source_and_loss(bundle: checkpoint.Bundle, train: TextData | BatchStream, c
             raise UsageError("--vat needs the training texts in memory: drop --streaming")
         return train, loss_function(bundle.model, config)
     tok, max_length, pad_id = bundle.tokenizer, bundle.max_length, bundle.model.config.pad_id
-    seqs = data_mod.encode(train, tok, max_length)
+    seqs = tokenizer.encode_data(train, tok, max_length)
     counts = None
     if spec is not None and spec.mix:
         groups = train.groups or [0] * len(train)
@@ -209,14 +212,14 @@ def _source_and_loss(bundle: checkpoint.Bundle, train: TextData | BatchStream, c
             counts = mix_counts(sizes, spec.mix)
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
-        bundle.training["mix"] = dict(zip(train.group_names or [train.source], counts))
+        bundle.training.mix = dict(zip(train.group_names or [train.source], counts))
     source = InMemoryBatches(seqs, train.labels, config.batch_size, pad_id, train.groups, counts)
     pool = None
     if config.vat > 0:
         extra = unlabelled_texts(spec, train)[len(train):] if spec is not None else train.unlabelled
         pool = UnlabelledPool([*seqs, *tokenizer.encode_ids(tok, extra, max_length)],
                               config.vat_batch_size or config.batch_size, pad_id)
-        bundle.training["vat_unlabelled_texts"] = len(pool)
+        bundle.training.vat_unlabelled_texts = len(pool)
     return source, loss_function(bundle.model, config, pool)
 
 
@@ -225,29 +228,29 @@ def _run(bundle: checkpoint.Bundle, train: TextData | BatchStream, val: TextData
          spec: DataSpec | None = None) -> History:
     max_length, training = bundle.max_length, bundle.training
     source, loss_fn = _source_and_loss(bundle, train, config, spec, dist)
-    val_ids = data_mod.encode(val, bundle.tokenizer, max_length)
+    val_ids = tokenizer.encode_data(val, bundle.tokenizer, max_length)
     validate = validator(val_ids, val.labels, bundle.labels, config.batch_size * 2, device, dist, val.groups,
                          val.group_names or ())
 
     def save(best_weights: dict, state, history: History) -> None:
         best_info = history.best
-        training["best"] = {"epoch": best_info.epoch, "step": best_info.step, "val_accuracy": best_info.accuracy,
-                            "val_macro_f1": best_info.macro_f1, "val_loss": best_info.loss}
+        training.best = {"epoch": best_info.epoch, "step": best_info.step, "val_accuracy": best_info.accuracy,
+                         "val_macro_f1": best_info.macro_f1, "val_loss": best_info.loss}
         if "by_source" in best_info.metrics:
-            training["best"]["val_by_source"] = best_info.metrics["by_source"]
-            training["best"]["val_mean_source_accuracy"] = best_info.value
-        training["seconds"] = round(history.seconds, 1)
+            training.best["val_by_source"] = best_info.metrics["by_source"]
+            training.best["val_mean_source_accuracy"] = best_info.value
+        training.seconds = round(history.seconds, 1)
         checkpoint.save(bundle, output, weights=best_weights, snapshot=state)
 
     main = dist is None or dist.is_main
     history = fit(bundle.model, source, loss_fn, validate, config.loop(), device, on_step if main else None,
                   on_eval if main else None, save if main else None, snapshot, best, dist)
-    training["steps"], training["seconds"] = history.steps, round(history.seconds, 1)
-    training["tokens_per_s"] = round(history.tokens / history.seconds) if history.seconds else None
-    training["stopped_early"] = history.stopped_early
+    training.steps, training.seconds = history.steps, round(history.seconds, 1)
+    training.tokens_per_s = round(history.tokens / history.seconds) if history.seconds else None
+    training.stopped_early = history.stopped_early
     if dist is not None:  # every rank should hold the same weights: record each one's digest
         digests = distributed.gather_text(distributed.weights_digest(bundle.model.state_dict()))
-        training["distributed"] = {"world_size": dist.world_size, "weights_sha256_by_rank": digests}
+        training.distributed = {"world_size": dist.world_size, "weights_sha256_by_rank": digests}
     if main:
         checkpoint.save(bundle, output)  # the best weights, the final record, no resume state: the run is done
     if dist is not None:  # no rank leaves, and tears its connections down, while rank 0 is still writing
@@ -264,7 +267,7 @@ def predicted_labels(bundle: checkpoint.Bundle, data: TextData, batch_size: int 
                         f"(model labels: {', '.join(bundle.labels)})")
     index = {name: i for i, name in enumerate(bundle.labels)}
     labels = [index[data.label_names[i]] for i in data.labels]
-    ids = data_mod.encode(data, bundle.tokenizer, bundle.max_length)
+    ids = tokenizer.encode_data(data, bundle.tokenizer, bundle.max_length)
     model = bundle.model.to(device).eval()
     return labels, batching.logits_for(model, ids, batch_size, device).argmax(-1).tolist()
 
@@ -291,9 +294,9 @@ def load_tokenizer(path) -> Tokenizer:
     return tok
 
 
-def train_streaming(stream: data_mod.TextStream, val: TextData | None, val_size: int, tok_settings: TokenizerSettings,
+def train_streaming(stream: TextStream, val: TextData | None, val_size: int, tok_settings: TokenizerSettings,
                     model_settings: dict, config: TrainConfig, output: str, device: torch.device,
-                    tokenizer_sample: int = 10000, shuffle_buffer: int = 10000, meta: dict | None = None,
+                    tokenizer_sample: int = 10000, shuffle_buffer: int = 10000, command: str = "",
                     on_step: Callable[[StepInfo], None] | None = None,
                     on_eval: Callable[[Eval], None] | None = None, tok: Tokenizer | None = None,
                     dist: Dist | None = None, init: checkpoint.Encoder | None = None
@@ -307,9 +310,9 @@ def train_streaming(stream: data_mod.TextStream, val: TextData | None, val_size:
     if val is None:
         val, stream = stream.split_off(val_size)
     check_trainable(val)
-    training = {"dataset": stream.source, "validation": val.source, "validation_examples": len(val),
-                "streaming": {"shuffle_buffer": shuffle_buffer, "tokenizer_sample": tokenizer_sample},
-                "config": config.to_dict(), "package_version": __version__, "data": None, **(meta or {})}
+    training = RunRecord(command=command, dataset=stream.source, validation=val.source,
+                         validation_examples=len(val), config=config.to_dict(),
+                         streaming={"shuffle_buffer": shuffle_buffer, "tokenizer_sample": tokenizer_sample})
     bundle = _new_bundle(lambda: [text for text, _ in itertools.islice(stream.pairs(), tokenizer_sample)],
                          stream.label_names, tok_settings, model_settings, config, tok, dist, training, init)
     rank, world = (dist.rank, dist.world_size) if dist else (0, 1)
@@ -321,7 +324,7 @@ def train_streaming(stream: data_mod.TextStream, val: TextData | None, val_size:
 
 def pretrain_encoder(sources: list[tuple[str, str]], tok_settings: TokenizerSettings, model_settings: dict,
                      config: PretrainConfig, output: str, device: torch.device, val_size: int = 1000,
-                     text_column: str | None = None, tok: Tokenizer | None = None, meta: dict | None = None,
+                     text_column: str | None = None, tok: Tokenizer | None = None, command: str = "",
                      on_step: Callable[[StepInfo], None] | None = None,
                      on_eval: Callable[[Eval], None] | None = None) -> tuple[checkpoint.Encoder, History]:
     """Pre-train an embedding and GRU stack as a language model on the texts of `sources` ((data set, split)
@@ -341,7 +344,7 @@ def pretrain_encoder(sources: list[tuple[str, str]], tok_settings: TokenizerSett
     if tok is None:
         tok = tokenizer.train([texts[i] for i in train_index], tok_settings.kind, tok_settings.vocab_size)
     tokenizer_seconds = time.perf_counter() - start
-    seqs = [ids for p in parts for ids in data_mod.encode(p, tok, tok_settings.max_length)]
+    seqs = [ids for p in parts for ids in tokenizer.encode_data(p, tok, tok_settings.max_length)]
     train_seqs, val_seqs = [seqs[i] for i in train_index], [seqs[i] for i in val_index]
     torch.manual_seed(config.seed)
     encoder = GRUClassifier(ModelConfig(vocab_size=tok.get_vocab_size(), num_labels=1,
@@ -349,7 +352,8 @@ def pretrain_encoder(sources: list[tuple[str, str]], tok_settings: TokenizerSett
     lm = LanguageModel(encoder, frequency_rank(train_seqs, tok.get_vocab_size()), config.cutoffs)
     record = {"data": [f"{spec}:{split}" for spec, split in sources], "train_texts": len(train_seqs),
               "validation_texts": len(val_seqs), "config": config.to_dict(), "package_version": __version__,
-              "dropout": encoder.config.dropout, "tokenizer_seconds": round(tokenizer_seconds, 1), **(meta or {})}
+              "dropout": encoder.config.dropout, "tokenizer_seconds": round(tokenizer_seconds, 1),
+              "command": command}
 
     def save(history: History) -> None:
         best = history.best
@@ -364,3 +368,97 @@ def pretrain_encoder(sources: list[tuple[str, str]], tok_settings: TokenizerSett
     result = checkpoint.Encoder.of(encoder, tok, tok_settings.max_length, tok_settings.kind, record)
     checkpoint.save_encoder(result, output)
     return result, history
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """The `ModelConfig` fields a user chooses (the rest follow from the tokenizer and the labels)."""
+
+    embed_dim: int = 128
+    hidden_size: int = 128
+    num_layers: int = 1
+    bidirectional: bool = True
+    dropout: float = 0.3
+    pooling: str = "mean_max"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """`train --streaming`: rows the tokenizer learns from, rows in the shuffle buffer, validation rows (when
+    the data set has no validation split)."""
+
+    tokenizer_sample: int = 10000
+    shuffle_buffer: int = 10000
+    val_size: int = 1000
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """Everything `gru-sentiment train` was asked to do."""
+
+    data: DataSpec
+    output: str
+    config: TrainConfig = TrainConfig()
+    model: ModelSettings = ModelSettings()
+    tokenizer: TokenizerSettings = TokenizerSettings()
+    tokenizer_from: str | None = None  # reuse this tokenizer (a tokenizer.json or a model directory)
+    init_from: str | None = None  # start from this pre-trained encoder directory
+    streaming: StreamSettings | None = None  # read the training split as a stream
+    command: str = ""
+
+
+@dataclass(frozen=True)
+class PretrainJob:
+    """Everything `gru-sentiment pretrain` was asked to do."""
+
+    sources: tuple[tuple[str, str], ...]  # (data set, split) pairs; labels are ignored
+    output: str
+    config: PretrainConfig = PretrainConfig()
+    model: ModelSettings = ModelSettings()
+    tokenizer: TokenizerSettings = TokenizerSettings()
+    tokenizer_from: str | None = None
+    text_column: str | None = None
+    val_size: int = 1000
+    command: str = ""
+
+
+def run_train(job: TrainJob, device: torch.device, on_step: Callable[[StepInfo], None] | None = None,
+              on_eval: Callable[[Eval], None] | None = None, on_data: Callable[[str], None] | None = None,
+              dist: Dist | None = None) -> tuple[checkpoint.Bundle, History]:
+    """Load the data, train, and write the model directory (after every validation); `on_data` hears one line
+    on the data once it is loaded."""
+    spec, config = job.data, job.config
+    tok = load_tokenizer(job.tokenizer_from) if job.tokenizer_from else None
+    init = checkpoint.load_encoder(job.init_from) if job.init_from else None
+    say = on_data or (lambda line: None)
+    if job.streaming is not None:
+        if config.max_steps is None or spec.limit or len(spec.datasets) != 1:
+            raise UsageError("--streaming needs --max-steps and one --dataset, and takes no --resume or --limit")
+        names = list(spec.label_names) if spec.label_names else None
+        stream = open_stream(spec.datasets[0], spec.split, spec.text_column, spec.label_column, names,
+                                       job.streaming.tokenizer_sample)
+        val = data_mod.load(spec.datasets[0], spec.val_split, spec.text_column, spec.label_column,
+                            stream.label_names) if spec.val_split else None
+        say(f"streaming {stream.source}, labels {', '.join(stream.label_names)}")
+        s = job.streaming
+        return train_streaming(stream, val, s.val_size, job.tokenizer, job.model.to_dict(), config, job.output,
+                               device, s.tokenizer_sample, s.shuffle_buffer, job.command, on_step, on_eval, tok,
+                               dist, init)
+    train, val = load_training_data(spec, config.seed)
+    unlabelled = f", {len(train.unlabelled):,} without a label" if train.unlabelled else ""
+    say(f"{len(train):,} training and {len(val):,} validation texts{unlabelled}, labels "
+        f"{', '.join(train.label_names)}")
+    return train_model(train, val, job.tokenizer, job.model.to_dict(), config, job.output, device, job.command,
+                       on_step, on_eval, tok, spec, dist, init)
+
+
+def run_pretrain(job: PretrainJob, device: torch.device, on_step: Callable[[StepInfo], None] | None = None,
+                 on_eval: Callable[[Eval], None] | None = None) -> tuple[checkpoint.Encoder, History]:
+    """Pre-train an encoder as `job` says and write its directory."""
+    tok = load_tokenizer(job.tokenizer_from) if job.tokenizer_from else None
+    settings = {k: v for k, v in job.model.to_dict().items() if k != "pooling"}
+    return pretrain_encoder(list(job.sources), job.tokenizer, settings, job.config, job.output, device,
+                            job.val_size, job.text_column, tok, job.command, on_step, on_eval)

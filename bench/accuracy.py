@@ -71,9 +71,12 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--baseline", action="append", choices=BASELINES,
-                        help="training data of a TF-IDF baseline (repeatable; default: imdb+sst2 and "
-                             "imdb+sst2+apps+hotels)")
+    parser.add_argument(
+        "--baseline",
+        action="append",
+        choices=BASELINES,
+        help="training data of a TF-IDF baseline (repeatable; default: imdb+sst2 and imdb+sst2+apps+hotels)",
+    )
     parser.add_argument("--no-vader", action="store_true", help="leave out the VADER baseline")
     args = parser.parse_args()
     args.baseline = args.baseline or ["imdb+sst2", "imdb+sst2+apps+hotels"]
@@ -83,8 +86,9 @@ def main() -> None:
     baselines = {}
     for name in args.baseline:
         start = time.perf_counter()
-        train = data.concat([data.load(f"{args.data}/{part}", "train", label_names=["neg", "pos"])
-                             for part in name.split("+")])
+        train = data.concat(
+            [data.load(f"{args.data}/{part}", "train", label_names=["neg", "pos"]) for part in name.split("+")]
+        )
         baselines[f"TF-IDF 1-2gram + LR ({name})"] = tfidf_baseline(train)
         print(f"TF-IDF baseline trained on {name} train ({len(train):,} texts) in {time.perf_counter() - start:.0f}s")
     if not args.no_vader:
@@ -97,15 +101,30 @@ def main() -> None:
         test = data.load(f"{args.data}/{name}", split, label_names=bundle.labels)
         start = time.perf_counter()
         _, ours = jobs.predicted_labels(bundle, test)
-        rows.append(("gru-sentiment " + Path(args.model).name, f"{name} {split}",
-                     report(test.labels, ours, test.label_names), len(test) / (time.perf_counter() - start),
-                     test.labels, ours))
+        rows.append(
+            (
+                "gru-sentiment " + Path(args.model).name,
+                f"{name} {split}",
+                report(test.labels, ours, test.label_names),
+                len(test) / (time.perf_counter() - start),
+                test.labels,
+                ours,
+            )
+        )
         for base_name, baseline in baselines.items():
             start = time.perf_counter()
             predicted = list(baseline.predict(test.texts))
             rate = len(test) / (time.perf_counter() - start)
-            rows.append((base_name, f"{name} {split}", report(test.labels, [int(p) for p in predicted],
-                                                               test.label_names), rate, test.labels, predicted))
+            rows.append(
+                (
+                    base_name,
+                    f"{name} {split}",
+                    report(test.labels, [int(p) for p in predicted], test.label_names),
+                    rate,
+                    test.labels,
+                    predicted,
+                )
+            )
     print(f"\n{'system':<44} {'data set':<18} {'accuracy':>9} {'macro F1':>9} {'texts/s':>9}")
     for system, dataset, r, rate, _, _ in rows:
         print(f"{system:<44} {dataset:<18} {r['accuracy']:>9.4f} {r['macro_f1']:>9.4f} {rate:>9.0f}")
@@ -115,9 +134,11 @@ def main() -> None:
             if other[1] == ours[1] and other is not ours:
                 delta = ours[2]["accuracy"] - other[2]["accuracy"]
                 only_ours, only_other, p = mcnemar(ours[4], ours[5], other[5])
-                print(f"{ours[1]}: gru-sentiment minus {other[0]} = {delta * 100:+.2f} accuracy points; "
-                      f"right only by gru-sentiment {only_ours:,}, only by the other {only_other:,}, "
-                      f"McNemar exact p = {p:.2g}")
+                print(
+                    f"{ours[1]}: gru-sentiment minus {other[0]} = {delta * 100:+.2f} accuracy points; "
+                    f"right only by gru-sentiment {only_ours:,}, only by the other {only_other:,}, "
+                    f"McNemar exact p = {p:.2g}"
+                )
     print(f"({torch.get_num_threads()} torch threads)")
 
 

@@ -47,8 +47,10 @@ def main() -> None:
         traced = timed(lambda: gates.trace(model, ids, lengths), args.repeats)
         same = torch.allclose(gates.trace(model, ids, lengths).logits, model(ids, lengths), atol=1e-5)
     c = model.config
-    print(f"model: {c.num_layers} layer(s), {'bi' if c.bidirectional else 'uni'}directional, {c.hidden_size} units; "
-          f"{args.tokens} tokens; {torch.get_num_threads()} threads; median of {args.repeats}")
+    print(
+        f"model: {c.num_layers} layer(s), {'bi' if c.bidirectional else 'uni'}directional, {c.hidden_size} units; "
+        f"{args.tokens} tokens; {torch.get_num_threads()} threads; median of {args.repeats}"
+    )
     print(f"plain forward        {plain * 1000:8.2f} ms")
     print(f"forward + gate trace {traced * 1000:8.2f} ms")
     print(f"ratio trace/forward  {traced / plain:8.2f}x   (target <= 3x)   same logits: {same}")

@@ -67,20 +67,26 @@ def main() -> None:
     from sklearn.pipeline import make_pipeline
 
     train = data.load(str(args.data / "imdb"), "train", label_names=["neg", "pos"])
-    baseline = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_df=0.9, sublinear_tf=True),
-                             LogisticRegression(C=4.0, max_iter=2000)).fit(train.texts, train.labels)
+    baseline = make_pipeline(
+        TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_df=0.9, sublinear_tf=True),
+        LogisticRegression(C=4.0, max_iter=2000),
+    ).fit(train.texts, train.labels)
     start = time.perf_counter()
     baseline.predict(texts)
     tfidf_rate = len(texts) / (time.perf_counter() - start)
 
-    print(f"gru-sentiment predict --file F --format jsonl, IMDB test reviews, one process each ({os.cpu_count()} cores)")
+    print(
+        f"gru-sentiment predict --file F --format jsonl, IMDB test reviews, one process each ({os.cpu_count()} cores)"
+    )
     print(f"{'reviews':>8} {'seconds':>8} {'reviews/s':>10} {'peak MiB':>9}")
     for name, (seconds, peak, lines) in results.items():
         size = f"   ({sizes[name] / 2**20:,.0f} MiB file)" if name == "big" else ""
         print(f"{lines:>8} {seconds:>8.1f} {lines / seconds:>10.0f} {peak:>9.0f}{size}")
     print(f"time for 2x the reviews / time for 1x: {results['twice'][0] / results['all'][0]:.2f} (linear: 2.00)")
-    print(f"TF-IDF 1-2gram + LR prediction, same {len(texts)} reviews, in process: {tfidf_rate:,.0f} reviews/s; "
-          f"gru-sentiment / TF-IDF = {len(texts) / results['all'][0] / tfidf_rate:.2f}")
+    print(
+        f"TF-IDF 1-2gram + LR prediction, same {len(texts)} reviews, in process: {tfidf_rate:,.0f} reviews/s; "
+        f"gru-sentiment / TF-IDF = {len(texts) / results['all'][0] / tfidf_rate:.2f}"
+    )
 
 
 if __name__ == "__main__":

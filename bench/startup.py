@@ -26,10 +26,12 @@ def median_seconds(command: list[str], repeats: int) -> float:
 
 
 def heavy_imports_of_help() -> list[str]:
-    code = ("import sys; sys.argv = ['gru-sentiment', '--help']\n"
-            "from gru_sentiment.cli import main\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            f"print('LOADED', *[m for m in {HEAVY!r} if m in sys.modules])")
+    code = (
+        "import sys; sys.argv = ['gru-sentiment', '--help']\n"
+        "from gru_sentiment.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        f"print('LOADED', *[m for m in {HEAVY!r} if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     return out.split("LOADED", 1)[1].split()
 
@@ -45,10 +47,14 @@ def main() -> None:
     heavy = heavy_imports_of_help()
     print(f"median of {args.repeats} cold runs each")
     print(f"python -c 'import torch'            {torch_import:6.2f} s")
-    print(f"gru-sentiment --help                {help_time:6.2f} s   (target < 0.3 s)   heavy imports: "
-          f"{', '.join(heavy) or 'none'}")
-    print(f"gru-sentiment predict 'one sentence' {predict_time:5.2f} s   = {predict_time / torch_import:.2f}x the torch "
-          f"import (target < 2x)")
+    print(
+        f"gru-sentiment --help                {help_time:6.2f} s   (target < 0.3 s)   heavy imports: "
+        f"{', '.join(heavy) or 'none'}"
+    )
+    print(
+        f"gru-sentiment predict 'one sentence' {predict_time:5.2f} s   = {predict_time / torch_import:.2f}x the torch "
+        f"import (target < 2x)"
+    )
 
 
 if __name__ == "__main__":

@@ -70,17 +70,35 @@ def scaling(nproc: int, steps: int, data_dir: Path) -> None:
     import tempfile
 
     cores = os.cpu_count() or 1
-    args = ["train", "-d", str(data_dir / "imdb"), "--max-steps", str(steps), "--val-fraction", "0.02",
-            "--max-length", "512", "--tokenizer-from", str(Path(__file__).resolve().parents[1] / "models" / "gru-imdb-sst2")]
+    args = [
+        "train",
+        "-d",
+        str(data_dir / "imdb"),
+        "--max-steps",
+        str(steps),
+        "--val-fraction",
+        "0.02",
+        "--max-length",
+        "512",
+        "--tokenizer-from",
+        str(Path(__file__).resolve().parents[1] / "models" / "gru-imdb-sst2"),
+    ]
     rates = {}
     with tempfile.TemporaryDirectory() as tmp:
         for n in (1, nproc):
             out = Path(tmp) / f"n{n}"
             threads = ["--threads", str(max(1, cores // n))]
-            launcher = [sys.executable] if n == 1 else [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                                        "--nproc-per-node", str(n)]
-            subprocess.run([*launcher, "-m", "gru_sentiment", *args, *threads, "-o", str(out)], check=True,
-                           capture_output=True, env={**os.environ, "OMP_NUM_THREADS": str(max(1, cores // n))})
+            launcher = (
+                [sys.executable]
+                if n == 1
+                else [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(n)]
+            )
+            subprocess.run(
+                [*launcher, "-m", "gru_sentiment", *args, *threads, "-o", str(out)],
+                check=True,
+                capture_output=True,
+                env={**os.environ, "OMP_NUM_THREADS": str(max(1, cores // n))},
+            )
             rates[n] = json.loads((out / "config.json").read_text())["training"]["tokens_per_s"]
     print(f"gru-sentiment train on IMDB train, {steps} steps of batch 64 per process, {cores} cores")
     for n, rate in rates.items():
@@ -109,10 +127,12 @@ def main() -> None:
     bucketed = batching.bucketed(lengths, args.batch_size, random.Random(0))
     shuffled = list(range(len(lengths)))
     random.Random(0).shuffle(shuffled)
-    random_batches = [shuffled[i:i + args.batch_size] for i in range(0, len(shuffled), args.batch_size)]
+    random_batches = [shuffled[i : i + args.batch_size] for i in range(0, len(shuffled), args.batch_size)]
     chosen = random.Random(1).sample(bucketed, args.batches)
-    batches = [tuple(t.to(device) for t in (*batching.pad([seqs[i] for i in b]), torch.randint(0, 2, (len(b),))))
-               for b in chosen]
+    batches = [
+        tuple(t.to(device) for t in (*batching.pad([seqs[i] for i in b]), torch.randint(0, 2, (len(b),))))
+        for b in chosen
+    ]
     tokens = sum(int(lens.sum()) for _, lens, _ in batches)
 
     model = GRUClassifier(ModelConfig(vocab_size=VOCAB, num_labels=2, embed_dim=EMBED, hidden_size=HIDDEN))
@@ -122,8 +142,9 @@ def main() -> None:
 
     bi = nn.GRU(EMBED, HIDDEN, batch_first=True, bidirectional=True).to(device)
     pair = nn.ModuleList(nn.GRU(EMBED, HIDDEN, batch_first=True) for _ in range(2)).to(device)
-    inputs = [torch.randn(ids.shape[0], ids.shape[1], EMBED, device=device, requires_grad=True)
-              for ids, _, _ in batches]
+    inputs = [
+        torch.randn(ids.shape[0], ids.shape[1], EMBED, device=device, requires_grad=True) for ids, _, _ in batches
+    ]
     index = {id(b): i for i, b in enumerate(batches)}
 
     def bare_bi(batch):
@@ -141,23 +162,33 @@ def main() -> None:
     # the same step with the adversarial objectives (--adv 1, and --adv 1 --vat 1 on unlabelled batches drawn
     # from the same reviews); tokens/s counts the labelled tokens only, so the ratio is the cost per example
     adversarial = {}
-    for name, config in (("full step + AT (--adv 1)", TrainConfig(adv=1.0)),
-                         ("full step + AT + VAT (--adv 1 --vat 1)", TrainConfig(adv=1.0, vat=1.0))):
+    for name, config in (
+        ("full step + AT (--adv 1)", TrainConfig(adv=1.0)),
+        ("full step + AT + VAT (--adv 1 --vat 1)", TrainConfig(adv=1.0, vat=1.0)),
+    ):
         pool = UnlabelledPool([seqs[i] for b in chosen for i in b], args.batch_size) if config.vat else None
         trainer = Trainer(model, loss_function(model, config, pool), config.loop(), total_steps=10**6)
         adversarial[name] = trainer.step
 
     results = {}
-    for name, step in (("full step (gru-sentiment)", full_step), *adversarial.items(),
-                       ("bare nn.GRU bidirectional", bare_bi), ("bare pair of 1-direction nn.GRUs", bare_pair),
-                       ("packed bidirectional nn.GRU", packed)):
+    for name, step in (
+        ("full step (gru-sentiment)", full_step),
+        *adversarial.items(),
+        ("bare nn.GRU bidirectional", bare_bi),
+        ("bare pair of 1-direction nn.GRUs", bare_pair),
+        ("packed bidirectional nn.GRU", packed),
+    ):
         results[name] = tokens / time_steps(step, batches, device)
     full = results["full step (gru-sentiment)"]
-    print(f"{args.batches} batches of {args.batch_size} from {source}; {tokens:,} real tokens; "
-          f"embed {EMBED}, hidden {HIDDEN}, bidirectional; "
-          f"{torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}")
-    print(f"padding with length bucketing: {batching.padding_fraction(seqs, bucketed):.1%}; "
-          f"with random batches: {batching.padding_fraction(seqs, random_batches):.1%}")
+    print(
+        f"{args.batches} batches of {args.batch_size} from {source}; {tokens:,} real tokens; "
+        f"embed {EMBED}, hidden {HIDDEN}, bidirectional; "
+        f"{torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}"
+    )
+    print(
+        f"padding with length bucketing: {batching.padding_fraction(seqs, bucketed):.1%}; "
+        f"with random batches: {batching.padding_fraction(seqs, random_batches):.1%}"
+    )
     for name, rate in results.items():
         print(f"{name:<38} {rate:>9,.0f} tokens/s   full step / this = {full / rate:5.2f}x")
     print("targets: full / bare nn.GRU >= 0.8; full / packed >= 3")

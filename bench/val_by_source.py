@@ -32,7 +32,10 @@ def main() -> None:
     part_of = [part for part, size in enumerate(sizes) for _ in range(size)]
     stand_in = TextData([""] * len(part_of), part_of, names, "parts")
     _, held_out = jobs.carve_validation(stand_in, args.val_fraction, args.seed)
-    print(f"validation split: {len(val):,} texts ({', '.join(f'{n} {held_out.labels.count(i):,}' for i, n in enumerate(names))})")
+    print(
+        f"validation split: {len(val):,} texts "
+        f"({', '.join(f'{n} {held_out.labels.count(i):,}' for i, n in enumerate(names))})"
+    )
     print(f"{'model':<36}" + "".join(f"{n + ' val':>14}" for n in names) + f"{'all':>10}")
     for model in args.models:
         bundle = checkpoint.load(model)

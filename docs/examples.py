@@ -23,8 +23,10 @@ import sys
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-BOOK = ["This is a fantasy book which illustrates the adventures of a young wizard.",
-        "I didn't quite enjoy the book because I think it captures too many details."]
+BOOK = [
+    "This is a fantasy book which illustrates the adventures of a young wizard.",
+    "I didn't quite enjoy the book because I think it captures too many details.",
+]
 SENTENCES = "A wonderful, moving film.\nThe plot was predictable but the acting saved it.\n"
 
 
@@ -40,14 +42,14 @@ def examples(data: Path) -> list[tuple[str, list[str], str | None]]:
         ("gates-top-units", ["predict", "--gates", "--top-units", "2", "Not bad at all."], None),
         ("gates-json", ["predict", "--gates", "--format", "json", "Great fun."], None),
         ("gates-csv", ["predict", "--gates", "--format", "csv", "Great fun."], None),
-        ("gates-summary", ["gates", "--summary", "-d", str(data / "imdb"), "--split", "test", "--limit", "1000"],
-         None),
+        ("gates-summary", ["gates", "--summary", "-d", str(data / "imdb"), "--split", "test", "--limit", "1000"], None),
     ]
 
 
 def run(args: list[str], stdin: str | None, env: dict[str, str]) -> str:
-    done = subprocess.run([sys.executable, "-m", "gru_sentiment", *args], input=stdin, capture_output=True,
-                          text=True, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "gru_sentiment", *args], input=stdin, capture_output=True, text=True, env=env
+    )
     if done.returncode != 0:
         raise SystemExit(f"gru-sentiment {shlex.join(args)} failed ({done.returncode}): {done.stderr.strip()}")
     return done.stderr + done.stdout
@@ -58,16 +60,20 @@ def render_png(args: list[str], env: dict[str, str], path: Path, width: int) -> 
     from rich.console import Console
     from rich.text import Text
 
-    colour_env = {**env, "FORCE_COLOR": "1", "COLORTERM": "truecolor", "TERM": "xterm-256color",
-                  "COLUMNS": str(width)}
+    colour_env = {**env, "FORCE_COLOR": "1", "COLORTERM": "truecolor", "TERM": "xterm-256color", "COLUMNS": str(width)}
     colour_env.pop("NO_COLOR", None)
     coloured = run(args, None, colour_env)
     console = Console(record=True, width=width, file=io.StringIO())
-    console.print(f"$ gru-sentiment predict --gates --words \"{BOOK[0][:38]}...\" \"{BOOK[1][:30]}...\"",
-                  style="bold", markup=False, highlight=False)
+    console.print(
+        f'$ gru-sentiment predict --gates --words "{BOOK[0][:38]}..." "{BOOK[1][:30]}..."',
+        style="bold",
+        markup=False,
+        highlight=False,
+    )
     console.print(Text.from_ansi(coloured))
-    cairosvg.svg2png(bytestring=console.export_svg(title="gru-sentiment predict --gates --words").encode(),
-                     write_to=str(path))
+    cairosvg.svg2png(
+        bytestring=console.export_svg(title="gru-sentiment predict --gates --words").encode(), write_to=str(path)
+    )
 
 
 def main() -> None:

@@ -8,7 +8,9 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 
 
-def bucketed(lengths: Sequence[int], batch_size: int, rng: random.Random | None = None, pool: int = 50) -> list[list[int]]:
+def bucketed(
+    lengths: Sequence[int], batch_size: int, rng: random.Random | None = None, pool: int = 50
+) -> list[list[int]]:
     """Indices grouped into batches of similar length.
 
     With `rng`, examples are shuffled, sorted by length within pools of `pool` batches, and the batches shuffled:
@@ -17,13 +19,13 @@ def bucketed(lengths: Sequence[int], batch_size: int, rng: random.Random | None 
     order = list(range(len(lengths)))
     if rng is None:
         order.sort(key=lambda i: lengths[i])
-        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     rng.shuffle(order)
     batches = []
     step = batch_size * pool
     for start in range(0, len(order), step):
-        chunk = sorted(order[start:start + step], key=lambda i: lengths[i])
-        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+        chunk = sorted(order[start : start + step], key=lambda i: lengths[i])
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
     rng.shuffle(batches)
     return batches
 
@@ -44,8 +46,9 @@ def padding_fraction(seqs: Sequence[Sequence[int]], batches: list[list[int]]) ->
     return 1.0 - real / total if total else 0.0
 
 
-def length_sorted(seqs: Sequence[Sequence[int]], batch_size: int, device: torch.device | str = "cpu",
-                  pad_id: int = 0) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
+def length_sorted(
+    seqs: Sequence[Sequence[int]], batch_size: int, device: torch.device | str = "cpu", pad_id: int = 0
+) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
     """For inference: (indices, ids, lengths) of padded batches in length order, ids and lengths on `device`."""
     for batch in bucketed([len(s) for s in seqs], batch_size):
         ids, lengths = pad([seqs[i] for i in batch], pad_id)
@@ -53,8 +56,9 @@ def length_sorted(seqs: Sequence[Sequence[int]], batch_size: int, device: torch.
 
 
 @torch.no_grad()
-def logits_for(model: Callable, seqs: Sequence[Sequence[int]], batch_size: int, device: torch.device,
-               pad_id: int = 0) -> torch.Tensor:
+def logits_for(
+    model: Callable, seqs: Sequence[Sequence[int]], batch_size: int, device: torch.device, pad_id: int = 0
+) -> torch.Tensor:
     """Logits (N, K) for every sequence, in input order, computed in length-sorted batches."""
     results: list[torch.Tensor | None] = [None] * len(seqs)
     for batch, ids, lengths in length_sorted(seqs, batch_size, device, pad_id):
@@ -64,8 +68,9 @@ def logits_for(model: Callable, seqs: Sequence[Sequence[int]], batch_size: int, 
     return torch.stack(results) if results else torch.empty(0)
 
 
-def iterate(seqs: Sequence[Sequence[int]], labels: Sequence[int], batches: list[list[int]], pad_id: int = 0
-            ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+def iterate(
+    seqs: Sequence[Sequence[int]], labels: Sequence[int], batches: list[list[int]], pad_id: int = 0
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     for batch in batches:
         ids, lengths = pad([seqs[i] for i in batch], pad_id)
         yield ids, lengths, torch.tensor([labels[i] for i in batch], dtype=torch.long)

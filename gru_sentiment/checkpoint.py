@@ -68,12 +68,13 @@ class RunRecord:
         return {**self.extra, **record}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "RunRecord":
+    def from_dict(cls, data: dict) -> RunRecord:
         if not isinstance(data, dict):
             return cls()
         known = {f.name for f in fields(cls)} - {"extra"}
-        return cls(**{k: v for k, v in data.items() if k in known},
-                   extra={k: v for k, v in data.items() if k not in known})
+        return cls(
+            **{k: v for k, v in data.items() if k in known}, extra={k: v for k, v in data.items() if k not in known}
+        )
 
 
 @dataclass
@@ -94,8 +95,11 @@ class Bundle:
             "package_version": __version__,
             "model": self.model.config.to_dict(),
             "labels": list(self.labels),
-            "tokenizer": {"kind": self.tokenizer_kind, "vocab_size": self.tokenizer.get_vocab_size(),
-                          "max_length": self.max_length},
+            "tokenizer": {
+                "kind": self.tokenizer_kind,
+                "vocab_size": self.tokenizer.get_vocab_size(),
+                "max_length": self.max_length,
+            },
             "training": self.training.to_dict(),
         }
 
@@ -106,6 +110,7 @@ def save(bundle: Bundle, directory: str | os.PathLike, weights: dict | None = No
     `weights` replaces the model's current state dict (training saves the best weights while it goes on);
     `snapshot` (a `loop.Snapshot`) is written to `resume/` so that `train --resume` can continue.
     """
+
     def write(tmp: Path) -> list[Path]:
         state = {k: v.detach().cpu().contiguous() for k, v in (weights or bundle.model.state_dict()).items()}
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": FORMAT})
@@ -143,7 +148,7 @@ def write_directory(directory: str | os.PathLike, write) -> Path:
 def _remove_leftovers(target: Path) -> None:
     """Delete temporary directories that a killed process left beside `target` (their pid is in the name)."""
     for leftover in target.parent.glob(f".{glob.escape(target.name)}.*-*-*"):
-        kind, _, rest = leftover.name[len(target.name) + 2:].partition("-")
+        kind, _, rest = leftover.name[len(target.name) + 2 :].partition("-")
         pid = rest.split("-", 1)[0]
         if kind in ("tmp", "old") and pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(leftover, ignore_errors=True)
@@ -229,8 +234,10 @@ def read_config(directory: str | os.PathLike) -> dict:
         raise ModelError(f"{path / 'config.json'} is not a gru-sentiment model config")
     version = config.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ModelError(f"{path} has model format version {version}; this gru-sentiment ({__version__}) reads "
-                         f"up to version {FORMAT_VERSION}: upgrade gru-sentiment")
+        raise ModelError(
+            f"{path} has model format version {version}; this gru-sentiment ({__version__}) reads "
+            f"up to version {FORMAT_VERSION}: upgrade gru-sentiment"
+        )
     return config
 
 
@@ -239,8 +246,11 @@ def check_weight_shapes(model_config: ModelConfig, file: Path, head: bool = True
     that size is allocated: the shapes come from a model built on the meta device (no memory) and from the
     safetensors header (a few bytes), so a config that names a huge size costs nothing."""
     with torch.device("meta"):
-        expected = {k: list(v.shape) for k, v in GRUClassifier(model_config).state_dict().items()
-                    if head or not k.startswith("head.")}
+        expected = {
+            k: list(v.shape)
+            for k, v in GRUClassifier(model_config).state_dict().items()
+            if head or not k.startswith("head.")
+        }
     try:
         with safe_open(str(file), "pt") as handle:
             found = {k: list(handle.get_slice(k).get_shape()) for k in handle.keys()}
@@ -249,8 +259,10 @@ def check_weight_shapes(model_config: ModelConfig, file: Path, head: bool = True
     if found != expected:
         wrong = sorted(set(found) ^ set(expected)) or sorted(k for k in found if found[k] != expected[k])
         name = wrong[0]
-        raise ModelError(f"{file} does not match config.json: {name} is {found.get(name, 'missing')} in the "
-                         f"weights, {expected.get(name, 'absent')} by the config")
+        raise ModelError(
+            f"{file} does not match config.json: {name} is {found.get(name, 'missing')} in the "
+            f"weights, {expected.get(name, 'absent')} by the config"
+        )
 
 
 def load(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Bundle:
@@ -268,17 +280,19 @@ def load(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Bu
     if not all(isinstance(name, str) for name in labels) or len(set(labels)) != len(labels):
         raise ModelError(f"{path / 'config.json'}: labels must be distinct strings, not {labels!r}")
     max_length = tok_settings.get("max_length") if isinstance(tok_settings, dict) else "?"
-    if max_length is not None and (not isinstance(max_length, int) or isinstance(max_length, bool)
-                                   or max_length < 1):
-        raise ModelError(f"{path / 'config.json'}: tokenizer max_length must be a positive integer or null, "
-                         f"not {max_length!r}")
+    if max_length is not None and (not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1):
+        raise ModelError(
+            f"{path / 'config.json'}: tokenizer max_length must be a positive integer or null, not {max_length!r}"
+        )
     try:
         tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
     except Exception as exc:
         raise ModelError(f"{path / 'tokenizer.json'} is not a valid tokenizer: {str(exc).splitlines()[0]}") from exc
     if tokenizer.get_vocab_size() != model_config.vocab_size:
-        raise ModelError(f"{path}: tokenizer has {tokenizer.get_vocab_size()} tokens but the model's embedding has "
-                         f"{model_config.vocab_size}")
+        raise ModelError(
+            f"{path}: tokenizer has {tokenizer.get_vocab_size()} tokens but the model's embedding has "
+            f"{model_config.vocab_size}"
+        )
     check_weight_shapes(model_config, path / "model.safetensors")
     try:
         state = load_file(str(path / "model.safetensors"), device="cpu")
@@ -288,11 +302,18 @@ def load(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Bu
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ModelError(f"{path / 'model.safetensors'} does not match config.json: "
-                         f"{str(exc).splitlines()[0]}") from exc
+        raise ModelError(
+            f"{path / 'model.safetensors'} does not match config.json: {str(exc).splitlines()[0]}"
+        ) from exc
     model.to(device).eval()
-    return Bundle(model, tokenizer, labels, tok_settings.get("max_length"), tok_settings.get("kind", "wordpiece"),
-                  RunRecord.from_dict(config.get("training", {})))
+    return Bundle(
+        model,
+        tokenizer,
+        labels,
+        tok_settings.get("max_length"),
+        tok_settings.get("kind", "wordpiece"),
+        RunRecord.from_dict(config.get("training", {})),
+    )
 
 
 def load_snapshot(directory: str | os.PathLike):
@@ -329,8 +350,9 @@ class Encoder:
     source: str | None = None  # the directory it was loaded from
 
     @classmethod
-    def of(cls, model: GRUClassifier, tokenizer: Tokenizer, max_length: int | None, tokenizer_kind: str,
-           pretraining: dict) -> "Encoder":
+    def of(
+        cls, model: GRUClassifier, tokenizer: Tokenizer, max_length: int | None, tokenizer_kind: str, pretraining: dict
+    ) -> Encoder:
         state = {k: v for k, v in model.state_dict().items() if not k.startswith("head.")}
         settings = {k: v for k, v in model.config.to_dict().items() if k in ENCODER_SETTINGS}
         return cls(settings, state, tokenizer, max_length, tokenizer_kind, pretraining)
@@ -338,15 +360,25 @@ class Encoder:
 
 def save_encoder(encoder: Encoder, directory: str | os.PathLike) -> Path:
     """Write a pre-trained encoder directory atomically."""
-    config = {"format": ENCODER_FORMAT, "format_version": FORMAT_VERSION, "package_version": __version__,
-              "model": encoder.settings,
-              "tokenizer": {"kind": encoder.tokenizer_kind, "vocab_size": encoder.tokenizer.get_vocab_size(),
-                            "max_length": encoder.max_length},
-              "pretraining": encoder.pretraining}
+    config = {
+        "format": ENCODER_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "model": encoder.settings,
+        "tokenizer": {
+            "kind": encoder.tokenizer_kind,
+            "vocab_size": encoder.tokenizer.get_vocab_size(),
+            "max_length": encoder.max_length,
+        },
+        "pretraining": encoder.pretraining,
+    }
 
     def write(tmp: Path) -> list[Path]:
-        save_file({k: v.detach().cpu().contiguous() for k, v in encoder.state.items()},
-                  str(tmp / "encoder.safetensors"), metadata={"format": ENCODER_FORMAT})
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in encoder.state.items()},
+            str(tmp / "encoder.safetensors"),
+            metadata={"format": ENCODER_FORMAT},
+        )
         encoder.tokenizer.save(str(tmp / "tokenizer.json"))
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         return [tmp / name for name in ENCODER_FILES]
@@ -360,7 +392,9 @@ def load_encoder(directory: str | os.PathLike) -> Encoder:
     if not path.is_dir():
         raise ModelError(f"pre-trained encoder not found: {path}")
     if (path / "model.safetensors").is_file() and not (path / "encoder.safetensors").is_file():
-        raise ModelError(f"{path} is a trained classifier, not a pre-trained encoder (made by `gru-sentiment pretrain`)")
+        raise ModelError(
+            f"{path} is a trained classifier, not a pre-trained encoder (made by `gru-sentiment pretrain`)"
+        )
     missing = [name for name in ENCODER_FILES if not (path / name).is_file()]
     if missing:
         raise ModelError(f"{path} is not a complete pre-trained encoder: missing {', '.join(missing)}")
@@ -373,8 +407,10 @@ def load_encoder(directory: str | os.PathLike) -> Encoder:
     if config.get("format") != ENCODER_FORMAT or not isinstance(config.get("format_version"), int):
         raise ModelError(f"{path / 'config.json'} is not a gru-sentiment encoder config")
     if config["format_version"] > FORMAT_VERSION:
-        raise ModelError(f"{path} has encoder format version {config['format_version']}; this gru-sentiment "
-                         f"({__version__}) reads up to version {FORMAT_VERSION}: upgrade gru-sentiment")
+        raise ModelError(
+            f"{path} has encoder format version {config['format_version']}; this gru-sentiment "
+            f"({__version__}) reads up to version {FORMAT_VERSION}: upgrade gru-sentiment"
+        )
     check_weight_shapes(model_config, path / "encoder.safetensors", head=False)
     try:
         tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
@@ -382,8 +418,17 @@ def load_encoder(directory: str | os.PathLike) -> Encoder:
     except Exception as exc:
         raise ModelError(f"{path} has a damaged tokenizer or weights: {str(exc).splitlines()[0]}") from exc
     if tokenizer.get_vocab_size() != settings["vocab_size"]:
-        raise ModelError(f"{path}: tokenizer has {tokenizer.get_vocab_size()} tokens but the encoder's embedding has "
-                         f"{settings['vocab_size']}")
+        raise ModelError(
+            f"{path}: tokenizer has {tokenizer.get_vocab_size()} tokens but the encoder's embedding has "
+            f"{settings['vocab_size']}"
+        )
     tok = config.get("tokenizer", {})
-    return Encoder(settings, state, tokenizer, tok.get("max_length"), tok.get("kind", "wordpiece"),
-                   config.get("pretraining", {}), str(path))
+    return Encoder(
+        settings,
+        state,
+        tokenizer,
+        tok.get("max_length"),
+        tok.get("kind", "wordpiece"),
+        config.get("pretraining", {}),
+        str(path),
+    )

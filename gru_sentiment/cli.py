@@ -79,19 +79,22 @@ def _errors(ctx: typer.Context):
         if debug:
             raise
         _stderr().print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(exc.exit_code)
+        raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         _stderr().print("[yellow]interrupted[/yellow]")
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     except (typer.Exit, typer.Abort):
         raise
     except Exception as exc:
         if debug:
             raise
         message = str(exc).splitlines()[0] if str(exc) else ""
-        _stderr().print(f"[red]error:[/red] {type(exc).__name__}: {message} (run with --debug for details)",
-                        highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
+        _stderr().print(
+            f"[red]error:[/red] {type(exc).__name__}: {message} (run with --debug for details)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
 
 
 def _setup(device: Device, threads: int | None, local_rank: int | None = None):
@@ -141,8 +144,11 @@ def _check_init_options(ctx: typer.Context, path: Path, model_settings: dict, to
     if ctx.params.get("tokenizer_from"):
         raise UsageError("--init-from brings its own tokenizer: drop --tokenizer-from")
     encoder = checkpoint.load_encoder(path)
-    fixed = {**jobs.init_settings(encoder), "vocab_size": encoder.tokenizer.get_vocab_size(),
-             "tokenizer": encoder.tokenizer_kind}
+    fixed = {
+        **jobs.init_settings(encoder),
+        "vocab_size": encoder.tokenizer.get_vocab_size(),
+        "tokenizer": encoder.tokenizer_kind,
+    }
     given = {**model_settings, "vocab_size": tok_settings.vocab_size, "tokenizer": tok_settings.kind}
     option = {"num_layers": "layers"}
     for name, value in fixed.items():
@@ -165,8 +171,9 @@ def _training_progress(console, title: str, val_label: str):
 
     def on_step(info):
         smoothed["tps"] = info.tokens_per_s if not smoothed["tps"] else 0.9 * smoothed["tps"] + 0.1 * info.tokens_per_s
-        progress.update(task, completed=info.step, total=info.total_steps, epoch=info.epoch, loss=info.loss,
-                        tps=smoothed["tps"])
+        progress.update(
+            task, completed=info.step, total=info.total_steps, epoch=info.epoch, loss=info.loss, tps=smoothed["tps"]
+        )
 
     return progress, task, on_step
 
@@ -178,8 +185,9 @@ def _load_model(model: Path | None, device):
 
 
 @app.callback()
-def root(ctx: typer.Context,
-         debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False) -> None:
+def root(
+    ctx: typer.Context, debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False
+) -> None:
     """Train, evaluate and look inside a GRU sentiment classifier.
 
     Exit codes: 0 success, 1 runtime failure (bad data, bad or missing model), 2 usage error.
@@ -190,20 +198,64 @@ def root(ctx: typer.Context,
 @app.command()
 def train(
     ctx: typer.Context,
-    dataset: Annotated[Optional[list[str]], typer.Option("--dataset", "-d", help="Data set: imdb, sst2, rotten_tomatoes, yelp_polarity, amazon_polarity, a hub id, or a local folder/file (parquet, csv, jsonl, aclImdb layout). Repeat to train on several together (same label names).", show_default=False)] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Model directory to write (atomically, after every validation).", show_default=False)] = None,
-    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the interrupted training of this model directory, exactly where its last validation left it (same data, settings and seed; other options are not allowed).", show_default=False)] = None,
+    dataset: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="Data set: imdb, sst2, rotten_tomatoes, yelp_polarity, amazon_polarity, a hub id, or a local "
+            "folder/file (parquet, csv, jsonl, aclImdb layout). Repeat to train on several together (same "
+            "label names).",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--output", "-o", help="Model directory to write (atomically, after every validation).", show_default=False
+        ),
+    ] = None,
+    resume: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--resume",
+            help="Continue the interrupted training of this model directory, exactly where its last validation "
+            "left it (same data, settings and seed; other options are not allowed).",
+            show_default=False,
+        ),
+    ] = None,
     split: Annotated[str, typer.Option(help="Training split.")] = "train",
-    val_split: Annotated[Optional[str], typer.Option(help="Use this split of the data set for validation instead of carving one from train.")] = None,
+    val_split: Annotated[
+        Optional[str],
+        typer.Option(help="Use this split of the data set for validation instead of carving one from train."),
+    ] = None,
     val_fraction: Annotated[float, typer.Option(help="Share of the training split held out for validation.")] = 0.1,
     text_column: TextColOpt = None,
     label_column: LabelColOpt = None,
-    label_names: Annotated[Optional[str], typer.Option(help="Comma-separated names for integer labels 0..K-1, e.g. neg,pos.")] = None,
-    limit: Annotated[Optional[int], typer.Option(min=2, help="Use only the first N training examples (quick runs).")] = None,
+    label_names: Annotated[
+        Optional[str], typer.Option(help="Comma-separated names for integer labels 0..K-1, e.g. neg,pos.")
+    ] = None,
+    limit: Annotated[
+        Optional[int], typer.Option(min=2, help="Use only the first N training examples (quick runs).")
+    ] = None,
     tokenizer: TokenizerOpt = TokenizerKind.wordpiece,
     vocab_size: VocabOpt = 20000,
-    tokenizer_from: Annotated[Optional[Path], typer.Option(help="Reuse this tokenizer (a tokenizer.json or a model directory) instead of learning one: makes a run exactly repeatable.", show_default=False)] = None,
-    init_from: Annotated[Optional[Path], typer.Option(help="Start from an encoder made by `gru-sentiment pretrain`: its tokenizer, embedding and GRU weights (and their sizes), with a new classifier head.", show_default=False)] = None,
+    tokenizer_from: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Reuse this tokenizer (a tokenizer.json or a model directory) instead of learning one: makes "
+            "a run exactly repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    init_from: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Start from an encoder made by `gru-sentiment pretrain`: its tokenizer, embedding and GRU "
+            "weights (and their sizes), with a new classifier head.",
+            show_default=False,
+        ),
+    ] = None,
     max_length: MaxLengthOpt = 400,
     embed_dim: EmbedOpt = 128,
     hidden_size: HiddenOpt = 128,
@@ -219,20 +271,74 @@ def train(
     clip: ClipOpt = 1.0,
     patience: Annotated[int, typer.Option(min=1, help="Stop after this many validations without improvement.")] = 2,
     evals_per_epoch: Annotated[int, typer.Option(min=1, help="Validations per epoch.")] = 1,
-    seed: Annotated[int, typer.Option(help="Random seed: with --tokenizer-from, the same seed gives the same weights on CPU.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Random seed: with --tokenizer-from, the same seed gives the same weights on CPU.")
+    ] = 0,
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model at --output.")] = False,
-    streaming: Annotated[bool, typer.Option("--streaming", help="Read the training data as a stream (datasets IterableDataset): constant memory for data sets of any size. Needs --max-steps.")] = False,
-    tokenizer_sample: Annotated[int, typer.Option(min=100, help="With --streaming: rows the tokenizer is learned from.")] = 10000,
+    streaming: Annotated[
+        bool,
+        typer.Option(
+            "--streaming",
+            help="Read the training data as a stream (datasets IterableDataset): constant memory for data sets "
+            "of any size. Needs --max-steps.",
+        ),
+    ] = False,
+    tokenizer_sample: Annotated[
+        int, typer.Option(min=100, help="With --streaming: rows the tokenizer is learned from.")
+    ] = 10000,
     shuffle_buffer: Annotated[int, typer.Option(min=1, help="With --streaming: rows in the shuffle buffer.")] = 10000,
-    val_size: Annotated[int, typer.Option(min=1, help="With --streaming and no --val-split: first rows of the stream held out for validation.")] = 1000,
-    mix: Annotated[Optional[str], typer.Option(help="How many texts of each --dataset an epoch reads: `natural` (each once), an exponent a in (0,1] (temperature sampling: shares proportional to size**a, so 0.5 lifts small sets), or one weight per data set, e.g. `1,0.3,2,2` (0.3 = 30% of that set per epoch, 2 = twice).", show_default=False)] = None,
-    adv: Annotated[float, typer.Option(min=0.0, help="Weight of adversarial training (Miyato et al. 2017): cross-entropy on embeddings perturbed along the loss gradient. 0: off.")] = 0.0,
-    vat: Annotated[float, typer.Option(min=0.0, help="Weight of virtual adversarial training on unlabelled text (the training texts, rows labelled -1 and --unlabelled). 0: off.")] = 0.0,
-    adv_eps: Annotated[float, typer.Option(min=0.0, help="Size of the adversarial perturbation of a whole text, in standard deviations of the embedding.")] = 5.0,
-    vat_batch_size: Annotated[Optional[int], typer.Option(min=1, help="Unlabelled texts per step for --vat (default: --batch-size).", show_default=False)] = None,
-    unlabelled: Annotated[Optional[list[str]], typer.Option("--unlabelled", help="More unlabelled text for --vat: DATASET or DATASET:SPLIT (repeat).", show_default=False)] = None,
+    val_size: Annotated[
+        int,
+        typer.Option(
+            min=1, help="With --streaming and no --val-split: first rows of the stream held out for validation."
+        ),
+    ] = 1000,
+    mix: Annotated[
+        Optional[str],
+        typer.Option(
+            help="How many texts of each --dataset an epoch reads: `natural` (each once), an exponent a in "
+            "(0,1] (temperature sampling: shares proportional to size**a, so 0.5 lifts small sets), or "
+            "one weight per data set, e.g. `1,0.3,2,2` (0.3 = 30% of that set per epoch, 2 = twice).",
+            show_default=False,
+        ),
+    ] = None,
+    adv: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Weight of adversarial training (Miyato et al. 2017): cross-entropy on embeddings perturbed "
+            "along the loss gradient. 0: off.",
+        ),
+    ] = 0.0,
+    vat: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Weight of virtual adversarial training on unlabelled text (the training texts, rows labelled "
+            "-1 and --unlabelled). 0: off.",
+        ),
+    ] = 0.0,
+    adv_eps: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Size of the adversarial perturbation of a whole text, in standard deviations of the embedding.",
+        ),
+    ] = 5.0,
+    vat_batch_size: Annotated[
+        Optional[int],
+        typer.Option(min=1, help="Unlabelled texts per step for --vat (default: --batch-size).", show_default=False),
+    ] = None,
+    unlabelled: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--unlabelled",
+            help="More unlabelled text for --vat: DATASET or DATASET:SPLIT (repeat).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Learn a tokenizer and a GRU classifier from a labelled data set; keep the best model on validation.
 
@@ -245,7 +351,9 @@ def train(
         from gru_sentiment.train import TrainConfig
 
         if resume is not None:
-            given = [name for name, value, default in _changed_train_options(ctx) if (value or None) != (default or None)]
+            given = [
+                name for name, value, default in _changed_train_options(ctx) if (value or None) != (default or None)
+            ]
             if given:
                 raise UsageError(f"--resume continues a run with its own settings: drop {', '.join(given)}")
             output = resume
@@ -264,37 +372,70 @@ def train(
         quiet = dist is not None and not dist.is_main
         err = _stderr(quiet)
         job = jobs.TrainJob(
-            data=jobs.DataSpec(tuple(dataset or ()), split, val_split, val_fraction, text_column, label_column,
-                               tuple(label_names.split(",")) if label_names else None, limit, mix,
-                               tuple(unlabelled or ())),
+            data=jobs.DataSpec(
+                tuple(dataset or ()),
+                split,
+                val_split,
+                val_fraction,
+                text_column,
+                label_column,
+                tuple(label_names.split(",")) if label_names else None,
+                limit,
+                mix,
+                tuple(unlabelled or ()),
+            ),
             output=str(output),
-            config=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, clip=clip,
-                               patience=patience, max_steps=max_steps, evals_per_epoch=evals_per_epoch, seed=seed,
-                               adv=adv, vat=vat, adv_eps=adv_eps, vat_batch_size=vat_batch_size),
-            model=jobs.ModelSettings(embed_dim=embed_dim, hidden_size=hidden_size, num_layers=layers,
-                                     bidirectional=bidirectional, dropout=dropout, pooling=pooling.value),
+            config=TrainConfig(
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                weight_decay=weight_decay,
+                clip=clip,
+                patience=patience,
+                max_steps=max_steps,
+                evals_per_epoch=evals_per_epoch,
+                seed=seed,
+                adv=adv,
+                vat=vat,
+                adv_eps=adv_eps,
+                vat_batch_size=vat_batch_size,
+            ),
+            model=jobs.ModelSettings(
+                embed_dim=embed_dim,
+                hidden_size=hidden_size,
+                num_layers=layers,
+                bidirectional=bidirectional,
+                dropout=dropout,
+                pooling=pooling.value,
+            ),
             tokenizer=jobs.TokenizerSettings(tokenizer.value, vocab_size, max_length),
             tokenizer_from=str(tokenizer_from) if tokenizer_from else None,
             init_from=str(init_from) if init_from else None,
             streaming=jobs.StreamSettings(tokenizer_sample, shuffle_buffer, val_size) if streaming else None,
-            command=" ".join(["gru-sentiment", *sys.argv[1:]]))
+            command=" ".join(["gru-sentiment", *sys.argv[1:]]),
+        )
         if init_from:
             _check_init_options(ctx, init_from, job.model.to_dict(), job.tokenizer)
         if streaming and resume is not None:
             raise UsageError("--streaming needs --max-steps and one --dataset, and takes no --resume or --limit")
         if resume is None:
-            err.print(f"loading {', '.join(dataset)} ({split}); device {torch_device}", highlight=False,
-                      soft_wrap=True)
+            err.print(f"loading {', '.join(dataset)} ({split}); device {torch_device}", highlight=False, soft_wrap=True)
         progress, task, on_step = _training_progress(err, "epoch", "val acc")
 
         def on_eval(info):
             mark = " (best, saved)" if info.improved else ""
             by_source = info.metrics.get("by_source")
-            sources = (f" (by source: {', '.join(f'{k} {v:.4f}' for k, v in by_source.items())}; "
-                       f"mean {info.value:.4f})") if by_source else ""
-            progress.console.print(f"epoch {info.epoch} step {info.step}: val accuracy {info.accuracy:.4f}{sources}, "
-                                   f"macro F1 {info.macro_f1:.4f}, loss {info.loss:.4f}{mark}", highlight=False,
-                                   soft_wrap=True)
+            sources = (
+                (f" (by source: {', '.join(f'{k} {v:.4f}' for k, v in by_source.items())}; mean {info.value:.4f})")
+                if by_source
+                else ""
+            )
+            progress.console.print(
+                f"epoch {info.epoch} step {info.step}: val accuracy {info.accuracy:.4f}{sources}, "
+                f"macro F1 {info.macro_f1:.4f}, loss {info.loss:.4f}{mark}",
+                highlight=False,
+                soft_wrap=True,
+            )
             progress.update(task, val=f"{info.accuracy:.4f}")
 
         def on_data(line: str) -> None:
@@ -305,34 +446,67 @@ def train(
                 if resume is not None:
                     bundle, history = jobs.resume_model(str(resume), torch_device, on_step, on_eval)
                 else:
-                    bundle, history = jobs.run_train(job, torch_device, on_step=on_step, on_eval=on_eval,
-                                                     on_data=on_data, dist=dist)
+                    bundle, history = jobs.run_train(
+                        job, torch_device, on_step=on_step, on_eval=on_eval, on_data=on_data, dist=dist
+                    )
             except KeyboardInterrupt:
                 if output.exists():
-                    err.print(f"[yellow]interrupted:[/yellow] the best model so far is in {output}; "
-                              f"continue with: gru-sentiment train --resume {output}", soft_wrap=True)
+                    err.print(
+                        f"[yellow]interrupted:[/yellow] the best model so far is in {output}; "
+                        f"continue with: gru-sentiment train --resume {output}",
+                        soft_wrap=True,
+                    )
                 else:
                     err.print("[yellow]interrupted[/yellow] before the first validation: no model written")
-                raise typer.Exit(130)
+                raise typer.Exit(130) from None
             finally:
                 distributed.shutdown()
         best = history.best
-        score = (f"best mean validation accuracy over sources {best.value:.4f}" if "by_source" in best.metrics
-                 else f"best validation accuracy {best.accuracy:.4f}")
-        _stdout(quiet).print(f"saved {output}: {score} (epoch {best.epoch}), "
-                             f"{history.steps} steps in {history.seconds:.0f}s", highlight=False, soft_wrap=True)
+        score = (
+            f"best mean validation accuracy over sources {best.value:.4f}"
+            if "by_source" in best.metrics
+            else f"best validation accuracy {best.accuracy:.4f}"
+        )
+        _stdout(quiet).print(
+            f"saved {output}: {score} (epoch {best.epoch}), {history.steps} steps in {history.seconds:.0f}s",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()
 def pretrain(
     ctx: typer.Context,
-    dataset: Annotated[list[str], typer.Option("--dataset", "-d", help="Texts to learn from: DATASET or DATASET:SPLIT (default split: train), e.g. `-d imdb:unsupervised -d imdb:train`; labels are ignored. Repeat to pool several.", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Encoder directory to write (atomically, whenever validation perplexity improves).", show_default=False)],
+    dataset: Annotated[
+        list[str],
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="Texts to learn from: DATASET or DATASET:SPLIT (default split: train), e.g. `-d "
+            "imdb:unsupervised -d imdb:train`; labels are ignored. Repeat to pool several.",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Encoder directory to write (atomically, whenever validation perplexity improves).",
+            show_default=False,
+        ),
+    ],
     text_column: TextColOpt = None,
     val_size: Annotated[int, typer.Option(min=1, help="Texts held out to measure perplexity.")] = 1000,
     tokenizer: TokenizerOpt = TokenizerKind.wordpiece,
     vocab_size: VocabOpt = 20000,
-    tokenizer_from: Annotated[Optional[Path], typer.Option(help="Reuse this tokenizer (a tokenizer.json or a model directory) instead of learning one.", show_default=False)] = None,
+    tokenizer_from: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Reuse this tokenizer (a tokenizer.json or a model directory) instead of learning one.",
+            show_default=False,
+        ),
+    ] = None,
     max_length: MaxLengthOpt = 400,
     embed_dim: EmbedOpt = 128,
     hidden_size: HiddenOpt = 128,
@@ -367,35 +541,55 @@ def pretrain(
         torch_device = _setup(device, threads)
         err = _stderr()
         job = jobs.PretrainJob(
-            sources=tuple(sources), output=str(output),
-            config=PretrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, clip=clip, max_steps=max_steps,
-                                  evals=evals, seed=seed),
-            model=jobs.ModelSettings(embed_dim=embed_dim, hidden_size=hidden_size, num_layers=layers,
-                                     bidirectional=bidirectional, dropout=dropout),
+            sources=tuple(sources),
+            output=str(output),
+            config=PretrainConfig(
+                epochs=epochs, batch_size=batch_size, lr=lr, clip=clip, max_steps=max_steps, evals=evals, seed=seed
+            ),
+            model=jobs.ModelSettings(
+                embed_dim=embed_dim,
+                hidden_size=hidden_size,
+                num_layers=layers,
+                bidirectional=bidirectional,
+                dropout=dropout,
+            ),
             tokenizer=jobs.TokenizerSettings(tokenizer.value, vocab_size, max_length),
-            tokenizer_from=str(tokenizer_from) if tokenizer_from else None, text_column=text_column,
-            val_size=val_size, command=" ".join(["gru-sentiment", *sys.argv[1:]]))
+            tokenizer_from=str(tokenizer_from) if tokenizer_from else None,
+            text_column=text_column,
+            val_size=val_size,
+            command=" ".join(["gru-sentiment", *sys.argv[1:]]),
+        )
         progress, task, on_step = _training_progress(err, "pre-training epoch", "val ppl")
 
         def on_eval(info):
             mark = " (best, saved)" if info.improved else ""
-            progress.console.print(f"step {info.step}: val loss {info.loss:.4f}, perplexity {info.perplexity:.1f}{mark}",
-                                   highlight=False, soft_wrap=True)
+            progress.console.print(
+                f"step {info.step}: val loss {info.loss:.4f}, perplexity {info.perplexity:.1f}{mark}",
+                highlight=False,
+                soft_wrap=True,
+            )
             progress.update(task, val=f"{info.perplexity:.1f}")
 
-        err.print(f"reading {', '.join(f'{d}:{s}' for d, s in sources)}; device {torch_device}", highlight=False,
-                  soft_wrap=True)
+        err.print(
+            f"reading {', '.join(f'{d}:{s}' for d, s in sources)}; device {torch_device}",
+            highlight=False,
+            soft_wrap=True,
+        )
         with progress:
             try:
                 encoder, history = jobs.run_pretrain(job, torch_device, on_step=on_step, on_eval=on_eval)
             except KeyboardInterrupt:
                 where = f"the best encoder so far is in {output}" if output.exists() else "no encoder written"
                 err.print(f"[yellow]interrupted:[/yellow] {where}", soft_wrap=True)
-                raise typer.Exit(130)
+                raise typer.Exit(130) from None
         best = history.best
-        _stdout().print(f"saved {output}: validation perplexity {best.perplexity:.1f} (step {best.step}), "
-                        f"{history.steps} steps in {history.seconds:.0f}s; next: gru-sentiment train --init-from "
-                        f"{output} ...", highlight=False, soft_wrap=True)
+        _stdout().print(
+            f"saved {output}: validation perplexity {best.perplexity:.1f} (step {best.step}), "
+            f"{history.steps} steps in {history.seconds:.0f}s; next: gru-sentiment train --init-from "
+            f"{output} ...",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()
@@ -407,7 +601,9 @@ def evaluate(
     text_column: TextColOpt = None,
     label_column: LabelColOpt = None,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Evaluate only the first N examples.")] = None,
-    format: Annotated[TableOrJson, typer.Option("--format", "-f", help="table for people, json for machines.")] = TableOrJson.table,
+    format: Annotated[
+        TableOrJson, typer.Option("--format", "-f", help="table for people, json for machines.")
+    ] = TableOrJson.table,
     batch_size: BatchOpt = 128,
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,
@@ -438,16 +634,61 @@ def predict(
     ctx: typer.Context,
     texts: Annotated[Optional[list[str]], typer.Argument(help="Texts to classify.", show_default=False)] = None,
     model: ModelOpt = None,
-    file: Annotated[Optional[Path], typer.Option("--file", help="Read one text per line from this file ('-': stdin); blank lines are skipped.")] = None,
-    format: Annotated[PredictFormat, typer.Option("--format", "-f", help="table for people; json (one array), jsonl (one object per line) or csv for machines.")] = PredictFormat.table,
-    gates: Annotated[Optional[GateDetail], typer.Option("--gates", metavar="[mean|full]", help="Also show the per-token reset and update gates: `--gates` or `--gates mean` gives means over units, `--gates full` adds the per-unit arrays to json/jsonl.", show_default=False)] = None,
-    layer: Annotated[Optional[int], typer.Option(min=0, help="Show only this GRU layer (0 = closest to the words).", show_default=False)] = None,
-    direction: Annotated[Optional[Direction], typer.Option(help="Show only this direction.", show_default=False)] = None,
-    words: Annotated[bool, typer.Option("--words", help="Merge subword pieces into words (a word's value is the mean over its pieces).")] = False,
-    unit: Annotated[Optional[list[int]], typer.Option("--unit", help="Show this hidden unit instead of the mean (repeatable; terminal view).", show_default=False)] = None,
-    top_units: Annotated[Optional[int], typer.Option(min=1, help="Show the K units whose gates vary most across the text (terminal view).", show_default=False)] = None,
-    errors: Annotated[DecodeErrors, typer.Option(help="Lines of --file that are not UTF-8: fail, replace bad bytes, or skip the line.")] = DecodeErrors.fail,
-    html: Annotated[Optional[Path], typer.Option("--html", help="Also write a self-contained HTML page of the gate heatmaps here.", show_default=False)] = None,
+    file: Annotated[
+        Optional[Path],
+        typer.Option("--file", help="Read one text per line from this file ('-': stdin); blank lines are skipped."),
+    ] = None,
+    format: Annotated[
+        PredictFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="table for people; json (one array), jsonl (one object per line) or csv for machines.",
+        ),
+    ] = PredictFormat.table,
+    gates: Annotated[
+        Optional[GateDetail],
+        typer.Option(
+            "--gates",
+            metavar="[mean|full]",
+            help="Also show the per-token reset and update gates: `--gates` or `--gates mean` gives means over "
+            "units, `--gates full` adds the per-unit arrays to json/jsonl.",
+            show_default=False,
+        ),
+    ] = None,
+    layer: Annotated[
+        Optional[int],
+        typer.Option(min=0, help="Show only this GRU layer (0 = closest to the words).", show_default=False),
+    ] = None,
+    direction: Annotated[
+        Optional[Direction], typer.Option(help="Show only this direction.", show_default=False)
+    ] = None,
+    words: Annotated[
+        bool,
+        typer.Option("--words", help="Merge subword pieces into words (a word's value is the mean over its pieces)."),
+    ] = False,
+    unit: Annotated[
+        Optional[list[int]],
+        typer.Option(
+            "--unit", help="Show this hidden unit instead of the mean (repeatable; terminal view).", show_default=False
+        ),
+    ] = None,
+    top_units: Annotated[
+        Optional[int],
+        typer.Option(
+            min=1, help="Show the K units whose gates vary most across the text (terminal view).", show_default=False
+        ),
+    ] = None,
+    errors: Annotated[
+        DecodeErrors,
+        typer.Option(help="Lines of --file that are not UTF-8: fail, replace bad bytes, or skip the line."),
+    ] = DecodeErrors.fail,
+    html: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--html", help="Also write a self-contained HTML page of the gate heatmaps here.", show_default=False
+        ),
+    ] = None,
     batch_size: BatchOpt = 64,
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,
@@ -469,8 +710,16 @@ def predict(
             raise UsageError("give texts as arguments or --file, not both")
         if not texts and file is None:
             raise UsageError("nothing to predict: give a text, or --file PATH ('-' for stdin)")
-        gate_opts = [name for name, v in (("--layer", layer), ("--direction", direction), ("--unit", unit),
-                                          ("--top-units", top_units)) if v not in (None, [])]
+        gate_opts = [
+            name
+            for name, v in (
+                ("--layer", layer),
+                ("--direction", direction),
+                ("--unit", unit),
+                ("--top-units", top_units),
+            )
+            if v not in (None, [])
+        ]
         gate_opts += ["--words"] if words else []
         if gates is None and gate_opts:
             raise UsageError(f"{gate_opts[0]} needs --gates")
@@ -483,8 +732,7 @@ def predict(
 
             check_units(unit, bundle.model.config.hidden_size)
         lines = (check_text(t) for t in textio.read_texts(file, texts, errors.value) if file is None or t.strip())
-        preds = predict_stream(bundle, lines, batch_size=batch_size, with_gates=gates is not None,
-                               device=torch_device)
+        preds = predict_stream(bundle, lines, batch_size=batch_size, with_gates=gates is not None, device=torch_device)
         if gates is not None:
             preds = writers.gate_views(preds, layer, direction.value if direction else None, words)
         writers.emit(preds, format, bundle.labels, gates, unit, top_units, html, bundle.max_length)
@@ -494,13 +742,18 @@ def predict(
 def gates(
     ctx: typer.Context,
     dataset: DatasetOpt,
-    summary: Annotated[bool, typer.Option("--summary", help="Gate saturation statistics over the data set's texts.")] = True,
+    summary: Annotated[
+        bool, typer.Option("--summary", help="Gate saturation statistics over the data set's texts.")
+    ] = True,
     model: ModelOpt = None,
     split: Annotated[str, typer.Option(help="Split whose texts are traced.")] = "test",
     text_column: TextColOpt = None,
     label_column: LabelColOpt = None,
     limit: Annotated[int, typer.Option(min=1, help="Trace only the first N texts.")] = 1000,
-    format: Annotated[TableOrJson, typer.Option("--format", "-f", help="table for people, json (with per-unit fractions) for machines.")] = TableOrJson.table,
+    format: Annotated[
+        TableOrJson,
+        typer.Option("--format", "-f", help="table for people, json (with per-unit fractions) for machines."),
+    ] = TableOrJson.table,
     batch_size: BatchOpt = 64,
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,

@@ -65,16 +65,29 @@ class TextData:
     def __len__(self) -> int:
         return len(self.texts)
 
-    def subset(self, indices: list[int], source: str | None = None) -> "TextData":
+    def subset(self, indices: list[int], source: str | None = None) -> TextData:
         rows = [self.rows[i] for i in indices] if self.rows is not None else list(indices)
         groups = [self.groups[i] for i in indices] if self.groups is not None else None
-        return TextData([self.texts[i] for i in indices], [self.labels[i] for i in indices], self.label_names,
-                        source or self.source, self.table, self.text_column, rows if self.table is not None else None,
-                        groups, self.group_names)
+        return TextData(
+            [self.texts[i] for i in indices],
+            [self.labels[i] for i in indices],
+            self.label_names,
+            source or self.source,
+            self.table,
+            self.text_column,
+            rows if self.table is not None else None,
+            groups,
+            self.group_names,
+        )
 
 
-def load(spec: str, split: str, text_column: str | None = None, label_column: str | None = None,
-         label_names: list[str] | None = None) -> TextData:
+def load(
+    spec: str,
+    split: str,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    label_names: list[str] | None = None,
+) -> TextData:
     """Load one split of a data set, named or local, as texts and label indices."""
     table, known = _open(spec, split)
     if known:
@@ -115,13 +128,21 @@ def concat(parts: list[TextData]) -> TextData:
     first = parts[0]
     for part in parts[1:]:
         if part.label_names != first.label_names:
-            raise DataError(f"cannot train on {first.source} and {part.source} together: labels "
-                            f"{first.label_names} and {part.label_names} differ (use --label-names)")
+            raise DataError(
+                f"cannot train on {first.source} and {part.source} together: labels "
+                f"{first.label_names} and {part.label_names} differ (use --label-names)"
+            )
     if len(parts) == 1:
         return first
-    return TextData([t for p in parts for t in p.texts], [y for p in parts for y in p.labels], list(first.label_names),
-                    " + ".join(p.source for p in parts), groups=[g for g, p in enumerate(parts) for _ in p.texts],
-                    group_names=[p.source for p in parts], unlabelled=[t for p in parts for t in p.unlabelled])
+    return TextData(
+        [t for p in parts for t in p.texts],
+        [y for p in parts for y in p.labels],
+        list(first.label_names),
+        " + ".join(p.source for p in parts),
+        groups=[g for g, p in enumerate(parts) for _ in p.texts],
+        group_names=[p.source for p in parts],
+        unlabelled=[t for p in parts for t in p.unlabelled],
+    )
 
 
 def split_names(spec: str) -> list[str]:
@@ -204,7 +225,9 @@ def _load_local(path: Path, split: str):
     try:
         return datasets.load_dataset(fmt, data_files={"data": [str(f) for f in files]}, split="data")
     except Exception as exc:
-        raise DataError(f"could not read {files[0]}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+        raise DataError(
+            f"could not read {files[0]}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from exc
 
 
 def _load_acl_folder(folder: Path):
@@ -230,8 +253,9 @@ def _pick(columns: list[str], wanted: str | None, candidates: tuple[str, ...], w
     raise DataError(f"cannot guess the {what} column among {', '.join(columns)}: pass {option}")
 
 
-def _to_text_data(table, source: str, text_column: str | None, label_column: str | None,
-                  label_names: list[str] | None) -> TextData:
+def _to_text_data(
+    table, source: str, text_column: str | None, label_column: str | None, label_names: list[str] | None
+) -> TextData:
     datasets = _datasets()
 
     columns = list(table.column_names)
@@ -271,7 +295,12 @@ def _index_labels(raw: list, label_names: list[str] | None, source: str) -> tupl
         if len(names) < len(values):
             raise DataError(f"{source}: {len(values)} label values but only {len(names)} label names")
         return list(raw), names
-    if label_names is not None and all(isinstance(v, int) for v in values) and max(values) < len(label_names) and min(values) >= 0:
+    if (
+        label_names is not None
+        and all(isinstance(v, int) for v in values)
+        and max(values) < len(label_names)
+        and min(values) >= 0
+    ):
         return list(raw), list(label_names)
     lookup = {v: i for i, v in enumerate(values)}
     return [lookup[v] for v in raw], [str(v) for v in values]

@@ -35,8 +35,9 @@ def from_env() -> Dist | None:
 def init(dist: Dist, device: torch.device) -> None:
     """Join the process group: nccl for CUDA, gloo for CPU."""
     if not torch_dist.is_initialized():
-        torch_dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=dist.rank,
-                                      world_size=dist.world_size)
+        torch_dist.init_process_group(
+            "nccl" if device.type == "cuda" else "gloo", rank=dist.rank, world_size=dist.world_size
+        )
 
 
 def barrier() -> None:

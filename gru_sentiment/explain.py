@@ -28,7 +28,9 @@ def select(text_gates: gates.TextGates, layer: int | None = None, direction: str
     directions = sorted({t.direction for t in layers})
     if direction is not None and direction not in directions:
         raise UsageError(f"--direction {direction}: the model has {', '.join(directions)}")
-    kept = [t for t in layers if (layer is None or t.layer == layer) and (direction is None or t.direction == direction)]
+    kept = [
+        t for t in layers if (layer is None or t.layer == layer) and (direction is None or t.direction == direction)
+    ]
     return gates.TextGates(text_gates.tokens, text_gates.offsets, kept)
 
 
@@ -75,8 +77,12 @@ def to_json(text_gates: gates.TextGates, full: bool = False) -> dict:
     """The documented `gates` object: tokens, offsets and per layer/direction mean (and, if full, per-unit) values."""
     layers = []
     for t in text_gates.layers:
-        entry = {"layer": t.layer, "direction": t.direction,
-                 "reset_mean": _round(t.values.reset.mean(-1)), "update_mean": _round(t.values.update.mean(-1))}
+        entry = {
+            "layer": t.layer,
+            "direction": t.direction,
+            "reset_mean": _round(t.values.reset.mean(-1)),
+            "update_mean": _round(t.values.update.mean(-1)),
+        }
         if full:
             entry.update({name: _round(getattr(t.values, name)) for name in GATE_NAMES})
         layers.append(entry)
@@ -95,9 +101,17 @@ def csv_rows(text_index: int, text_gates: gates.TextGates) -> Iterator[dict]:
     for t in text_gates.layers:
         reset, update = t.values.reset.mean(-1).tolist(), t.values.update.mean(-1).tolist()
         for i, (token, (start, end)) in enumerate(zip(text_gates.tokens, text_gates.offsets)):
-            yield {"text_index": text_index, "token_index": i, "token": token, "start": start, "end": end,
-                   "layer": t.layer, "direction": t.direction, "reset_mean": round(reset[i], 6),
-                   "update_mean": round(update[i], 6)}
+            yield {
+                "text_index": text_index,
+                "token_index": i,
+                "token": token,
+                "start": start,
+                "end": end,
+                "layer": t.layer,
+                "direction": t.direction,
+                "reset_mean": round(reset[i], 6),
+                "update_mean": round(update[i], 6),
+            }
 
 
 @dataclass
@@ -134,11 +148,22 @@ def saturation(bundle: Bundle, texts: list[str], batch_size: int = 64, device: s
     rows = []
     for (layer, direction, name), c in counts.items():
         low, high, mean = (c.low / c.steps).cpu(), (c.high / c.steps).cpu(), (c.total / c.steps).cpu()
-        rows.append({"layer": layer, "direction": direction, "gate": name, "steps": c.steps,
-                     "mean": float(mean.mean()), "left_saturated": float(low.mean()),
-                     "right_saturated": float(high.mean()),
-                     "units_mostly_left": int((low > 0.5).sum()), "units_mostly_right": int((high > 0.5).sum()),
-                     "per_unit": {"left_saturated": _round(low, 4), "right_saturated": _round(high, 4),
-                                  "mean": _round(mean, 4)}})
+        rows.append(
+            {
+                "layer": layer,
+                "direction": direction,
+                "gate": name,
+                "steps": c.steps,
+                "mean": float(mean.mean()),
+                "left_saturated": float(low.mean()),
+                "right_saturated": float(high.mean()),
+                "units_mostly_left": int((low > 0.5).sum()),
+                "units_mostly_right": int((high > 0.5).sum()),
+                "per_unit": {
+                    "left_saturated": _round(low, 4),
+                    "right_saturated": _round(high, 4),
+                    "mean": _round(mean, 4),
+                },
+            }
+        )
     return {"texts": len(texts), "low": LOW, "high": HIGH, "hidden_size": model.config.hidden_size, "gates": rows}
-

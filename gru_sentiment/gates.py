@@ -29,7 +29,7 @@ class GateValues:
     candidate: torch.Tensor
     hidden: torch.Tensor
 
-    def map(self, fn) -> "GateValues":
+    def map(self, fn) -> GateValues:
         return GateValues(fn(self.reset), fn(self.update), fn(self.candidate), fn(self.hidden))
 
 
@@ -69,8 +69,14 @@ def weights(gru: nn.GRU, layer: int = 0, reverse: bool = False) -> tuple[torch.T
 
 
 @torch.no_grad()
-def recurrence(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor,
-               h0: torch.Tensor | None = None) -> GateValues:
+def recurrence(
+    x: torch.Tensor,
+    w_ih: torch.Tensor,
+    w_hh: torch.Tensor,
+    b_ih: torch.Tensor,
+    b_hh: torch.Tensor,
+    h0: torch.Tensor | None = None,
+) -> GateValues:
     """Run the GRU equations over x (B, T, I) from left to right and keep every gate."""
     batch, steps, _ = x.shape
     hidden = w_hh.shape[1]
@@ -82,7 +88,7 @@ def recurrence(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: to
         gh = torch.addmm(b_hh, h, w_hh_t)
         rz = torch.sigmoid(gi[:, t, : 2 * hidden] + gh[:, : 2 * hidden])
         r, z = rz[:, :hidden], rz[:, hidden:]
-        n = torch.tanh(gi[:, t, 2 * hidden:] + r * gh[:, 2 * hidden:])
+        n = torch.tanh(gi[:, t, 2 * hidden :] + r * gh[:, 2 * hidden :])
         h = n + z * (h - n)
         out["r"][:, t], out["z"][:, t], out["n"][:, t], out["h"][:, t] = r, z, n, h
     return GateValues(out["r"], out["z"], out["n"], out["h"])

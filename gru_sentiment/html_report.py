@@ -20,8 +20,10 @@ h2 { font-size: 1.1em; margin-top: 2em; }
 
 def _span(text: str, value: float, title: str) -> str:
     r, g, b = rgb(value)
-    return (f'<span style="background:rgb({r},{g},{b});color:{text_colour(value)}" '
-            f'title="{escape(title, quote=True)}">{escape(text)}</span>')
+    return (
+        f'<span style="background:rgb({r},{g},{b});color:{text_colour(value)}" '
+        f'title="{escape(title, quote=True)}">{escape(text)}</span>'
+    )
 
 
 def _legend() -> str:
@@ -38,7 +40,7 @@ def _gate_block(text: str, text_gates, trace, name: str) -> str:
         if previous_end is not None and start > previous_end:
             pieces.append(" ")
         shown = text[start:end] if end > start else token
-        title = (f"{token} [{start}:{end}] {name} {values[i]:.4f}, {other} {other_values[i]:.4f}")
+        title = f"{token} [{start}:{end}] {name} {values[i]:.4f}, {other} {other_values[i]:.4f}"
         pieces.append(_span(shown, values[i], title))
         previous_end = end
     label = f"layer {trace.layer} {trace.direction} · {name} (mean over units)"
@@ -48,14 +50,19 @@ def _gate_block(text: str, text_gates, trace, name: str) -> str:
 def page(predictions, title: str = "gru-sentiment gates") -> str:
     """The whole HTML document for predictions that carry gates."""
     body = [f"<h1>{escape(title)}</h1>", _legend()]
-    body += [f'<p class="note">{escape(MEANING[name])}. Hover a token for its exact values.</p>'
-             for name in ("update", "reset")]
+    body += [
+        f'<p class="note">{escape(MEANING[name])}. Hover a token for its exact values.</p>'
+        for name in ("update", "reset")
+    ]
     for index, pred in enumerate(predictions, start=1):
         probs = ", ".join(f"{escape(k)} {v:.4f}" for k, v in pred.probabilities.items())
-        body.append(f"<h2>text {index}: {escape(pred.label)}</h2><p class=\"probs\">{probs}</p>")
+        body.append(f'<h2>text {index}: {escape(pred.label)}</h2><p class="probs">{probs}</p>')
         for trace in pred.gates.layers:
             for name in ("update", "reset"):
                 body.append(_gate_block(pred.text, pred.gates, trace, name))
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{escape(title)}</title><style>{STYLE}</style></head>\n<body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title><style>{STYLE}</style></head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )

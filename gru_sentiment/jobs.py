@@ -107,8 +107,9 @@ def load_training_data(spec: DataSpec, seed: int) -> tuple[TextData, TextData]:
 
 def unlabelled_texts(spec: DataSpec, train: TextData) -> list[str]:
     """Text for virtual adversarial training: the training texts, those without a label, and `spec.unlabelled`."""
-    extra = [t for source in spec.unlabelled for t in data_mod.load_texts(*split_source(source),
-                                                                          spec.text_column).texts]
+    extra = [
+        t for source in spec.unlabelled for t in data_mod.load_texts(*split_source(source), spec.text_column).texts
+    ]
     return [*train.texts, *train.unlabelled, *extra]
 
 
@@ -120,12 +121,22 @@ def split_source(spec: str, default_split: str = "train") -> tuple[str, str]:
     return spec, default_split
 
 
-def train_model(train: TextData, val: TextData, tok_settings: TokenizerSettings, model_settings: dict,
-                config: TrainConfig, output: str, device: torch.device, command: str = "",
-                on_step: Callable[[StepInfo], None] | None = None,
-                on_eval: Callable[[Eval], None] | None = None,
-                tok: Tokenizer | None = None, data_spec: DataSpec | None = None,
-                dist: Dist | None = None, init: checkpoint.Encoder | None = None) -> tuple[checkpoint.Bundle, History]:
+def train_model(
+    train: TextData,
+    val: TextData,
+    tok_settings: TokenizerSettings,
+    model_settings: dict,
+    config: TrainConfig,
+    output: str,
+    device: torch.device,
+    command: str = "",
+    on_step: Callable[[StepInfo], None] | None = None,
+    on_eval: Callable[[Eval], None] | None = None,
+    tok: Tokenizer | None = None,
+    data_spec: DataSpec | None = None,
+    dist: Dist | None = None,
+    init: checkpoint.Encoder | None = None,
+) -> tuple[checkpoint.Bundle, History]:
     """Train tokenizer (unless one is given) and model; after every validation, write the model directory
     (atomically) with the best weights so far and the state to resume from.
 
@@ -134,40 +145,67 @@ def train_model(train: TextData, val: TextData, tok_settings: TokenizerSettings,
     Under torchrun (`dist`), rank 0 learns the tokenizer and sends it to the others, and only rank 0 writes.
     """
     check_trainable(train)
-    training = RunRecord(command=command, dataset=train.source, validation=val.source, train_examples=len(train),
-                         validation_examples=len(val), config=config.to_dict(),
-                         data=asdict(data_spec) if data_spec else None)
-    bundle = _new_bundle(lambda: train.texts, train.label_names, tok_settings, model_settings, config, tok, dist,
-                         training, init)
+    training = RunRecord(
+        command=command,
+        dataset=train.source,
+        validation=val.source,
+        train_examples=len(train),
+        validation_examples=len(val),
+        config=config.to_dict(),
+        data=asdict(data_spec) if data_spec else None,
+    )
+    bundle = _new_bundle(
+        lambda: train.texts, train.label_names, tok_settings, model_settings, config, tok, dist, training, init
+    )
     return bundle, _run(bundle, train, val, config, output, device, on_step, on_eval, dist=dist, spec=data_spec)
 
 
-def _new_bundle(sample_texts: Callable[[], list[str]], label_names: list[str], tok_settings: TokenizerSettings,
-                model_settings: dict, config: TrainConfig, tok: Tokenizer | None, dist: Dist | None,
-                training: RunRecord, init: checkpoint.Encoder | None = None) -> checkpoint.Bundle:
+def _new_bundle(
+    sample_texts: Callable[[], list[str]],
+    label_names: list[str],
+    tok_settings: TokenizerSettings,
+    model_settings: dict,
+    config: TrainConfig,
+    tok: Tokenizer | None,
+    dist: Dist | None,
+    training: RunRecord,
+    init: checkpoint.Encoder | None = None,
+) -> checkpoint.Bundle:
     """A fresh model and its tokenizer: the one given, or one learned from `sample_texts()` (on rank 0 only,
     then sent to the other ranks). With `init`, the pre-trained encoder's tokenizer, embedding and GRUs, and a
     new classifier head."""
     start = time.perf_counter()
     if init is not None:
         tok, model_settings = init.tokenizer, {**model_settings, **init_settings(init)}
-        training.init_from = {"encoder": init.source,
-                              **{k: init.pretraining.get(k) for k in ("command", "best", "seconds", "tokens")}}
+        training.init_from = {
+            "encoder": init.source,
+            **{k: init.pretraining.get(k) for k in ("command", "best", "seconds", "tokens")},
+        }
     if tok is None and (dist is None or dist.is_main):
         tok = tokenizer.train(sample_texts(), tok_settings.kind, tok_settings.vocab_size)
     if dist is not None:
         tok = Tokenizer.from_str(distributed.broadcast_text(tok.to_str() if dist.is_main else None))
     training.tokenizer_seconds = round(time.perf_counter() - start, 1)
-    model_config = ModelConfig(vocab_size=tok.get_vocab_size(), num_labels=len(label_names),
-                               pad_id=tok.token_to_id(tokenizer.PAD), **model_settings)
+    model_config = ModelConfig(
+        vocab_size=tok.get_vocab_size(),
+        num_labels=len(label_names),
+        pad_id=tok.token_to_id(tokenizer.PAD),
+        **model_settings,
+    )
     torch.manual_seed(config.seed)
     model = GRUClassifier(model_config)
     if init is not None:
         missing, unexpected = model.load_state_dict(init.state, strict=False)
         if unexpected or any(not name.startswith("head.") for name in missing):
             raise ModelError("the pre-trained encoder does not fit this model")
-    return checkpoint.Bundle(model, tok, list(label_names), tok_settings.max_length,
-                             init.tokenizer_kind if init else tok_settings.kind, training)
+    return checkpoint.Bundle(
+        model,
+        tok,
+        list(label_names),
+        tok_settings.max_length,
+        init.tokenizer_kind if init else tok_settings.kind,
+        training,
+    )
 
 
 def init_settings(init: checkpoint.Encoder) -> dict:
@@ -175,8 +213,12 @@ def init_settings(init: checkpoint.Encoder) -> dict:
     return {k: v for k, v in init.settings.items() if k not in ("vocab_size", "pad_id")}
 
 
-def resume_model(output: str, device: torch.device, on_step: Callable[[StepInfo], None] | None = None,
-                 on_eval: Callable[[Eval], None] | None = None) -> tuple[checkpoint.Bundle, History]:
+def resume_model(
+    output: str,
+    device: torch.device,
+    on_step: Callable[[StepInfo], None] | None = None,
+    on_eval: Callable[[Eval], None] | None = None,
+) -> tuple[checkpoint.Bundle, History]:
     """Continue an interrupted `train` from the state saved in its model directory, exactly."""
     if distributed.from_env() is not None:
         raise UsageError("--resume runs in a single process: a distributed run keeps no resume state")
@@ -193,8 +235,13 @@ def resume_model(output: str, device: torch.device, on_step: Callable[[StepInfo]
     return bundle, history
 
 
-def _source_and_loss(bundle: checkpoint.Bundle, train: TextData | BatchStream, config: TrainConfig,
-                     spec: DataSpec | None, dist: Dist | None):
+def _source_and_loss(
+    bundle: checkpoint.Bundle,
+    train: TextData | BatchStream,
+    config: TrainConfig,
+    spec: DataSpec | None,
+    dist: Dist | None,
+):
     """The loop's batch source (mixed as `spec.mix` says) and the objective (with AT/VAT as `config` says)."""
     if config.adversarial.active and dist is not None:
         raise UsageError("adversarial training (--adv, --vat) runs in a single process, not under torchrun")
@@ -216,26 +263,44 @@ def _source_and_loss(bundle: checkpoint.Bundle, train: TextData | BatchStream, c
     source = InMemoryBatches(seqs, train.labels, config.batch_size, pad_id, train.groups, counts)
     pool = None
     if config.vat > 0:
-        extra = unlabelled_texts(spec, train)[len(train):] if spec is not None else train.unlabelled
-        pool = UnlabelledPool([*seqs, *tokenizer.encode_ids(tok, extra, max_length)],
-                              config.vat_batch_size or config.batch_size, pad_id)
+        extra = unlabelled_texts(spec, train)[len(train) :] if spec is not None else train.unlabelled
+        pool = UnlabelledPool(
+            [*seqs, *tokenizer.encode_ids(tok, extra, max_length)], config.vat_batch_size or config.batch_size, pad_id
+        )
         bundle.training.vat_unlabelled_texts = len(pool)
     return source, loss_function(bundle.model, config, pool)
 
 
-def _run(bundle: checkpoint.Bundle, train: TextData | BatchStream, val: TextData, config: TrainConfig, output: str,
-         device: torch.device, on_step, on_eval, snapshot=None, best=None, dist: Dist | None = None,
-         spec: DataSpec | None = None) -> History:
+def _run(
+    bundle: checkpoint.Bundle,
+    train: TextData | BatchStream,
+    val: TextData,
+    config: TrainConfig,
+    output: str,
+    device: torch.device,
+    on_step,
+    on_eval,
+    snapshot=None,
+    best=None,
+    dist: Dist | None = None,
+    spec: DataSpec | None = None,
+) -> History:
     max_length, training = bundle.max_length, bundle.training
     source, loss_fn = _source_and_loss(bundle, train, config, spec, dist)
     val_ids = tokenizer.encode_data(val, bundle.tokenizer, max_length)
-    validate = validator(val_ids, val.labels, bundle.labels, config.batch_size * 2, device, dist, val.groups,
-                         val.group_names or ())
+    validate = validator(
+        val_ids, val.labels, bundle.labels, config.batch_size * 2, device, dist, val.groups, val.group_names or ()
+    )
 
     def save(best_weights: dict, state, history: History) -> None:
         best_info = history.best
-        training.best = {"epoch": best_info.epoch, "step": best_info.step, "val_accuracy": best_info.accuracy,
-                         "val_macro_f1": best_info.macro_f1, "val_loss": best_info.loss}
+        training.best = {
+            "epoch": best_info.epoch,
+            "step": best_info.step,
+            "val_accuracy": best_info.accuracy,
+            "val_macro_f1": best_info.macro_f1,
+            "val_loss": best_info.loss,
+        }
         if "by_source" in best_info.metrics:
             training.best["val_by_source"] = best_info.metrics["by_source"]
             training.best["val_mean_source_accuracy"] = best_info.value
@@ -243,8 +308,20 @@ def _run(bundle: checkpoint.Bundle, train: TextData | BatchStream, val: TextData
         checkpoint.save(bundle, output, weights=best_weights, snapshot=state)
 
     main = dist is None or dist.is_main
-    history = fit(bundle.model, source, loss_fn, validate, config.loop(), device, on_step if main else None,
-                  on_eval if main else None, save if main else None, snapshot, best, dist)
+    history = fit(
+        bundle.model,
+        source,
+        loss_fn,
+        validate,
+        config.loop(),
+        device,
+        on_step if main else None,
+        on_eval if main else None,
+        save if main else None,
+        snapshot,
+        best,
+        dist,
+    )
     training.steps, training.seconds = history.steps, round(history.seconds, 1)
     training.tokens_per_s = round(history.tokens / history.seconds) if history.seconds else None
     training.stopped_early = history.stopped_early
@@ -258,13 +335,16 @@ def _run(bundle: checkpoint.Bundle, train: TextData | BatchStream, val: TextData
     return history
 
 
-def predicted_labels(bundle: checkpoint.Bundle, data: TextData, batch_size: int = 128,
-                     device: torch.device = torch.device("cpu")) -> tuple[list[int], list[int]]:
+def predicted_labels(
+    bundle: checkpoint.Bundle, data: TextData, batch_size: int = 128, device: torch.device = torch.device("cpu")
+) -> tuple[list[int], list[int]]:
     """(true, predicted) label indices, in the model's label order, for labelled data whose labels it knows."""
     unknown = sorted(set(data.label_names[i] for i in set(data.labels)) - set(bundle.labels))
     if unknown:
-        raise DataError(f"{data.source}: labels the model was not trained on: {', '.join(unknown[:5])} "
-                        f"(model labels: {', '.join(bundle.labels)})")
+        raise DataError(
+            f"{data.source}: labels the model was not trained on: {', '.join(unknown[:5])} "
+            f"(model labels: {', '.join(bundle.labels)})"
+        )
     index = {name: i for i, name in enumerate(bundle.labels)}
     labels = [index[data.label_names[i]] for i in data.labels]
     ids = tokenizer.encode_data(data, bundle.tokenizer, bundle.max_length)
@@ -272,8 +352,9 @@ def predicted_labels(bundle: checkpoint.Bundle, data: TextData, batch_size: int 
     return labels, batching.logits_for(model, ids, batch_size, device).argmax(-1).tolist()
 
 
-def evaluate_model(bundle: checkpoint.Bundle, data: TextData, batch_size: int = 128,
-                   device: torch.device = torch.device("cpu")) -> dict:
+def evaluate_model(
+    bundle: checkpoint.Bundle, data: TextData, batch_size: int = 128, device: torch.device = torch.device("cpu")
+) -> dict:
     """Metrics of a trained model on labelled data whose labels it knows."""
     labels, predicted = predicted_labels(bundle, data, batch_size, device)
     return report(labels, predicted, bundle.labels)
@@ -294,13 +375,24 @@ def load_tokenizer(path) -> Tokenizer:
     return tok
 
 
-def train_streaming(stream: TextStream, val: TextData | None, val_size: int, tok_settings: TokenizerSettings,
-                    model_settings: dict, config: TrainConfig, output: str, device: torch.device,
-                    tokenizer_sample: int = 10000, shuffle_buffer: int = 10000, command: str = "",
-                    on_step: Callable[[StepInfo], None] | None = None,
-                    on_eval: Callable[[Eval], None] | None = None, tok: Tokenizer | None = None,
-                    dist: Dist | None = None, init: checkpoint.Encoder | None = None
-                    ) -> tuple[checkpoint.Bundle, History]:
+def train_streaming(
+    stream: TextStream,
+    val: TextData | None,
+    val_size: int,
+    tok_settings: TokenizerSettings,
+    model_settings: dict,
+    config: TrainConfig,
+    output: str,
+    device: torch.device,
+    tokenizer_sample: int = 10000,
+    shuffle_buffer: int = 10000,
+    command: str = "",
+    on_step: Callable[[StepInfo], None] | None = None,
+    on_eval: Callable[[Eval], None] | None = None,
+    tok: Tokenizer | None = None,
+    dist: Dist | None = None,
+    init: checkpoint.Encoder | None = None,
+) -> tuple[checkpoint.Bundle, History]:
     """Train on a data set read as a stream: constant memory whatever its size.
 
     Validation is `val`, or the first `val_size` rows of the stream (then skipped for training). The tokenizer
@@ -310,23 +402,47 @@ def train_streaming(stream: TextStream, val: TextData | None, val_size: int, tok
     if val is None:
         val, stream = stream.split_off(val_size)
     check_trainable(val)
-    training = RunRecord(command=command, dataset=stream.source, validation=val.source,
-                         validation_examples=len(val), config=config.to_dict(),
-                         streaming={"shuffle_buffer": shuffle_buffer, "tokenizer_sample": tokenizer_sample})
-    bundle = _new_bundle(lambda: [text for text, _ in itertools.islice(stream.pairs(), tokenizer_sample)],
-                         stream.label_names, tok_settings, model_settings, config, tok, dist, training, init)
+    training = RunRecord(
+        command=command,
+        dataset=stream.source,
+        validation=val.source,
+        validation_examples=len(val),
+        config=config.to_dict(),
+        streaming={"shuffle_buffer": shuffle_buffer, "tokenizer_sample": tokenizer_sample},
+    )
+    bundle = _new_bundle(
+        lambda: [text for text, _ in itertools.islice(stream.pairs(), tokenizer_sample)],
+        stream.label_names,
+        tok_settings,
+        model_settings,
+        config,
+        tok,
+        dist,
+        training,
+        init,
+    )
     rank, world = (dist.rank, dist.world_size) if dist else (0, 1)
     shard = stream.shuffled(config.seed, shuffle_buffer, rank, world)
-    batches = BatchStream(shard.epoch, bundle.tokenizer, tok_settings.max_length, config.batch_size,
-                          bundle.model.config.pad_id)
+    batches = BatchStream(
+        shard.epoch, bundle.tokenizer, tok_settings.max_length, config.batch_size, bundle.model.config.pad_id
+    )
     return bundle, _run(bundle, batches, val, config, output, device, on_step, on_eval, dist=dist)
 
 
-def pretrain_encoder(sources: list[tuple[str, str]], tok_settings: TokenizerSettings, model_settings: dict,
-                     config: PretrainConfig, output: str, device: torch.device, val_size: int = 1000,
-                     text_column: str | None = None, tok: Tokenizer | None = None, command: str = "",
-                     on_step: Callable[[StepInfo], None] | None = None,
-                     on_eval: Callable[[Eval], None] | None = None) -> tuple[checkpoint.Encoder, History]:
+def pretrain_encoder(
+    sources: list[tuple[str, str]],
+    tok_settings: TokenizerSettings,
+    model_settings: dict,
+    config: PretrainConfig,
+    output: str,
+    device: torch.device,
+    val_size: int = 1000,
+    text_column: str | None = None,
+    tok: Tokenizer | None = None,
+    command: str = "",
+    on_step: Callable[[StepInfo], None] | None = None,
+    on_eval: Callable[[Eval], None] | None = None,
+) -> tuple[checkpoint.Encoder, History]:
     """Pre-train an embedding and GRU stack as a language model on the texts of `sources` ((data set, split)
     pairs; labels ignored) and write it to `output` (atomically, whenever validation perplexity improves).
 
@@ -347,24 +463,42 @@ def pretrain_encoder(sources: list[tuple[str, str]], tok_settings: TokenizerSett
     seqs = [ids for p in parts for ids in tokenizer.encode_data(p, tok, tok_settings.max_length)]
     train_seqs, val_seqs = [seqs[i] for i in train_index], [seqs[i] for i in val_index]
     torch.manual_seed(config.seed)
-    encoder = GRUClassifier(ModelConfig(vocab_size=tok.get_vocab_size(), num_labels=1,
-                                        pad_id=tok.token_to_id(tokenizer.PAD), **model_settings))
+    encoder = GRUClassifier(
+        ModelConfig(
+            vocab_size=tok.get_vocab_size(), num_labels=1, pad_id=tok.token_to_id(tokenizer.PAD), **model_settings
+        )
+    )
     lm = LanguageModel(encoder, frequency_rank(train_seqs, tok.get_vocab_size()), config.cutoffs)
-    record = {"data": [f"{spec}:{split}" for spec, split in sources], "train_texts": len(train_seqs),
-              "validation_texts": len(val_seqs), "config": config.to_dict(), "package_version": __version__,
-              "dropout": encoder.config.dropout, "tokenizer_seconds": round(tokenizer_seconds, 1),
-              "command": command}
+    record = {
+        "data": [f"{spec}:{split}" for spec, split in sources],
+        "train_texts": len(train_seqs),
+        "validation_texts": len(val_seqs),
+        "config": config.to_dict(),
+        "package_version": __version__,
+        "dropout": encoder.config.dropout,
+        "tokenizer_seconds": round(tokenizer_seconds, 1),
+        "command": command,
+    }
 
     def save(history: History) -> None:
         best = history.best
-        record.update(best={"step": best.step, "val_loss": best.loss, "val_perplexity": best.perplexity},
-                      steps=history.steps, seconds=round(history.seconds, 1), tokens=history.tokens)
-        checkpoint.save_encoder(checkpoint.Encoder.of(encoder, tok, tok_settings.max_length, tok_settings.kind,
-                                                      record), output)
+        record.update(
+            best={"step": best.step, "val_loss": best.loss, "val_perplexity": best.perplexity},
+            steps=history.steps,
+            seconds=round(history.seconds, 1),
+            tokens=history.tokens,
+        )
+        checkpoint.save_encoder(
+            checkpoint.Encoder.of(encoder, tok, tok_settings.max_length, tok_settings.kind, record), output
+        )
 
     history = fit_lm(lm, train_seqs, val_seqs, config, device, on_step, on_eval, save)
-    record.update(steps=history.steps, seconds=round(history.seconds, 1), tokens=history.tokens,
-                  tokens_per_s=round(history.tokens / history.seconds) if history.seconds else None)
+    record.update(
+        steps=history.steps,
+        seconds=round(history.seconds, 1),
+        tokens=history.tokens,
+        tokens_per_s=round(history.tokens / history.seconds) if history.seconds else None,
+    )
     result = checkpoint.Encoder.of(encoder, tok, tok_settings.max_length, tok_settings.kind, record)
     checkpoint.save_encoder(result, output)
     return result, history
@@ -425,9 +559,14 @@ class PretrainJob:
     command: str = ""
 
 
-def run_train(job: TrainJob, device: torch.device, on_step: Callable[[StepInfo], None] | None = None,
-              on_eval: Callable[[Eval], None] | None = None, on_data: Callable[[str], None] | None = None,
-              dist: Dist | None = None) -> tuple[checkpoint.Bundle, History]:
+def run_train(
+    job: TrainJob,
+    device: torch.device,
+    on_step: Callable[[StepInfo], None] | None = None,
+    on_eval: Callable[[Eval], None] | None = None,
+    on_data: Callable[[str], None] | None = None,
+    dist: Dist | None = None,
+) -> tuple[checkpoint.Bundle, History]:
     """Load the data, train, and write the model directory (after every validation); `on_data` hears one line
     on the data once it is loaded."""
     spec, config = job.data, job.config
@@ -438,27 +577,75 @@ def run_train(job: TrainJob, device: torch.device, on_step: Callable[[StepInfo],
         if config.max_steps is None or spec.limit or len(spec.datasets) != 1:
             raise UsageError("--streaming needs --max-steps and one --dataset, and takes no --resume or --limit")
         names = list(spec.label_names) if spec.label_names else None
-        stream = open_stream(spec.datasets[0], spec.split, spec.text_column, spec.label_column, names,
-                                       job.streaming.tokenizer_sample)
-        val = data_mod.load(spec.datasets[0], spec.val_split, spec.text_column, spec.label_column,
-                            stream.label_names) if spec.val_split else None
+        stream = open_stream(
+            spec.datasets[0], spec.split, spec.text_column, spec.label_column, names, job.streaming.tokenizer_sample
+        )
+        val = (
+            data_mod.load(spec.datasets[0], spec.val_split, spec.text_column, spec.label_column, stream.label_names)
+            if spec.val_split
+            else None
+        )
         say(f"streaming {stream.source}, labels {', '.join(stream.label_names)}")
         s = job.streaming
-        return train_streaming(stream, val, s.val_size, job.tokenizer, job.model.to_dict(), config, job.output,
-                               device, s.tokenizer_sample, s.shuffle_buffer, job.command, on_step, on_eval, tok,
-                               dist, init)
+        return train_streaming(
+            stream,
+            val,
+            s.val_size,
+            job.tokenizer,
+            job.model.to_dict(),
+            config,
+            job.output,
+            device,
+            s.tokenizer_sample,
+            s.shuffle_buffer,
+            job.command,
+            on_step,
+            on_eval,
+            tok,
+            dist,
+            init,
+        )
     train, val = load_training_data(spec, config.seed)
     unlabelled = f", {len(train.unlabelled):,} without a label" if train.unlabelled else ""
-    say(f"{len(train):,} training and {len(val):,} validation texts{unlabelled}, labels "
-        f"{', '.join(train.label_names)}")
-    return train_model(train, val, job.tokenizer, job.model.to_dict(), config, job.output, device, job.command,
-                       on_step, on_eval, tok, spec, dist, init)
+    say(f"{len(train):,} training and {len(val):,} validation texts{unlabelled}, labels {', '.join(train.label_names)}")
+    return train_model(
+        train,
+        val,
+        job.tokenizer,
+        job.model.to_dict(),
+        config,
+        job.output,
+        device,
+        job.command,
+        on_step,
+        on_eval,
+        tok,
+        spec,
+        dist,
+        init,
+    )
 
 
-def run_pretrain(job: PretrainJob, device: torch.device, on_step: Callable[[StepInfo], None] | None = None,
-                 on_eval: Callable[[Eval], None] | None = None) -> tuple[checkpoint.Encoder, History]:
+def run_pretrain(
+    job: PretrainJob,
+    device: torch.device,
+    on_step: Callable[[StepInfo], None] | None = None,
+    on_eval: Callable[[Eval], None] | None = None,
+) -> tuple[checkpoint.Encoder, History]:
     """Pre-train an encoder as `job` says and write its directory."""
     tok = load_tokenizer(job.tokenizer_from) if job.tokenizer_from else None
     settings = {k: v for k, v in job.model.to_dict().items() if k != "pooling"}
-    return pretrain_encoder(list(job.sources), job.tokenizer, settings, job.config, job.output, device,
-                            job.val_size, job.text_column, tok, job.command, on_step, on_eval)
+    return pretrain_encoder(
+        list(job.sources),
+        job.tokenizer,
+        settings,
+        job.config,
+        job.output,
+        device,
+        job.val_size,
+        job.text_column,
+        tok,
+        job.command,
+        on_step,
+        on_eval,
+    )

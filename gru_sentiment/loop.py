@@ -31,8 +31,9 @@ from gru_sentiment.distributed import Dist
 
 
 class BatchSource(Protocol):
-    def batches(self, epoch: int, rng: random.Random, rank: int = 0, world_size: int = 1,
-                skip: int = 0) -> Iterator[Any]:
+    def batches(
+        self, epoch: int, rng: random.Random, rank: int = 0, world_size: int = 1, skip: int = 0
+    ) -> Iterator[Any]:
         """This rank's batches of one epoch, in the order `rng` gives, less the first `skip` (a resumed run has
         done them); each a tuple of tensors. A known-length source plans the whole epoch from `rng` and gives
         rank r every world_size-th batch from r; a stream is sharded already and ignores rank and skip."""
@@ -143,8 +144,9 @@ def adamw(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW
     """AdamW that decays matrices only: not biases, not the embedding (rare words would shrink to nothing)."""
     decay = [p for n, p in model.named_parameters() if p.dim() > 1 and "embedding" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.dim() > 1 and "embedding" not in n)]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr
+    )
 
 
 class Trainer:
@@ -153,12 +155,14 @@ class Trainer:
     `fit` runs it; `bench/train_speed.py` times the very same step.
     """
 
-    def __init__(self, model: nn.Module, loss_fn: Callable, config: LoopConfig, total_steps: int,
-                 net: nn.Module | None = None):
+    def __init__(
+        self, model: nn.Module, loss_fn: Callable, config: LoopConfig, total_steps: int, net: nn.Module | None = None
+    ):
         self.model, self.loss_fn, self.config, self.net = model, loss_fn, config, net or model
         self.optimizer = adamw(model, config.lr, config.weight_decay)
         self.schedule = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: lr_factor(s, total_steps, config.warmup))
+            self.optimizer, lambda s: lr_factor(s, total_steps, config.warmup)
+        )
 
     def step(self, batch) -> tuple[float, int]:
         loss, tokens = self.loss_fn(self.net, batch)
@@ -171,11 +175,21 @@ class Trainer:
         return loss.item(), tokens
 
 
-def fit(model: nn.Module, source: BatchSource, loss_fn: Callable, validate: Callable[[nn.Module], Score],
-        config: LoopConfig, device: torch.device, on_step: Callable[[StepInfo], None] | None = None,
-        on_eval: Callable[[Eval], None] | None = None, on_checkpoint: Callable | None = None,
-        resume: Snapshot | None = None, best_weights: dict | None = None, dist: Dist | None = None,
-        resumable: bool = True) -> History:
+def fit(
+    model: nn.Module,
+    source: BatchSource,
+    loss_fn: Callable,
+    validate: Callable[[nn.Module], Score],
+    config: LoopConfig,
+    device: torch.device,
+    on_step: Callable[[StepInfo], None] | None = None,
+    on_eval: Callable[[Eval], None] | None = None,
+    on_checkpoint: Callable | None = None,
+    resume: Snapshot | None = None,
+    best_weights: dict | None = None,
+    dist: Dist | None = None,
+    resumable: bool = True,
+) -> History:
     """Train `model` on `source` with `loss_fn`; at the end the model holds the best weights seen on validation.
 
     With `resume` (and the best weights so far), continue a run exactly where it stopped. Under torchrun
@@ -193,8 +207,9 @@ def fit(model: nn.Module, source: BatchSource, loss_fn: Callable, validate: Call
     else:
         if per_epoch == 0:
             raise ValueError(f"the training data make fewer batches than the {world} processes")
-        total = per_epoch * config.epochs if config.max_steps is None else min(per_epoch * config.epochs,
-                                                                               config.max_steps)
+        total = (
+            per_epoch * config.epochs if config.max_steps is None else min(per_epoch * config.epochs, config.max_steps)
+        )
     if total == 0:
         raise ValueError("no training batches")
     if config.evals:
@@ -240,8 +255,11 @@ def fit(model: nn.Module, source: BatchSource, loss_fn: Callable, validate: Call
             step += 1
             history.tokens += tokens
             if on_step:
-                on_step(StepInfo(epoch, step, total, loss, tokens / (time.perf_counter() - t0),
-                                 trainer.schedule.get_last_lr()[0]))
+                on_step(
+                    StepInfo(
+                        epoch, step, total, loss, tokens / (time.perf_counter() - t0), trainer.schedule.get_last_lr()[0]
+                    )
+                )
             finished = step >= total
             if step in run_points or index in epoch_points or finished:
                 score = validate(model)
@@ -259,8 +277,15 @@ def fit(model: nn.Module, source: BatchSource, loss_fn: Callable, validate: Call
                 if on_checkpoint:
                     snapshot = None
                     if snapshots:
-                        position = {"epoch": epoch, "index": index, "batches": per_epoch, "step": step,
-                                    "finished": finished, "rng_epoch_start": epoch_rng, "rng_now": _rng_state(rng)}
+                        position = {
+                            "epoch": epoch,
+                            "index": index,
+                            "batches": per_epoch,
+                            "step": step,
+                            "finished": finished,
+                            "rng_epoch_start": epoch_rng,
+                            "rng_now": _rng_state(rng),
+                        }
                         snapshot = _snapshot(model, trainer, history, position, bad_evals)
                     on_checkpoint(best_state, snapshot, history)
                 if on_eval:
@@ -286,24 +311,31 @@ def _snapshot(model, trainer: Trainer, history: History, position: dict, bad_eva
         for name, value in state.items():
             tensors[f"optimizer.{index}.{name}"] = torch.as_tensor(value).detach().cpu().clone()
     tensors["torch_rng"] = torch.get_rng_state()
-    meta = {**position, "bad_evals": bad_evals, "param_groups": opt["param_groups"],
-            "schedule": {k: v for k, v in trainer.schedule.state_dict().items() if k != "lr_lambdas"},
-            "history": {"evals": [asdict(e) for e in history.evals], "steps": history.steps,
-                        "tokens": history.tokens, "seconds": history.seconds}}
+    meta = {
+        **position,
+        "bad_evals": bad_evals,
+        "param_groups": opt["param_groups"],
+        "schedule": {k: v for k, v in trainer.schedule.state_dict().items() if k != "lr_lambdas"},
+        "history": {
+            "evals": [asdict(e) for e in history.evals],
+            "steps": history.steps,
+            "tokens": history.tokens,
+            "seconds": history.seconds,
+        },
+    }
     return Snapshot(tensors, meta)
 
 
 def _restore(snapshot: Snapshot, model, trainer: Trainer, history: History, device) -> None:
     t, meta = snapshot.tensors, snapshot.meta
-    model.load_state_dict({k[len("model."):]: v for k, v in t.items() if k.startswith("model.")})
+    model.load_state_dict({k[len("model.") :]: v for k, v in t.items() if k.startswith("model.")})
     state: dict[int, dict] = {}
     for key, value in t.items():
         if key.startswith("optimizer."):
             _, index, name = key.split(".", 2)
             state.setdefault(int(index), {})[name] = value.to(device) if name != "step" else value
     trainer.optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-    trainer.schedule.load_state_dict({**meta["schedule"],
-                                      "lr_lambdas": [None] * len(trainer.optimizer.param_groups)})
+    trainer.schedule.load_state_dict({**meta["schedule"], "lr_lambdas": [None] * len(trainer.optimizer.param_groups)})
     torch.set_rng_state(t["torch_rng"])
     history.evals = [Eval(**e) for e in meta["history"]["evals"]]
     history.steps, history.tokens = meta["history"]["steps"], meta["history"]["tokens"]

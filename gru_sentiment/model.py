@@ -62,7 +62,7 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
+    def from_dict(cls, data: dict) -> ModelConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -88,8 +88,9 @@ def valid_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     return torch.arange(max_len, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
 
 
-def pool(states: torch.Tensor | list[torch.Tensor], lengths: torch.Tensor, pooling: str,
-         directions: int) -> torch.Tensor:
+def pool(
+    states: torch.Tensor | list[torch.Tensor], lengths: torch.Tensor, pooling: str, directions: int
+) -> torch.Tensor:
     """Pool GRU states over the valid positions of each sequence into (B, features).
 
     `states` is (B, T, directions * H), or a list of one (B, T, H) tensor per direction: then nothing of size
@@ -136,8 +137,9 @@ class GRUClassifier(nn.Module):
             return torch.cat([outputs[0], reverse_within_length(outputs[1], lengths)], dim=-1)
         return outputs[0]
 
-    def encode_directions(self, ids: torch.Tensor, lengths: torch.Tensor,
-                          delta: torch.Tensor | None = None) -> list[torch.Tensor]:
+    def encode_directions(
+        self, ids: torch.Tensor, lengths: torch.Tensor, delta: torch.Tensor | None = None
+    ) -> list[torch.Tensor]:
         """States of the last layer, one (B, T, hidden) tensor per direction, each in the order it was read: the
         backward one has every sequence reversed within its length (padding in place). Pooling over positions
         (mean, max) needs no reordering, so training skips one gather and the concatenation.

@@ -36,9 +36,27 @@ class Pooling(str, Enum):
     last = "last"
 
 
-ModelOpt = Annotated[Optional[Path], typer.Option("--model", "-m", help="Model directory. Default: $GRU_SENTIMENT_MODEL, else the model shipped in models/.", show_default=False)]
-DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="Data set: imdb, sst2, rotten_tomatoes, yelp_polarity, amazon_polarity, a hub id, or a local folder/file (parquet, csv, jsonl, aclImdb layout).")]
-TextColOpt = Annotated[Optional[str], typer.Option(help="Text column (default: guessed: text, sentence, review, content).")]
+ModelOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--model",
+        "-m",
+        help="Model directory. Default: $GRU_SENTIMENT_MODEL, else the model shipped in models/.",
+        show_default=False,
+    ),
+]
+DatasetOpt = Annotated[
+    str,
+    typer.Option(
+        "--dataset",
+        "-d",
+        help="Data set: imdb, sst2, rotten_tomatoes, yelp_polarity, amazon_polarity, a hub id, or a local "
+        "folder/file (parquet, csv, jsonl, aclImdb layout).",
+    ),
+]
+TextColOpt = Annotated[
+    Optional[str], typer.Option(help="Text column (default: guessed: text, sentence, review, content).")
+]
 LabelColOpt = Annotated[Optional[str], typer.Option(help="Label column (default: guessed: label, labels, sentiment).")]
 DeviceOpt = Annotated[Device, typer.Option(help="Where to compute; auto picks CUDA when present.")]
 ThreadsOpt = Annotated[Optional[int], typer.Option(min=1, help="CPU threads (default: all cores).", show_default=False)]
@@ -54,8 +72,6 @@ DropoutOpt = Annotated[float, typer.Option(min=0.0, max=0.95)]
 MaxStepsOpt = Annotated[Optional[int], typer.Option(min=1, help="Stop after this many optimiser steps.")]
 LrOpt = Annotated[float, typer.Option(min=0.0, help="Peak learning rate (AdamW, warm-up then linear decay).")]
 ClipOpt = Annotated[float, typer.Option(min=0.0, help="Gradient norm clip (0: off).")]
-
-
 
 
 class DecodeErrors(str, Enum):

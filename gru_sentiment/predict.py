@@ -21,8 +21,9 @@ class Prediction:
     gates: gates.TextGates | None = None
 
 
-def predict(bundle: Bundle, texts: list[str], batch_size: int = 64, with_gates: bool = False,
-            device: str | torch.device = "cpu") -> list[Prediction]:
+def predict(
+    bundle: Bundle, texts: list[str], batch_size: int = 64, with_gates: bool = False, device: str | torch.device = "cpu"
+) -> list[Prediction]:
     """Label and class probabilities of each text, in input order."""
     if not texts:
         return []
@@ -31,20 +32,26 @@ def predict(bundle: Bundle, texts: list[str], batch_size: int = 64, with_gates: 
     if with_gates:
         probs = [None] * len(texts)
         traces: list[gates.TextGates | None] = [None] * len(texts)
-        for batch, ids, lengths in batching.length_sorted([e.ids for e in encoded], batch_size, device,
-                                                          model.config.pad_id):
+        for batch, ids, lengths in batching.length_sorted(
+            [e.ids for e in encoded], batch_size, device, model.config.pad_id
+        ):
             result = gates.trace(model, ids, lengths)
             batch_probs = torch.softmax(result.logits.float(), -1).cpu()
             for row, i in enumerate(batch):
                 n = int(lengths[row])
-                layers = [gates.LayerTrace(t.layer, t.direction, t.values.map(lambda v: v[row, :n].float().cpu()))
-                          for t in result.layers]
+                layers = [
+                    gates.LayerTrace(
+                        t.layer, t.direction, t.values.map(lambda v, row=row, n=n: v[row, :n].float().cpu())
+                    )
+                    for t in result.layers
+                ]
                 traces[i] = gates.TextGates(encoded[i].tokens, encoded[i].offsets, layers)
                 probs[i] = batch_probs[row]
         probs = torch.stack(probs)
     else:
-        logits = batching.logits_for(model, [e.ids for e in encoded], batch_size, torch.device(device),
-                                     model.config.pad_id)
+        logits = batching.logits_for(
+            model, [e.ids for e in encoded], batch_size, torch.device(device), model.config.pad_id
+        )
         probs, traces = torch.softmax(logits, -1), [None] * len(texts)
     out = []
     for text, enc, p, trace in zip(texts, encoded, probs.tolist(), traces):
@@ -53,8 +60,14 @@ def predict(bundle: Bundle, texts: list[str], batch_size: int = 64, with_gates: 
     return out
 
 
-def predict_stream(bundle: Bundle, texts: Iterable[str], chunk_size: int = 2048, batch_size: int = 64,
-                   with_gates: bool = False, device: str | torch.device = "cpu") -> Iterator[Prediction]:
+def predict_stream(
+    bundle: Bundle,
+    texts: Iterable[str],
+    chunk_size: int = 2048,
+    batch_size: int = 64,
+    with_gates: bool = False,
+    device: str | torch.device = "cpu",
+) -> Iterator[Prediction]:
     """Predictions for a stream of texts, chunk by chunk, in input order: memory stays flat for any input size."""
     chunk: list[str] = []
     for text in texts:

@@ -44,15 +44,24 @@ class PretrainConfig:
 
     def loop(self) -> LoopConfig:
         """No early stopping: a language model trains for its whole budget, validated `evals` times."""
-        return LoopConfig(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, warmup=self.warmup,
-                          clip=self.clip, max_steps=self.max_steps, patience=None, evals=self.evals, seed=self.seed)
+        return LoopConfig(
+            epochs=self.epochs,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            warmup=self.warmup,
+            clip=self.clip,
+            max_steps=self.max_steps,
+            patience=None,
+            evals=self.evals,
+            seed=self.seed,
+        )
 
 
 def frequency_rank(seqs: Sequence[Sequence[int]], vocab_size: int, chunk: int = 10000) -> torch.Tensor:
     """rank[id]: the token's position when the vocabulary is sorted by frequency in `seqs` (ties by id)."""
     counts = torch.zeros(vocab_size, dtype=torch.long)
     for start in range(0, len(seqs), chunk):
-        ids = [torch.as_tensor(s, dtype=torch.long) for s in seqs[start:start + chunk] if len(s)]
+        ids = [torch.as_tensor(s, dtype=torch.long) for s in seqs[start : start + chunk] if len(s)]
         if ids:
             counts += torch.bincount(torch.cat(ids), minlength=vocab_size)
     order = torch.sort(-counts, stable=True).indices
@@ -78,7 +87,7 @@ class LanguageModel(nn.Module):
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, int]:
         """Summed negative log-likelihood of every predicted token, both directions, and how many there were."""
         outputs = self.encoder.encode_directions(ids, lengths)
-        streams = [ids, reverse_within_length(ids, lengths)][:len(outputs)]  # as each direction read them
+        streams = [ids, reverse_within_length(ids, lengths)][: len(outputs)]  # as each direction read them
         follows = valid_mask(lengths, ids.shape[1])[:, 1:]  # positions that have a next token
         total, count = ids.new_zeros((), dtype=torch.float), 0
         for states, tokens in zip(outputs, streams):
@@ -109,10 +118,16 @@ def lm_loss(net: nn.Module, batch) -> tuple[torch.Tensor, int]:
     return total / count, count
 
 
-def fit_lm(lm: LanguageModel, seqs: Sequence[Sequence[int]], val: Sequence[Sequence[int]], config: PretrainConfig,
-           device: torch.device, on_step: Callable[[StepInfo], None] | None = None,
-           on_eval: Callable[[Eval], None] | None = None,
-           on_save: Callable[[History], None] | None = None) -> History:
+def fit_lm(
+    lm: LanguageModel,
+    seqs: Sequence[Sequence[int]],
+    val: Sequence[Sequence[int]],
+    config: PretrainConfig,
+    device: torch.device,
+    on_step: Callable[[StepInfo], None] | None = None,
+    on_eval: Callable[[Eval], None] | None = None,
+    on_save: Callable[[History], None] | None = None,
+) -> History:
     """Train the language model with the one training loop; validate `config.evals` times, evenly spread, and
     call `on_save` when validation loss improved (the caller writes the encoder then). At the end the encoder
     holds the best weights seen on validation. Validations report `loss` (nats per token) and `perplexity`."""

@@ -44,8 +44,9 @@ def predictions(preds: list, labels: list[str], max_text: int = 160) -> Table:
         table.add_column(f"p({name})", justify="right", no_wrap=True, min_width=len(name) + 3)
     for p in preds:
         text = p.text if len(p.text) <= max_text else p.text[: max_text - 1] + "…"
-        table.add_row(text.replace("\n", " "), f"[bold]{p.label}[/bold]",
-                      *(f"{p.probabilities[name]:.4f}" for name in labels))
+        table.add_row(
+            text.replace("\n", " "), f"[bold]{p.label}[/bold]", *(f"{p.probabilities[name]:.4f}" for name in labels)
+        )
     return table
 
 

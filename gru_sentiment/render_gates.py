@@ -103,14 +103,24 @@ def _shown(text: str, text_gates, index: int) -> str:
 
 
 def saturation_table(summary: dict) -> Table:
-    table = Table(title=f"gate saturation over {summary['texts']:,} texts: share of steps a unit spends left- "
-                        f"(< {summary['low']}) or right-saturated (> {summary['high']}), averaged over "
-                        f"{summary['hidden_size']} units; units that are so more than half the time",
-                  title_justify="left")
+    table = Table(
+        title=f"gate saturation over {summary['texts']:,} texts: share of steps a unit spends left- "
+        f"(< {summary['low']}) or right-saturated (> {summary['high']}), averaged over "
+        f"{summary['hidden_size']} units; units that are so more than half the time",
+        title_justify="left",
+    )
     for col in ("layer", "dir", "gate", "mean", "left", "right", "units L", "units R", "steps"):
         table.add_column(col, justify="left" if col in ("dir", "gate") else "right")
     for row in summary["gates"]:
-        table.add_row(str(row["layer"]), SHORT[row["direction"]], row["gate"], f"{row['mean']:.3f}",
-                      f"{row['left_saturated']:.1%}", f"{row['right_saturated']:.1%}",
-                      str(row["units_mostly_left"]), str(row["units_mostly_right"]), f"{row['steps']:,}")
+        table.add_row(
+            str(row["layer"]),
+            SHORT[row["direction"]],
+            row["gate"],
+            f"{row['mean']:.3f}",
+            f"{row['left_saturated']:.1%}",
+            f"{row['right_saturated']:.1%}",
+            str(row["units_mostly_left"]),
+            str(row["units_mostly_right"]),
+            f"{row['steps']:,}",
+        )
     return table

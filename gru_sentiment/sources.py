@@ -32,12 +32,14 @@ def mix_counts(sizes: Sequence[int], rule: str | None) -> list[int]:
     try:
         values = [float(p) for p in parts]
     except ValueError:
-        raise ValueError(f"--mix takes 'natural', an exponent in (0, 1] or one weight per data set, not {rule!r}")
+        raise ValueError(
+            f"--mix takes 'natural', an exponent in (0, 1] or one weight per data set, not {rule!r}"
+        ) from None
     if len(parts) == 1:
         alpha = values[0]
         if not 0.0 < alpha <= 1.0:
             raise ValueError(f"a --mix exponent must be in (0, 1], not {alpha}")
-        weights = [n ** alpha for n in sizes]
+        weights = [n**alpha for n in sizes]
         total = sum(sizes)
         return [max(1, round(total * w / sum(weights))) for w in weights]
     if len(values) != len(sizes):
@@ -50,8 +52,15 @@ def mix_counts(sizes: Sequence[int], rule: str | None) -> list[int]:
 class InMemoryBatches:
     """Length-bucketed, shuffled batches of encoded texts; every epoch planned from the loop's `rng`."""
 
-    def __init__(self, seqs: Sequence[Sequence[int]], labels: Sequence[int] | None, batch_size: int,
-                 pad_id: int = 0, groups: Sequence[int] | None = None, counts: Sequence[int] | None = None):
+    def __init__(
+        self,
+        seqs: Sequence[Sequence[int]],
+        labels: Sequence[int] | None,
+        batch_size: int,
+        pad_id: int = 0,
+        groups: Sequence[int] | None = None,
+        counts: Sequence[int] | None = None,
+    ):
         self.seqs, self.labels, self.batch_size, self.pad_id = seqs, labels, batch_size, pad_id
         self.lengths = [len(s) for s in seqs]
         self.members: list[list[int]] | None = None
@@ -77,11 +86,12 @@ class InMemoryBatches:
             chosen += members * whole + rng.sample(members, rest)
         return chosen
 
-    def batches(self, epoch: int, rng: random.Random, rank: int = 0, world_size: int = 1,
-                skip: int = 0) -> Iterator[tuple[torch.Tensor, ...]]:
+    def batches(
+        self, epoch: int, rng: random.Random, rank: int = 0, world_size: int = 1, skip: int = 0
+    ) -> Iterator[tuple[torch.Tensor, ...]]:
         indices = self._epoch_indices(rng)
         plan = batching.bucketed([self.lengths[i] for i in indices], self.batch_size, rng)
-        mine = plan[rank:self.steps_per_epoch(world_size) * world_size:world_size][skip:]
+        mine = plan[rank : self.steps_per_epoch(world_size) * world_size : world_size][skip:]
         for batch in mine:
             rows = [indices[i] for i in batch]
             ids, lengths = batching.pad([self.seqs[i] for i in rows], self.pad_id)

@@ -12,7 +12,18 @@ import torch
 from tokenizers import Tokenizer
 
 from gru_sentiment import batching, tokenizer
-from gru_sentiment.data import FORMATS, KNOWN, LABEL_COLUMNS, TEXT_COLUMNS, TextData, _datasets, _index_labels, _looks_like_path, _offline_unless_hub_reachable, _pick
+from gru_sentiment.data import (
+    FORMATS,
+    KNOWN,
+    LABEL_COLUMNS,
+    TEXT_COLUMNS,
+    TextData,
+    _datasets,
+    _index_labels,
+    _looks_like_path,
+    _offline_unless_hub_reachable,
+    _pick,
+)
 from gru_sentiment.errors import DataError
 
 
@@ -24,16 +35,24 @@ class BatchStream:
     the chunk; nothing more than one chunk is ever held.
     """
 
-    def __init__(self, open_epoch: Callable[[int], Iterable[tuple[str, int]]], tok: Tokenizer,
-                 max_length: int | None, batch_size: int, pad_id: int = 0, pool: int = 50):
+    def __init__(
+        self,
+        open_epoch: Callable[[int], Iterable[tuple[str, int]]],
+        tok: Tokenizer,
+        max_length: int | None,
+        batch_size: int,
+        pad_id: int = 0,
+        pool: int = 50,
+    ):
         self.open_epoch, self.tok, self.max_length = open_epoch, tok, max_length
         self.batch_size, self.pad_id, self.pool = batch_size, pad_id, pool
 
     def steps_per_epoch(self, world_size: int = 1) -> None:
         return None  # a stream's length is unknown: the run's length is max_steps
 
-    def batches(self, epoch: int, rng: random.Random, rank: int = 0, world_size: int = 1,
-                skip: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def batches(
+        self, epoch: int, rng: random.Random, rank: int = 0, world_size: int = 1, skip: int = 0
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """One pass over the stream (already this rank's shard); streamed runs do not resume, so `skip` is 0."""
         chunk: list[tuple[str, int]] = []
         for pair in self.open_epoch(epoch):
@@ -47,8 +66,9 @@ class BatchStream:
     def _chunk_batches(self, chunk, rng):
         ids = tokenizer.encode_ids(self.tok, [text for text, _ in chunk], self.max_length)
         labels = [label for _, label in chunk]
-        yield from batching.iterate(ids, labels, batching.bucketed([len(i) for i in ids], self.batch_size, rng,
-                                                                   self.pool), self.pad_id)
+        yield from batching.iterate(
+            ids, labels, batching.bucketed([len(i) for i in ids], self.batch_size, rng, self.pool), self.pad_id
+        )
 
 
 @dataclass
@@ -63,14 +83,15 @@ class TextStream:
         for row in self.dataset:
             yield row["text"], row["label"]
 
-    def split_off(self, n: int) -> tuple[TextData, "TextStream"]:
+    def split_off(self, n: int) -> tuple[TextData, TextStream]:
         """The first n rows in memory (a validation set), and the stream of the rows after them."""
         head = list(self.dataset.take(n))
-        held = TextData([r["text"] for r in head], [r["label"] for r in head], self.label_names,
-                        f"{self.source} (first {n} rows)")
+        held = TextData(
+            [r["text"] for r in head], [r["label"] for r in head], self.label_names, f"{self.source} (first {n} rows)"
+        )
         return held, TextStream(self.dataset.skip(n), self.label_names, self.source)
 
-    def shuffled(self, seed: int, buffer_size: int, rank: int = 0, world_size: int = 1) -> "TextStream":
+    def shuffled(self, seed: int, buffer_size: int, rank: int = 0, world_size: int = 1) -> TextStream:
         """Shuffled through a buffer of `buffer_size` rows (reshuffled each epoch), and this rank's shard."""
         ds = self.dataset.shuffle(seed=seed, buffer_size=buffer_size)
         if world_size > 1:
@@ -86,8 +107,14 @@ class TextStream:
         return self.pairs()
 
 
-def open_stream(spec: str, split: str, text_column: str | None = None, label_column: str | None = None,
-                label_names: list[str] | None = None, sample: int = 10000) -> TextStream:
+def open_stream(
+    spec: str,
+    split: str,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    label_names: list[str] | None = None,
+    sample: int = 10000,
+) -> TextStream:
     """Open one split as a stream. Label names come from a ClassLabel, `label_names`, or the first `sample` rows."""
     datasets = _datasets()
     path = Path(spec).expanduser()
@@ -96,12 +123,19 @@ def open_stream(spec: str, split: str, text_column: str | None = None, label_col
         if path.is_dir() and (path / split / "pos").is_dir():
             raise DataError(f"{spec}: aclImdb folders are read into memory; train without --streaming")
         if path.exists():
-            files = [path] if path.is_file() else sorted(p for p in path.iterdir()
-                                                        if p.stem == split and p.suffix.lower() in FORMATS)
+            files = (
+                [path]
+                if path.is_file()
+                else sorted(p for p in path.iterdir() if p.stem == split and p.suffix.lower() in FORMATS)
+            )
             if not files or FORMATS.get(files[0].suffix.lower()) is None:
                 raise DataError(f"no split '{split}' to stream in {spec}")
-            ds = datasets.load_dataset(FORMATS[files[0].suffix.lower()], data_files={"data": [str(f) for f in files]},
-                                       split="data", streaming=True)
+            ds = datasets.load_dataset(
+                FORMATS[files[0].suffix.lower()],
+                data_files={"data": [str(f) for f in files]},
+                split="data",
+                streaming=True,
+            )
         elif _looks_like_path(spec):
             raise DataError(f"data set path not found: {spec}")
         else:
@@ -111,7 +145,9 @@ def open_stream(spec: str, split: str, text_column: str | None = None, label_col
     except DataError:
         raise
     except Exception as exc:
-        raise DataError(f"could not stream '{spec}' ({split}): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+        raise DataError(
+            f"could not stream '{spec}' ({split}): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from exc
     if first is None:
         raise DataError(f"{spec}:{split}: no rows")
     columns = list(first)

@@ -39,8 +39,9 @@ def _decoded_lines(handle, name: str, errors: str) -> Iterator[str]:
             if errors == "skip":
                 continue
             if errors == "fail":
-                raise UserError(f"{name}:{number}: not valid UTF-8 at byte {exc.start} "
-                                "(use --errors replace or --errors skip)") from exc
+                raise UserError(
+                    f"{name}:{number}: not valid UTF-8 at byte {exc.start} (use --errors replace or --errors skip)"
+                ) from exc
             line = raw.decode("utf-8", errors="replace")
         yield line.rstrip("\r\n").replace("\x00", " ")
 

@@ -118,17 +118,23 @@ class _Encoder:
         return {"ids": [e.ids for e in encode_batch(self.tok, batch[self.column], self.max_length)]}
 
 
-def encode_data(data, tok, max_length: int | None, num_proc: int | None = None,
-           min_rows: int = 10000) -> list[list[int]]:
-    """Token ids of every text of a `data.TextData`. Large tables go through `datasets.map(batched=True, num_proc=...)`, whose cache
+def encode_data(
+    data, tok, max_length: int | None, num_proc: int | None = None, min_rows: int = 10000
+) -> list[list[int]]:
+    """Token ids of every text of a `data.TextData`. Large tables go through
+    `datasets.map(batched=True, num_proc=...)`, whose cache
     makes a second run on the same data and tokenizer instant; anything else through the tokenizer directly."""
     if data.table is None or len(data.table) < min_rows:
         return encode_ids(tok, data.texts, max_length)
     from gru_sentiment.data import _datasets
 
     _datasets()
-    mapped = data.table.map(_Encoder(tok, max_length, data.text_column), batched=True, batch_size=1000,
-                            num_proc=num_proc or min(os.cpu_count() or 1, 8),
-                            remove_columns=data.table.column_names)
+    mapped = data.table.map(
+        _Encoder(tok, max_length, data.text_column),
+        batched=True,
+        batch_size=1000,
+        num_proc=num_proc or min(os.cpu_count() or 1, 8),
+        remove_columns=data.table.column_names,
+    )
     ids = mapped.data.column("ids").to_pylist()
     return ids if data.rows is None else [ids[i] for i in data.rows]

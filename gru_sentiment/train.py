@@ -40,13 +40,21 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
+    def from_dict(cls, data: dict) -> TrainConfig:
         return cls(**data)
 
     def loop(self) -> LoopConfig:
-        return LoopConfig(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, warmup=self.warmup,
-                          clip=self.clip, max_steps=self.max_steps, patience=self.patience,
-                          evals_per_epoch=self.evals_per_epoch, seed=self.seed)
+        return LoopConfig(
+            epochs=self.epochs,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            warmup=self.warmup,
+            clip=self.clip,
+            max_steps=self.max_steps,
+            patience=self.patience,
+            evals_per_epoch=self.evals_per_epoch,
+            seed=self.seed,
+        )
 
     @property
     def adversarial(self) -> objectives.Adversarial:
@@ -60,9 +68,17 @@ def loss_function(model: nn.Module, config: TrainConfig, unlabelled=None) -> Cal
     return objectives.AdversarialLoss(config.adversarial, model.embedding, unlabelled)
 
 
-def evaluate(model: nn.Module, seqs: Sequence[Sequence[int]], labels: Sequence[int], label_names: list[str],
-             batch_size: int, device: torch.device, dist: Dist | None = None,
-             groups: Sequence[int] | None = None, n_groups: int = 0) -> tuple[dict, float, list[dict]]:
+def evaluate(
+    model: nn.Module,
+    seqs: Sequence[Sequence[int]],
+    labels: Sequence[int],
+    label_names: list[str],
+    batch_size: int,
+    device: torch.device,
+    dist: Dist | None = None,
+    groups: Sequence[int] | None = None,
+    n_groups: int = 0,
+) -> tuple[dict, float, list[dict]]:
     """Metrics report, mean cross-entropy and one report per group (`groups[i]` in [0, n_groups)) of `model` on
     encoded sequences.
 
@@ -71,8 +87,8 @@ def evaluate(model: nn.Module, seqs: Sequence[Sequence[int]], labels: Sequence[i
     """
     groups = list(groups) if groups is not None else [0] * len(seqs)
     if dist is not None:
-        seqs, labels = seqs[dist.rank::dist.world_size], labels[dist.rank::dist.world_size]
-        groups = groups[dist.rank::dist.world_size]
+        seqs, labels = seqs[dist.rank :: dist.world_size], labels[dist.rank :: dist.world_size]
+        groups = groups[dist.rank :: dist.world_size]
     was_training = model.training
     model.eval()
     logits = batching.logits_for(model, seqs, batch_size, device)
@@ -82,28 +98,44 @@ def evaluate(model: nn.Module, seqs: Sequence[Sequence[int]], labels: Sequence[i
     counts = torch.zeros(k * k * (1 + n_groups) + 2, dtype=torch.float64)
     if len(target):
         cell = target * k + logits.argmax(-1)
-        counts[:k * k] = torch.bincount(cell, minlength=k * k).double()
+        counts[: k * k] = torch.bincount(cell, minlength=k * k).double()
         if n_groups:
             per_group = torch.tensor(groups, dtype=torch.long) * k * k + cell
-            counts[k * k:k * k * (1 + n_groups)] = torch.bincount(per_group, minlength=k * k * n_groups).double()
+            counts[k * k : k * k * (1 + n_groups)] = torch.bincount(per_group, minlength=k * k * n_groups).double()
         counts[-2] = nn.functional.cross_entropy(logits, target, reduction="sum").double()
     counts[-1] = len(target)
     if dist is not None:
         distributed.all_sum(counts)
-    matrices = counts[:k * k * (1 + n_groups)].long().view(1 + n_groups, k, k).tolist()
+    matrices = counts[: k * k * (1 + n_groups)].long().view(1 + n_groups, k, k).tolist()
     reports = [report_from_confusion(m, label_names) for m in matrices]
     return reports[0], float(counts[-2] / counts[-1].clamp(min=1)), reports[1:]
 
 
-def validator(seqs: Sequence[Sequence[int]], labels: Sequence[int], label_names: list[str], batch_size: int,
-              device: torch.device, dist: Dist | None = None, groups: Sequence[int] | None = None,
-              group_names: Sequence[str] = ()) -> Callable[[nn.Module], Score]:
+def validator(
+    seqs: Sequence[Sequence[int]],
+    labels: Sequence[int],
+    label_names: list[str],
+    batch_size: int,
+    device: torch.device,
+    dist: Dist | None = None,
+    groups: Sequence[int] | None = None,
+    group_names: Sequence[str] = (),
+) -> Callable[[nn.Module], Score]:
     """The validation score of a classifier: accuracy, or the mean accuracy over `group_names` when several."""
     several = groups is not None and len(group_names) > 1
 
     def validate(model: nn.Module) -> Score:
-        metrics, loss, by_group = evaluate(model, seqs, labels, label_names, batch_size, device, dist,
-                                           groups if several else None, len(group_names) if several else 0)
+        metrics, loss, by_group = evaluate(
+            model,
+            seqs,
+            labels,
+            label_names,
+            batch_size,
+            device,
+            dist,
+            groups if several else None,
+            len(group_names) if several else 0,
+        )
         result = {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "loss": loss}
         value = metrics["accuracy"]
         if several:

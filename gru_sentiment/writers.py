@@ -21,8 +21,9 @@ def gate_views(preds, layer, direction, words):
         yield pred
 
 
-def emit(preds, format: PredictFormat, labels: list[str], gates: str | None, unit, top_units, html,
-          max_length: int | None) -> None:
+def emit(
+    preds, format: PredictFormat, labels: list[str], gates: str | None, unit, top_units, html, max_length: int | None
+) -> None:
     kept = [] if html is not None else None
     count = 0
     items = []  # json: records; table without gates: predictions for one table at the end
@@ -49,8 +50,14 @@ def emit(preds, format: PredictFormat, labels: list[str], gates: str | None, uni
             if gates:
                 writer.writerows(explain.csv_rows(index, pred.gates))
             else:
-                writer.writerow({"text_index": index, "text": pred.text, "label": pred.label,
-                                 **{f"p_{n}": round(p, 6) for n, p in pred.probabilities.items()}})
+                writer.writerow(
+                    {
+                        "text_index": index,
+                        "text": pred.text,
+                        "label": pred.label,
+                        **{f"p_{n}": round(p, 6) for n, p in pred.probabilities.items()},
+                    }
+                )
         elif gates:
             print_prediction(pred, labels, unit, top_units)
         else:
@@ -58,8 +65,12 @@ def emit(preds, format: PredictFormat, labels: list[str], gates: str | None, uni
     if count == 0:
         raise UserError("no texts to predict: the input was empty")
     if truncated:
-        Console(stderr=True).print(f"note: {truncated} of {count} texts were longer than {max_length} tokens; "
-                                   f"the model read only their first {max_length}", highlight=False, soft_wrap=True)
+        Console(stderr=True).print(
+            f"note: {truncated} of {count} texts were longer than {max_length} tokens; "
+            f"the model read only their first {max_length}",
+            highlight=False,
+            soft_wrap=True,
+        )
     if format is PredictFormat.json:
         import json
 
@@ -79,8 +90,14 @@ def print_prediction(pred, labels, unit, top_units) -> None:
 
     console = Console()
     console.print(render.predictions([pred], labels))
-    units = {(t.layer, t.direction): explain.top_units(t.values, top_units) if top_units else unit
-             for t in pred.gates.layers} if (unit or top_units) else None
+    units = (
+        {
+            (t.layer, t.direction): explain.top_units(t.values, top_units) if top_units else unit
+            for t in pred.gates.layers
+        }
+        if (unit or top_units)
+        else None
+    )
     if console.color_system is None:  # piped or NO_COLOR: colours would be lost, print the numbers
         console.print(gate_table(pred.text, pred.gates, units))
     else:

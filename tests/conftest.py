@@ -25,11 +25,15 @@ def tiny_model(tmp_path_factory):
     texts, labels = reviews(400, seed=1)
     val_texts, val_labels = reviews(80, seed=2)
     out = tmp_path_factory.mktemp("models") / "tiny"
-    train_model(TextData(texts, labels, ["neg", "pos"], "corpus:train"),
-                TextData(val_texts, val_labels, ["neg", "pos"], "corpus:val"),
-                TokenizerSettings("wordpiece", 200, 64),
-                dict(embed_dim=16, hidden_size=12, num_layers=1, bidirectional=True, dropout=0.1),
-                TrainConfig(epochs=4, batch_size=16, lr=1e-2, patience=4), str(out), torch.device("cpu"))
+    train_model(
+        TextData(texts, labels, ["neg", "pos"], "corpus:train"),
+        TextData(val_texts, val_labels, ["neg", "pos"], "corpus:val"),
+        TokenizerSettings("wordpiece", 200, 64),
+        dict(embed_dim=16, hidden_size=12, num_layers=1, bidirectional=True, dropout=0.1),
+        TrainConfig(epochs=4, batch_size=16, lr=1e-2, patience=4),
+        str(out),
+        torch.device("cpu"),
+    )
     return out
 
 

@@ -10,8 +10,13 @@ import sys
 POSITIVE = ["wonderful", "great", "moving", "brilliant", "delightful", "superb", "charming", "excellent"]
 NEGATIVE = ["awful", "boring", "terrible", "dull", "tedious", "horrible", "clumsy", "dreadful"]
 NEUTRAL = ["film", "book", "story", "plot", "acting", "ending", "cast", "script"]
-FRAMES = ["the {n} was {a} .", "a {a} {n} , really {a} .", "i found the {n} {a} and the {m} {a} .",
-          "honestly the {n} felt {a} from start to end .", "{a} ! what a {a} {n} ."]
+FRAMES = [
+    "the {n} was {a} .",
+    "a {a} {n} , really {a} .",
+    "i found the {n} {a} and the {m} {a} .",
+    "honestly the {n} felt {a} from start to end .",
+    "{a} ! what a {a} {n} .",
+]
 
 
 def reviews(n: int, seed: int = 0, classes: int = 2) -> tuple[list[str], list[int]]:
@@ -46,5 +51,10 @@ def write_splits(folder, fmt, texts, labels, column="text", label_column="label"
 def train(*args, nproc=1):
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc)]
     command = (launcher if nproc > 1 else [sys.executable]) + ["-m", "gru_sentiment", "train", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
+    )

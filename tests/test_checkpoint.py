@@ -52,12 +52,18 @@ def broken_copy(tiny_model, tmp_path):
     return target
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda d: (d / "model.safetensors").unlink(), "missing model.safetensors"),
-    (lambda d: (d / "config.json").write_text("{not json"), "not valid JSON"),
-    (lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:100]), "corrupted or truncated"),
-    (lambda d: (d / "tokenizer.json").write_text("[]"), "not a valid tokenizer"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda d: (d / "model.safetensors").unlink(), "missing model.safetensors"),
+        (lambda d: (d / "config.json").write_text("{not json"), "not valid JSON"),
+        (
+            lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:100]),
+            "corrupted or truncated",
+        ),
+        (lambda d: (d / "tokenizer.json").write_text("[]"), "not a valid tokenizer"),
+    ],
+)
 def test_damaged_model_directories_give_clear_errors(tiny_model, tmp_path, damage, message):
     target = broken_copy(tiny_model, tmp_path)
     damage(target)
@@ -135,15 +141,19 @@ def test_written_files_get_the_modes_the_umask_gives(tiny_model, tmp_path, mask)
     assert mode(page) == 0o666 & ~mask
 
 
-@pytest.mark.parametrize("setting, value, message", [
-    ("hidden_size", 2_000_000, "is \\[2, 48\\] in the weights"),  # 48 TB: refused from the header alone
-    ("embed_dim", 17, "does not match config.json"),
-    ("hidden_size", "12", "hidden_size must be an integer"),
-    ("dropout", "lots", "dropout must be a number"),
-    ("pad_id", -3, "pad_id must be a token id"),
-])
-def test_a_config_that_contradicts_the_weights_is_refused_before_allocating(tiny_model, tmp_path, setting, value,
-                                                                             message):
+@pytest.mark.parametrize(
+    "setting, value, message",
+    [
+        ("hidden_size", 2_000_000, "is \\[2, 48\\] in the weights"),  # 48 TB: refused from the header alone
+        ("embed_dim", 17, "does not match config.json"),
+        ("hidden_size", "12", "hidden_size must be an integer"),
+        ("dropout", "lots", "dropout must be a number"),
+        ("pad_id", -3, "pad_id must be a token id"),
+    ],
+)
+def test_a_config_that_contradicts_the_weights_is_refused_before_allocating(
+    tiny_model, tmp_path, setting, value, message
+):
     copy = tmp_path / "m"
     shutil.copytree(tiny_model, copy)
     config = json.loads((copy / "config.json").read_text())
@@ -154,8 +164,10 @@ def test_a_config_that_contradicts_the_weights_is_refused_before_allocating(tiny
 
 
 def test_label_and_max_length_settings_are_checked(tiny_model, tmp_path):
-    for key, value, message in (("labels", ["neg", "neg"], "distinct strings"),
-                                ("tokenizer", {"max_length": -1}, "max_length must be a positive integer")):
+    for key, value, message in (
+        ("labels", ["neg", "neg"], "distinct strings"),
+        ("tokenizer", {"max_length": -1}, "max_length must be a positive integer"),
+    ):
         copy = tmp_path / key
         shutil.copytree(tiny_model, copy)
         config = json.loads((copy / "config.json").read_text())

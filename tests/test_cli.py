@@ -25,14 +25,40 @@ def test_help_lists_commands():
 @pytest.fixture(scope="module")
 def corpus_folder(tmp_path_factory):
     texts, labels = reviews(300, seed=5)
-    return write_splits(tmp_path_factory.mktemp("data") / "corpus", "parquet", texts, [["neg", "pos"][i] for i in labels])
+    return write_splits(
+        tmp_path_factory.mktemp("data") / "corpus", "parquet", texts, [["neg", "pos"][i] for i in labels]
+    )
 
 
 def test_train_evaluate_predict_end_to_end(corpus_folder, tmp_path):
     out = tmp_path / "model"
-    result = invoke("train", "-d", corpus_folder, "-o", out, "--epochs", 6, "--patience", 6, "--vocab-size", 200,
-                    "--embed-dim", 16, "--hidden-size", 12, "--dropout", "0.1", "--batch-size", 16, "--lr", "0.01",
-                    "--max-length", 32, "--threads", 1)
+    result = invoke(
+        "train",
+        "-d",
+        corpus_folder,
+        "-o",
+        out,
+        "--epochs",
+        6,
+        "--patience",
+        6,
+        "--vocab-size",
+        200,
+        "--embed-dim",
+        16,
+        "--hidden-size",
+        12,
+        "--dropout",
+        "0.1",
+        "--batch-size",
+        16,
+        "--lr",
+        "0.01",
+        "--max-length",
+        32,
+        "--threads",
+        1,
+    )
     assert result.exit_code == 0, result.output
     assert "saved" in result.output and (out / "model.safetensors").is_file()
     config = json.loads((out / "config.json").read_text())
@@ -53,8 +79,9 @@ def test_train_evaluate_predict_end_to_end(corpus_folder, tmp_path):
     assert [p["label"] for p in preds] == ["pos", "neg"]
     assert all(abs(sum(p["probabilities"].values()) - 1) < 1e-5 for p in preds)
 
-    result = invoke("predict", "-m", out, "--file", "-", "--format", "jsonl",
-                    input="superb acting .\n\nterrible ending .\n")
+    result = invoke(
+        "predict", "-m", out, "--file", "-", "--format", "jsonl", input="superb acting .\n\nterrible ending .\n"
+    )
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(p["text"], p["label"]) for p in lines] == [("superb acting .", "pos"), ("terrible ending .", "neg")]
@@ -70,21 +97,43 @@ def test_three_classes_train(tmp_path):
     texts, labels = reviews(240, seed=7, classes=3)
     folder = write_splits(tmp_path / "three", "csv", texts, labels)
     out = tmp_path / "m3"
-    result = invoke("train", "-d", folder, "-o", out, "--epochs", 2, "--vocab-size", 200, "--embed-dim", 8,
-                    "--hidden-size", 8, "--batch-size", 16, "--max-length", 32, "--label-names", "neg,pos,neutral")
+    result = invoke(
+        "train",
+        "-d",
+        folder,
+        "-o",
+        out,
+        "--epochs",
+        2,
+        "--vocab-size",
+        200,
+        "--embed-dim",
+        8,
+        "--hidden-size",
+        8,
+        "--batch-size",
+        16,
+        "--max-length",
+        32,
+        "--label-names",
+        "neg,pos,neutral",
+    )
     assert result.exit_code == 0, result.output
     result = invoke("predict", "-m", out, "okay plot .", "--format", "json")
     assert set(json.loads(result.stdout)[0]["probabilities"]) == {"neg", "pos", "neutral"}
 
 
-@pytest.mark.parametrize("args, message, code", [
-    (["predict", "-m", "/no/such/model", "hello"], "model directory not found", 1),
-    (["predict", "   "], "empty text", 1),
-    (["predict"], "nothing to predict", 2),
-    (["evaluate", "-d", "./no/such/data"], "not found", 1),
-    (["train", "-d", "./no/such/data", "-o", "/tmp/x-never"], "not found", 1),
-    (["evaluate", "-d", "imdb"], "local", 1),
-])
+@pytest.mark.parametrize(
+    "args, message, code",
+    [
+        (["predict", "-m", "/no/such/model", "hello"], "model directory not found", 1),
+        (["predict", "   "], "empty text", 1),
+        (["predict"], "nothing to predict", 2),
+        (["evaluate", "-d", "./no/such/data"], "not found", 1),
+        (["train", "-d", "./no/such/data", "-o", "/tmp/x-never"], "not found", 1),
+        (["evaluate", "-d", "imdb"], "local", 1),
+    ],
+)
 def test_errors_are_one_line_without_traceback(tiny_model, args, message, code):
     if args[0] == "predict" and "-m" not in args:
         args = ["predict", "-m", str(tiny_model), *args[1:]]
@@ -111,8 +160,26 @@ def test_same_seed_same_model_on_cpu(corpus_folder, tmp_path):
     from safetensors.torch import load_file
 
     """With the tokenizer pinned (trainers break vocabulary ties in hash order), a run repeats bit for bit."""
-    args = ["-d", corpus_folder, "--epochs", 1, "--vocab-size", 150, "--embed-dim", 8, "--hidden-size", 6,
-            "--batch-size", 32, "--max-length", 16, "--threads", 1, "--seed", 3]
+    args = [
+        "-d",
+        corpus_folder,
+        "--epochs",
+        1,
+        "--vocab-size",
+        150,
+        "--embed-dim",
+        8,
+        "--hidden-size",
+        6,
+        "--batch-size",
+        32,
+        "--max-length",
+        16,
+        "--threads",
+        1,
+        "--seed",
+        3,
+    ]
     assert invoke("train", *args, "-o", tmp_path / "first").exit_code == 0
     args += ["--tokenizer-from", tmp_path / "first"]
     for name in ("a", "b"):

@@ -43,7 +43,9 @@ def test_gates_agree_with_library_trace_and_offsets_slice_the_text(tiny_model):
     bundle = checkpoint.load(tiny_model)
     pred = predict(bundle, [BOOK], with_gates=True)[0]
     out = json.loads(run("predict", "-m", tiny_model, "--gates", "-f", "json", BOOK).stdout)[0]
-    assert out["gates"]["layers"][0]["update_mean"] == pytest.approx(pred.gates.layers[0].values.update.mean(-1).tolist(), abs=1e-6)
+    assert out["gates"]["layers"][0]["update_mean"] == pytest.approx(
+        pred.gates.layers[0].values.update.mean(-1).tolist(), abs=1e-6
+    )
     tokens = out["gates"]["tokens"]
     spans = [BOOK[a:b].lower() for a, b in out["gates"]["offsets"]]
     assert [s for s, t in zip(spans, tokens) if t != "[UNK]"] == [t.removeprefix("##") for t in tokens if t != "[UNK]"]
@@ -54,13 +56,18 @@ def test_csv_rows_per_token_per_layer_and_direction(tiny_model):
     out = run("predict", "-m", tiny_model, "--gates", "-f", "csv", "superb film", "dull plot").stdout
     rows = list(csv.DictReader(io.StringIO(out)))
     assert list(rows[0]) == list(explain.CSV_FIELDS)
-    assert [(r["text_index"], r["token"], r["direction"]) for r in rows][:2] == [("0", "superb", "forward"), ("0", "film", "forward")]
+    assert [(r["text_index"], r["token"], r["direction"]) for r in rows][:2] == [
+        ("0", "superb", "forward"),
+        ("0", "film", "forward"),
+    ]
     assert len(rows) == 2 * 2 + 2 * 2  # two texts x two tokens x two directions
     assert all(0 <= float(r["update_mean"]) <= 1 for r in rows)
 
 
 def test_layer_and_direction_selection(tiny_model):
-    out = json.loads(run("predict", "-m", tiny_model, "--gates", "--direction", "backward", "-f", "json", "fine").stdout)
+    out = json.loads(
+        run("predict", "-m", tiny_model, "--gates", "--direction", "backward", "-f", "json", "fine").stdout
+    )
     assert [l["direction"] for l in out[0]["gates"]["layers"]] == ["backward"]
     result = runner.invoke(app, ["predict", "-m", str(tiny_model), "--gates", "--layer", "3", "fine"])
     assert result.exit_code == 2 and "--layer 3" in result.output
@@ -76,7 +83,9 @@ def test_word_merge_means_over_pieces(tiny_model):
     merged = explain.merge_words(text, pieces)
     assert merged.tokens == ["unbelievably", "wonderful"]
     assert merged.offsets == [(0, 12), (13, 22)]
-    first = [i for i, w in enumerate(__import__("gru_sentiment.tokenizer", fromlist=["x"]).word_ids(pieces.tokens)) if w == 0]
+    first = [
+        i for i, w in enumerate(__import__("gru_sentiment.tokenizer", fromlist=["x"]).word_ids(pieces.tokens)) if w == 0
+    ]
     expected = pieces.layers[0].values.update[first].mean(0)
     assert merged.layers[0].values.update[0].tolist() == pytest.approx(expected.tolist())
     out = json.loads(run("predict", "-m", tiny_model, "--gates", "--words", "-f", "json", text).stdout)
@@ -96,7 +105,9 @@ def test_colour_terminal_view_with_units(tiny_model, monkeypatch):
 def test_piped_view_prints_numbers_per_token(tiny_model):
     out = run("predict", "-m", tiny_model, "--gates", "--words", "superb acting , dull plot").stdout
     assert "\x1b[" not in out and "z L0 fwd" in out and "r L0 bwd" in out
-    rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["superb"], ["acting"], ["dull"], ["plot"])]
+    rows = [
+        line.split() for line in out.splitlines() if line.split()[:1] in (["superb"], ["acting"], ["dull"], ["plot"])
+    ]
     assert len(rows) == 4 and all(len(r) == 5 and all(0 <= float(v) <= 1 for v in r[1:]) for r in rows)
     result = runner.invoke(app, ["predict", "-m", str(tiny_model), "--gates", "--unit", "99", "fine"])
     assert result.exit_code == 2 and "0..11" in result.output

@@ -47,11 +47,14 @@ def test_training_steps_run_on_the_gpu(tmp_path):
     from tests.corpus import reviews
 
     texts, labels = reviews(200, seed=1)
-    bundle, history = train_model(TextData(texts, labels, ["neg", "pos"], "corpus"),
-                                  TextData(texts[:40], labels[:40], ["neg", "pos"], "corpus"),
-                                  TokenizerSettings("wordpiece", 200, 32),
-                                  dict(embed_dim=16, hidden_size=12, num_layers=1, bidirectional=True, dropout=0.1),
-                                  TrainConfig(epochs=3, batch_size=16, lr=1e-2), str(tmp_path / "m"),
-                                  torch.device("cuda"))
+    bundle, history = train_model(
+        TextData(texts, labels, ["neg", "pos"], "corpus"),
+        TextData(texts[:40], labels[:40], ["neg", "pos"], "corpus"),
+        TokenizerSettings("wordpiece", 200, 32),
+        dict(embed_dim=16, hidden_size=12, num_layers=1, bidirectional=True, dropout=0.1),
+        TrainConfig(epochs=3, batch_size=16, lr=1e-2),
+        str(tmp_path / "m"),
+        torch.device("cuda"),
+    )
     assert next(bundle.model.parameters()).is_cuda
     assert history.best.accuracy >= 0.8

@@ -1,4 +1,3 @@
-
 import pytest
 
 from gru_sentiment import data
@@ -21,8 +20,9 @@ def test_single_file_and_column_overrides(tmp_path):
     folder = write_splits(tmp_path / "d", "csv", texts, labels, column="body", label_column="stars")
     with pytest.raises(DataError, match="--text-column"):
         data.load(str(folder / "train.csv"), "train")
-    loaded = data.load(str(folder / "train.csv"), "whatever", text_column="body", label_column="stars",
-                       label_names=["neg", "pos"])
+    loaded = data.load(
+        str(folder / "train.csv"), "whatever", text_column="body", label_column="stars", label_names=["neg", "pos"]
+    )
     assert loaded.texts == texts and loaded.label_names == ["neg", "pos"]
     with pytest.raises(DataError, match="no text column 'missing'"):
         data.load(str(folder / "train.csv"), "train", text_column="missing")
@@ -99,7 +99,9 @@ def test_hub_path_maps_known_names_and_reads_what_datasets_returns(monkeypatch):
 
     calls = []
     texts, labels = reviews(8)
-    features = datasets.Features({"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["negative", "positive"])})
+    features = datasets.Features(
+        {"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["negative", "positive"])}
+    )
     fake = datasets.Dataset.from_dict({"sentence": texts, "label": labels}, features=features)
 
     def load_dataset(path, split=None, **kwargs):
@@ -140,8 +142,13 @@ def test_an_unreachable_hub_fails_at_once_with_one_line(tmp_path, tiny_model):
 
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
     env.update(HF_ENDPOINT="http://127.0.0.1:9", HF_DATASETS_CACHE=str(tmp_path / "cache"))  # port 9: nobody there
-    result = subprocess.run([sys.executable, "-m", "gru_sentiment", "evaluate", "-d", "imdb", "--model", str(tiny_model)],
-                            capture_output=True, text=True, env=env, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "gru_sentiment", "evaluate", "-d", "imdb", "--model", str(tiny_model)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]  # one line, nothing before it
     assert result.stderr.startswith("error: could not load 'stanfordnlp/imdb' from the Hugging Face Hub")

@@ -7,8 +7,26 @@ from safetensors.torch import load_file
 from gru_sentiment.distributed import weights_digest
 from tests.corpus import reviews, train, write_splits
 
-ARGS = ["--epochs", "5", "--vocab-size", "150", "--embed-dim", "16", "--hidden-size", "12", "--lr", "0.01", "--dropout", "0.1",
-        "--max-length", "32", "--threads", "1", "--label-names", "neg,pos"]
+ARGS = [
+    "--epochs",
+    "5",
+    "--vocab-size",
+    "150",
+    "--embed-dim",
+    "16",
+    "--hidden-size",
+    "12",
+    "--lr",
+    "0.01",
+    "--dropout",
+    "0.1",
+    "--max-length",
+    "32",
+    "--threads",
+    "1",
+    "--label-names",
+    "neg,pos",
+]
 
 
 def test_two_processes_write_one_model_with_the_weights_of_every_rank(tmp_path):

@@ -17,7 +17,8 @@ def test_recomputed_states_equal_nn_gru(bidirectional, layers):
     expected, h_n = gru(x)
     traces = gates.trace_gru(gru, x)
     assert [(t.layer, t.direction) for t in traces] == [
-        (k, d) for k in range(layers) for d in (("forward", "backward") if bidirectional else ("forward",))]
+        (k, d) for k in range(layers) for d in (("forward", "backward") if bidirectional else ("forward",))
+    ]
     last = [t.values.hidden for t in traces if t.layer == layers - 1]
     assert torch.allclose(torch.cat(last, -1), expected, atol=1e-5)
     # final states of every layer/direction: forward ends at the last token, backward at the first
@@ -43,8 +44,11 @@ def padded_batch(vocab=40):
 @pytest.mark.parametrize("layers", [1, 2])
 def test_model_trace_matches_model_on_texts_of_different_lengths(bidirectional, layers):
     torch.manual_seed(2)
-    model = GRUClassifier(ModelConfig(vocab_size=40, num_labels=2, embed_dim=8, hidden_size=6,
-                                      num_layers=layers, bidirectional=bidirectional)).eval()
+    model = GRUClassifier(
+        ModelConfig(
+            vocab_size=40, num_labels=2, embed_dim=8, hidden_size=6, num_layers=layers, bidirectional=bidirectional
+        )
+    ).eval()
     seqs, ids, lengths = padded_batch()
     result = gates.trace(model, ids, lengths)
     with torch.no_grad():

@@ -106,13 +106,13 @@ def test_one_loop_trains_a_classifier_with_mixing_and_vat_and_reports_each_sourc
     val_seqs = [[vocab[w] for w in t.split()] for t in val_texts]
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    model = GRUClassifier(ModelConfig(vocab_size=len(vocab) + 3, num_labels=2, embed_dim=8, hidden_size=6,
-                                      dropout=0.1))
+    model = GRUClassifier(ModelConfig(vocab_size=len(vocab) + 3, num_labels=2, embed_dim=8, hidden_size=6, dropout=0.1))
     # eps 1: with 8-dimensional embeddings and 6-word texts, a larger budget rewrites whole words
     config = TrainConfig(epochs=6, batch_size=16, lr=2e-2, patience=10, adv=0.5, vat=0.5, adv_eps=1.0)
     source = InMemoryBatches(seqs, labels, 16, groups=groups, counts=mix_counts([40, 40, 40], "1,0.5,2"))
-    validate = validator(val_seqs, val_labels, ["neg", "pos"], 32, torch.device("cpu"), groups=val_groups,
-                         group_names=["a", "b", "c"])
+    validate = validator(
+        val_seqs, val_labels, ["neg", "pos"], 32, torch.device("cpu"), groups=val_groups, group_names=["a", "b", "c"]
+    )
     loss_fn = loss_function(model, config, UnlabelledPool(seqs, 16))
     history = fit(model, source, loss_fn, validate, config.loop(), torch.device("cpu"))
     best = history.best
@@ -128,13 +128,21 @@ def test_labels_of_minus_one_are_unlabelled_text(tmp_path):
     folder = tmp_path / "stars"
     folder.mkdir()
     pd.DataFrame({"text": ["good", "bad", "so-so", "great", "fine"], "label": [1, 0, -1, 1, -1]}).to_parquet(
-        folder / "train.parquet")
+        folder / "train.parquet"
+    )
     train, val = jobs.load_training_data(jobs.DataSpec((str(folder),), val_fraction=0.25), seed=0)
     assert sorted(train.texts + val.texts) == ["bad", "good", "great"]
     assert train.label_names == ["0", "1"] and train.unlabelled == ["so-so", "fine"]
     spec = jobs.DataSpec((str(folder),), unlabelled=(f"{folder}:train",))
-    assert jobs.unlabelled_texts(spec, train)[len(train):] == ["so-so", "fine", "good", "bad", "so-so",
-                                                                   "great", "fine"]
+    assert jobs.unlabelled_texts(spec, train)[len(train) :] == [
+        "so-so",
+        "fine",
+        "good",
+        "bad",
+        "so-so",
+        "great",
+        "fine",
+    ]
 
 
 def test_pretraining_runs_the_same_loop_and_keeps_the_lowest_perplexity():
@@ -144,8 +152,7 @@ def test_pretraining_runs_the_same_loop_and_keeps_the_lowest_perplexity():
     seqs = [[3 + (i * 7 + j) % 20 for j in range(6)] for i in range(40)]
     encoder = GRUClassifier(ModelConfig(vocab_size=24, num_labels=1, embed_dim=8, hidden_size=8, dropout=0.0))
     lm = LanguageModel(encoder, frequency_rank(seqs, 24), (4, 8))
-    history = fit_lm(lm, seqs, seqs[:8], PretrainConfig(epochs=3, batch_size=8, lr=2e-2, evals=3),
-                     torch.device("cpu"))
+    history = fit_lm(lm, seqs, seqs[:8], PretrainConfig(epochs=3, batch_size=8, lr=2e-2, evals=3), torch.device("cpu"))
     assert [e.higher_is_better for e in history.evals] == [False] * 3
     assert history.best.perplexity == min(e.perplexity for e in history.evals)
     assert LoopConfig().patience == 2 and PretrainConfig().loop().patience is None

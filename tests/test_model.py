@@ -70,16 +70,21 @@ def test_pooling_does_not_need_the_backward_states_back_in_input_order(layers):
     assert torch.equal(ordered[..., :6], forward)
     assert torch.equal(reverse_within_length(backward, lengths), ordered[..., 6:])
     for pooling in ("mean", "max", "mean_max"):
-        assert torch.allclose(pool(ordered, lengths, pooling, 2), pool([forward, backward], lengths, pooling, 2),
-                              atol=1e-6)
+        assert torch.allclose(
+            pool(ordered, lengths, pooling, 2), pool([forward, backward], lengths, pooling, 2), atol=1e-6
+        )
 
 
 def test_pooling_matches_a_plain_masked_mean_and_max():
     from gru_sentiment.model import pool
 
     states, lengths = torch.randn(3, 5, 4), torch.tensor([5, 2, 1])
-    expected = torch.stack([torch.cat([s[:n, :2].mean(0), s[:n, 2:].mean(0), s[:n, :2].amax(0), s[:n, 2:].amax(0)])
-                            for s, n in zip(states, lengths)])
+    expected = torch.stack(
+        [
+            torch.cat([s[:n, :2].mean(0), s[:n, 2:].mean(0), s[:n, :2].amax(0), s[:n, 2:].amax(0)])
+            for s, n in zip(states, lengths)
+        ]
+    )
     assert torch.allclose(pool(states, lengths, "mean_max", 2), expected, atol=1e-6)
 
 

@@ -11,9 +11,25 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_wheel_carries_the_shipped_model(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(tmp_path)], check=True, capture_output=True, timeout=600, cwd=tmp_path)
-    wheel, = tmp_path.glob("gru_sentiment-*.whl")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    (wheel,) = tmp_path.glob("gru_sentiment-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     inside = f"gru_sentiment/models/{DEFAULT_MODEL_NAME}"
     for name in ("config.json", "model.safetensors", "tokenizer.json", "README.md"):

@@ -66,8 +66,9 @@ def test_pretraining_learns_a_predictable_language():
     seqs = [[2 + (start + i) % 12 for i in range(20)] for start in range(12)] * 8  # counting modulo 12
     seqs += [[3]] * 16  # one-token texts: nothing to predict, and a batch of only those must not break a step
     lm = small_lm(vocab=16, dropout=0.0)
-    history = fit_lm(lm, seqs, seqs[:12], PretrainConfig(epochs=20, batch_size=16, lr=2e-2, evals=4),
-                     torch.device("cpu"))
+    history = fit_lm(
+        lm, seqs, seqs[:12], PretrainConfig(epochs=20, batch_size=16, lr=2e-2, evals=4), torch.device("cpu")
+    )
     assert history.evals[-1].loss < history.evals[0].loss
     assert history.best.perplexity < 2.0  # a uniform guess over 16 tokens would be 16
 
@@ -75,16 +76,37 @@ def test_pretraining_learns_a_predictable_language():
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     texts, labels = reviews(300, seed=5)
-    return write_splits(tmp_path_factory.mktemp("data") / "corpus", "parquet", texts,
-                        [["neg", "pos"][i] for i in labels])
+    return write_splits(
+        tmp_path_factory.mktemp("data") / "corpus", "parquet", texts, [["neg", "pos"][i] for i in labels]
+    )
 
 
 @pytest.fixture(scope="module")
 def encoder_dir(corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("enc") / "encoder"
-    result = invoke("pretrain", "-d", f"{corpus}:train", "-d", f"{corpus}:test", "-o", out, "--vocab-size", 200,
-                    "--embed-dim", 16, "--hidden-size", 12, "--max-length", 32, "--epochs", 2, "--val-size", 40,
-                    "--threads", 1)
+    result = invoke(
+        "pretrain",
+        "-d",
+        f"{corpus}:train",
+        "-d",
+        f"{corpus}:test",
+        "-o",
+        out,
+        "--vocab-size",
+        200,
+        "--embed-dim",
+        16,
+        "--hidden-size",
+        12,
+        "--max-length",
+        32,
+        "--epochs",
+        2,
+        "--val-size",
+        40,
+        "--threads",
+        1,
+    )
     assert result.exit_code == 0, result.output
     return out
 
@@ -101,8 +123,9 @@ def test_pretrain_writes_an_encoder_with_its_record(encoder_dir):
 
 def test_init_from_starts_the_classifier_from_the_encoder_weights(corpus, encoder_dir, tmp_path):
     out = tmp_path / "clf"
-    result = invoke("train", "-d", corpus, "-o", out, "--init-from", encoder_dir, "--max-steps", 1, "--lr", 0,
-                    "--threads", 1)
+    result = invoke(
+        "train", "-d", corpus, "-o", out, "--init-from", encoder_dir, "--max-steps", 1, "--lr", 0, "--threads", 1
+    )
     assert result.exit_code == 0, result.output
     encoder, bundle = checkpoint.load_encoder(encoder_dir), checkpoint.load(out)
     state = bundle.model.state_dict()

@@ -53,8 +53,18 @@ def test_resume_reaches_the_uninterrupted_result(folder, tmp_path, config, mix):
 
     cut = tmp_path / "cut"
     with pytest.raises(KeyboardInterrupt):
-        jobs.train_model(train, val, settings, model, config, str(cut), torch.device("cpu"), tok=tok,
-                             data_spec=spec, on_step=interrupt)
+        jobs.train_model(
+            train,
+            val,
+            settings,
+            model,
+            config,
+            str(cut),
+            torch.device("cpu"),
+            tok=tok,
+            data_spec=spec,
+            on_step=interrupt,
+        )
     assert checkpoint.load_snapshot(cut).meta["step"] < 13  # the last validation before the interruption
     jobs.resume_model(str(cut), torch.device("cpu"))
 
@@ -80,14 +90,40 @@ def test_killing_training_never_leaves_a_partial_model(folder, tmp_path, sig):
     """Kill a real training process at random moments: the output is always absent, the previous complete
     model, or the new complete one."""
     out = tmp_path / "model"
-    base = [sys.executable, "-m", "gru_sentiment", "train", "-d", str(folder), "-o", str(out), "--epochs", "300",
-            "--vocab-size", "120", "--embed-dim", "8", "--hidden-size", "6", "--batch-size", "8",
-            "--evals-per-epoch", "4", "--max-length", "24", "--threads", "1", "--patience", "10000"]
+    base = [
+        sys.executable,
+        "-m",
+        "gru_sentiment",
+        "train",
+        "-d",
+        str(folder),
+        "-o",
+        str(out),
+        "--epochs",
+        "300",
+        "--vocab-size",
+        "120",
+        "--embed-dim",
+        "8",
+        "--hidden-size",
+        "6",
+        "--batch-size",
+        "8",
+        "--evals-per-epoch",
+        "4",
+        "--max-length",
+        "24",
+        "--threads",
+        "1",
+        "--patience",
+        "10000",
+    ]
     rng = random.Random(int(sig))
-    for attempt in range(3):
+    for _ in range(3):
         args = base + (["--overwrite"] if out.exists() else [])
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        proc = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+        )
         # Evidence, not a clock: wait for this process's first validation line (printed after it saved), then
         # kill at a random moment among the saves that follow, however fast or slow the machine is.
         seen = b""

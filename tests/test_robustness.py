@@ -11,8 +11,17 @@ from gru_sentiment.cli import app
 from gru_sentiment.predict import predict
 
 runner = CliRunner()
-ODD_TEXTS = ["nul\x00byte", "ctrl\x07\x1b[31m", "emoji 😀🎬👍🏽", "עברית מימין לשמאל", "عربي", "e\u0301\u0301\u0301",
-             "<br /><br />", "\u200b\u200d", "a" * 20000]
+ODD_TEXTS = [
+    "nul\x00byte",
+    "ctrl\x07\x1b[31m",
+    "emoji 😀🎬👍🏽",
+    "עברית מימין לשמאל",
+    "عربي",
+    "e\u0301\u0301\u0301",
+    "<br /><br />",
+    "\u200b\u200d",
+    "a" * 20000,
+]
 
 
 def test_odd_texts_predict_with_gates(tiny_model):
@@ -129,8 +138,24 @@ def test_training_data_with_some_empty_texts_trains(tmp_path):
     texts, labels = reviews(60)
     texts[:5] = [""] * 5
     folder = write_splits(tmp_path / "d", "jsonl", texts, labels)
-    result = runner.invoke(app, ["train", "-d", str(folder), "-o", str(tmp_path / "m"), "--epochs", "1",
-                                 "--vocab-size", "100", "--embed-dim", "4", "--hidden-size", "4"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "-d",
+            str(folder),
+            "-o",
+            str(tmp_path / "m"),
+            "--epochs",
+            "1",
+            "--vocab-size",
+            "100",
+            "--embed-dim",
+            "4",
+            "--hidden-size",
+            "4",
+        ],
+    )
     assert result.exit_code == 0, result.output
 
 

@@ -34,8 +34,9 @@ def test_shipped_model_config_and_size():
 
 def test_shipped_model_accuracy_on_sst2_validation():
     shared_split("sst2", "validation")
-    result = runner.invoke(app, ["evaluate", "-d", str(shared_split("sst2", "validation").parent),
-                                 "--split", "validation", "-f", "json"])
+    result = runner.invoke(
+        app, ["evaluate", "-d", str(shared_split("sst2", "validation").parent), "--split", "validation", "-f", "json"]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["n"] == 872 and report["accuracy"] >= 0.86  # model card: 0.8704 (759 of 872)
@@ -43,8 +44,10 @@ def test_shipped_model_accuracy_on_sst2_validation():
 
 def test_shipped_model_reads_the_book_review_as_readme_says(monkeypatch):
     monkeypatch.delenv("GRU_SENTIMENT_MODEL", raising=False)
-    texts = ["This is a fantasy book which illustrates the adventures of a young wizard.",
-             "I didn't quite enjoy the book because I think it captures too many details."]
+    texts = [
+        "This is a fantasy book which illustrates the adventures of a young wizard.",
+        "I didn't quite enjoy the book because I think it captures too many details.",
+    ]
     result = runner.invoke(app, ["predict", "-f", "json", *texts])
     assert result.exit_code == 0, result.output
     preds = json.loads(result.stdout)

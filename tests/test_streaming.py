@@ -11,8 +11,24 @@ from gru_sentiment.streaming import BatchStream
 from tests.corpus import reviews, train, write_splits
 
 runner = CliRunner()
-SMALL = ["--vocab-size", "200", "--embed-dim", "16", "--hidden-size", "12", "--batch-size", "16", "--lr", "0.01",
-         "--max-length", "32", "--label-names", "neg,pos", "--threads", "1"]
+SMALL = [
+    "--vocab-size",
+    "200",
+    "--embed-dim",
+    "16",
+    "--hidden-size",
+    "12",
+    "--batch-size",
+    "16",
+    "--lr",
+    "0.01",
+    "--max-length",
+    "32",
+    "--label-names",
+    "neg,pos",
+    "--threads",
+    "1",
+]
 
 
 def stream_folder(tmp_path, rows=3000):
@@ -22,21 +38,42 @@ def stream_folder(tmp_path, rows=3000):
 
 def test_streaming_training_on_more_rows_than_the_buffer(tmp_path):
     folder, out = stream_folder(tmp_path), tmp_path / "model"
-    result = runner.invoke(app, ["train", "--streaming", "-d", str(folder), "-o", str(out), "--max-steps", "120",
-                                 "--shuffle-buffer", "200", "--tokenizer-sample", "500", "--val-size", "200",
-                                 "--evals-per-epoch", "3", *SMALL])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--streaming",
+            "-d",
+            str(folder),
+            "-o",
+            str(out),
+            "--max-steps",
+            "120",
+            "--shuffle-buffer",
+            "200",
+            "--tokenizer-sample",
+            "500",
+            "--val-size",
+            "200",
+            "--evals-per-epoch",
+            "3",
+            *SMALL,
+        ],
+    )
     assert result.exit_code == 0, result.output
     config = json.loads((out / "config.json").read_text())
     assert config["training"]["streaming"] == {"shuffle_buffer": 200, "tokenizer_sample": 500}
     assert config["training"]["validation_examples"] == 200 and config["training"]["steps"] == 120
-    preds = json.loads(runner.invoke(app, ["predict", "-m", str(out), "-f", "json", "a superb film .",
-                                           "a dreadful plot ."]).stdout)
+    preds = json.loads(
+        runner.invoke(app, ["predict", "-m", str(out), "-f", "json", "a superb film .", "a dreadful plot ."]).stdout
+    )
     assert [p["label"] for p in preds] == ["pos", "neg"]
 
 
 def test_streaming_needs_max_steps(tmp_path):
-    result = runner.invoke(app, ["train", "--streaming", "-d", str(stream_folder(tmp_path, 50)), "-o",
-                                 str(tmp_path / "m")])
+    result = runner.invoke(
+        app, ["train", "--streaming", "-d", str(stream_folder(tmp_path, 50)), "-o", str(tmp_path / "m")]
+    )
     assert result.exit_code == 2 and "--max-steps" in result.output
 
 
@@ -58,8 +95,23 @@ def test_batch_stream_reads_one_chunk_at_a_time():
 
 def test_streaming_under_torchrun(tmp_path):
     folder, out = stream_folder(tmp_path, 1200), tmp_path / "ddp"
-    result = train("--streaming", "-d", str(folder), "-o", str(out), "--max-steps", "40", "--shuffle-buffer", "100",
-                   "--tokenizer-sample", "300", "--val-size", "100", *SMALL, nproc=2)
+    result = train(
+        "--streaming",
+        "-d",
+        str(folder),
+        "-o",
+        str(out),
+        "--max-steps",
+        "40",
+        "--shuffle-buffer",
+        "100",
+        "--tokenizer-sample",
+        "300",
+        "--val-size",
+        "100",
+        *SMALL,
+        nproc=2,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     digests = json.loads((out / "config.json").read_text())["training"]["distributed"]["weights_sha256_by_rank"]
     assert len(digests) == 2 and digests[0] == digests[1]

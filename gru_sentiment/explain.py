@@ -39,7 +39,7 @@ def merge_words(text: str, text_gates: gates.TextGates) -> gates.TextGates:
 
     Pieces starting with `##` continue the word before them; the word is shown as its span of the original text.
     """
-    ids = tokenizer.word_ids(text_gates.tokens)
+    ids = tokenizer.word_ids(text_gates.tokens, text_gates.offsets)
     groups: list[list[int]] = []
     for index, word in enumerate(ids):
         if word == len(groups):

@@ -98,11 +98,25 @@ def load(path: str) -> Tokenizer:
     return Tokenizer.from_file(path)
 
 
-def word_ids(tokens: list[str]) -> list[int]:
-    """For each token, the index of the word it belongs to: a `##` continuation piece joins the word before it."""
+APOSTROPHES = ("'", "’")
+
+
+def word_ids(tokens: list[str], offsets: list[tuple[int, int]] | None = None) -> list[int]:
+    """For each token, the index of the word it belongs to, as people write words: a `##` continuation piece
+    joins the word before it and, given the offsets, so does a contraction: an apostrophe touching the letters
+    on both sides and the letters after it ("didn't", "can't", "hotel's" are one word each). Punctuation after
+    a word ("book.", "good,") stays a token of its own."""
     result, word = [], -1
-    for token in tokens:
-        if not (token.startswith("##") and word >= 0):
+    for i, token in enumerate(tokens):
+        joins = token.startswith("##") and word >= 0
+        if offsets is not None and i > 0 and not joins:
+            touches_before = offsets[i][0] == offsets[i - 1][1]
+            if token in APOSTROPHES:
+                after = i + 1 < len(tokens) and offsets[i + 1][0] == offsets[i][1] and tokens[i + 1][:1].isalpha()
+                joins = touches_before and after and tokens[i - 1][-1:].isalnum()
+            elif tokens[i - 1] in APOSTROPHES and touches_before and token[:1].isalpha():
+                joins = i >= 2 and result[i - 1] == result[i - 2]  # the apostrophe joined: so do its letters
+        if not joins:
             word += 1
         result.append(word)
     return result

@@ -50,3 +50,20 @@ def test_word_ids_join_continuation_pieces():
 def test_unknown_kind_is_a_value_error():
     with pytest.raises(ValueError, match="wordpiece"):
         tokenizer.build("sentencepiece")
+
+
+def test_words_as_people_write_them_keep_contractions_whole():
+    from pathlib import Path
+
+    tok = tokenizer.load(str(Path(__file__).resolve().parents[1] / "models" / "gru-imdb-sst2" / "tokenizer.json"))
+    text = "I didn't like it, wasn't moved and can't recommend the hotel's 'famous' breakfast."
+    encoded = tokenizer.encode_batch(tok, [text], None)[0]
+    ids = tokenizer.word_ids(encoded.tokens, encoded.offsets)
+    words = {}
+    for index, word in enumerate(ids):
+        start, end = words.get(word, (encoded.offsets[index][0], 0))
+        words[word] = (start, encoded.offsets[index][1])
+    assert [text[a:b] for a, b in words.values()] == [
+        "I", "didn't", "like", "it", ",", "wasn't", "moved", "and", "can't", "recommend", "the", "hotel's",
+        "'", "famous", "'", "breakfast", ".",
+    ]  # fmt: skip

@@ -28,6 +28,13 @@ BOOK = [
     "I didn't quite enjoy the book because I think it captures too many details.",
 ]
 SENTENCES = "A wonderful, moving film.\nThe plot was predictable but the acting saved it.\n"
+EVERYDAY = [  # the reviews issue #13 found the film-only model getting wrong
+    "Works exactly as described, fast shipping.",
+    "The hotel room was clean and the staff were friendly.",
+    "Five stars. Would buy again.",
+    "The app keeps crashing and logging me out.",
+    "Customer service hung up on me twice.",
+]
 
 
 def examples(data: Path) -> list[tuple[str, list[str], str | None]]:
@@ -36,6 +43,8 @@ def examples(data: Path) -> list[tuple[str, list[str], str | None]]:
         ("evaluate", ["evaluate", "-d", str(data / "imdb"), "--split", "test"], None),
         ("evaluate-json", ["evaluate", "-d", str(data / "sst2"), "--split", "validation", "--format", "json"], None),
         ("predict", ["predict", "This is a fantasy book.", "Great."], None),
+        ("predict-everyday", ["predict", *EVERYDAY], None),
+        ("evaluate-hotels", ["evaluate", "-d", str(data / "hotels"), "--split", "test"], None),
         ("predict-jsonl", ["predict", "--file", "-", "--format", "jsonl"], SENTENCES),
         ("book-review", ["predict", *BOOK], None),
         ("gates-words", ["predict", "--gates", "--words", *BOOK], None),

@@ -745,6 +745,17 @@ def gates(
     summary: Annotated[
         bool, typer.Option("--summary", help="Gate saturation statistics over the data set's texts.")
     ] = True,
+    find: Annotated[
+        Optional[str],
+        typer.Option(
+            "--find",
+            metavar="REGEX",
+            help="Instead: rank the units whose gates (z, r) and state (h) behave most differently on words "
+            'matching REGEX (case-insensitive, e.g. "\\b(not|never|no)\\b|n\'t\\b") than on other words.',
+            show_default=False,
+        ),
+    ] = None,
+    top: Annotated[int, typer.Option(min=1, help="With --find: show this many units.")] = 10,
     model: ModelOpt = None,
     split: Annotated[str, typer.Option(help="Split whose texts are traced.")] = "test",
     text_column: TextColOpt = None,
@@ -759,7 +770,8 @@ def gates(
     threads: ThreadsOpt = None,
 ) -> None:
     """Gate saturation over many texts (Karpathy et al. 2015): per layer, direction and gate, how often units
-    are left-saturated (< 0.1) or right-saturated (> 0.9), and their mean.
+    are left-saturated (< 0.1) or right-saturated (> 0.9), and their mean. With --find REGEX: the units that
+    react to the words matching REGEX (as LSTMVis finds them), ranked by effect size.
 
     For the gates of particular texts, use `predict --gates`.
     """
@@ -769,7 +781,7 @@ def gates(
         from gru_sentiment import data as data_mod
         from gru_sentiment import explain
         from gru_sentiment.errors import UsageError
-        from gru_sentiment.render_gates import saturation_table
+        from gru_sentiment.render_gates import saturation_table, unit_search_table
 
         if not summary:
             raise UsageError("gates only computes --summary; use `predict --gates TEXT` for one text")
@@ -778,6 +790,14 @@ def gates(
         with _stderr().status(f"loading {dataset} ({split})"):
             data = data_mod.load(dataset, split, text_column, label_column, bundle.labels)
         texts = data.texts[:limit]
+        if find is not None:
+            with _stderr().status(f"tracing {len(texts):,} texts for {find!r}"):
+                found = explain.find_units(bundle, texts, find, batch_size, torch_device)
+            if format is TableOrJson.json:
+                sys.stdout.write(json.dumps(found["units"][:top], indent=2) + "\n")
+            else:
+                _stdout().print(unit_search_table(found, top))
+            return
         with _stderr().status(f"tracing {len(texts):,} texts"):
             result = explain.saturation(bundle, texts, batch_size, torch_device)
         if format is TableOrJson.json:

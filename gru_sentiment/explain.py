@@ -167,3 +167,83 @@ def saturation(bundle: Bundle, texts: list[str], batch_size: int = 64, device: s
             }
         )
     return {"texts": len(texts), "low": LOW, "high": HIGH, "hidden_size": model.config.hidden_size, "gates": rows}
+
+
+FIND_GATES = ("update", "reset", "hidden")
+
+
+def find_units(
+    bundle: Bundle, texts: list[str], pattern: str, batch_size: int = 64, device: str | torch.device = "cpu"
+) -> dict:
+    """Units whose gates (and state) behave differently on words matching `pattern`, as LSTMVis finds them.
+
+    A word (pieces joined as `--words` joins them) matches when `re.search(pattern, word, IGNORECASE)` finds
+    something; all its tokens count as matching. For every layer, direction, gate (update z, reset r, state h)
+    and unit: the mean over matching tokens and over the others, and the effect size, their difference over
+    the pooled standard deviation (Cohen's d). Rows are sorted by the size of the effect.
+    """
+    import re
+
+    try:
+        regex = re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:
+        raise UsageError(f"--find {pattern!r} is not a regular expression: {exc}") from exc
+    model = bundle.model
+    encoded = tokenizer.encode_batch(bundle.tokenizer, texts, bundle.max_length)
+    marks = []
+    for text, enc in zip(texts, encoded):
+        ids = tokenizer.word_ids(enc.tokens, enc.offsets)
+        spans: dict[int, list[int]] = {}
+        for index, word in enumerate(ids):
+            spans.setdefault(word, []).append(index)
+        mark = [False] * len(ids)
+        for members in spans.values():
+            if regex.search(text[enc.offsets[members[0]][0] : enc.offsets[members[-1]][1]]):
+                for index in members:
+                    mark[index] = True
+        marks.append(mark)
+    sums: dict[tuple[int, str, str], torch.Tensor] = {}  # (2 groups, 3 moments, H): count, sum, sum of squares
+    for batch, ids, lengths in batching.length_sorted(
+        [e.ids for e in encoded], batch_size, device, model.config.pad_id
+    ):
+        valid = valid_mask(lengths, ids.shape[1])
+        match = torch.zeros_like(valid)
+        for row, i in enumerate(batch):
+            match[row, : len(marks[i])] = torch.tensor(marks[i], dtype=torch.bool)
+        groups = (valid & match, valid & ~match)
+        for t in gates.trace(model, ids, lengths).layers:
+            for name in FIND_GATES:
+                values = getattr(t.values, name).double()
+                key = (t.layer, t.direction, name)
+                acc = sums.setdefault(key, values.new_zeros(2, 3, values.shape[-1]))
+                for g, where in enumerate(groups):
+                    chosen = values[where]
+                    acc[g, 0] += chosen.shape[0]
+                    acc[g, 1] += chosen.sum(0)
+                    acc[g, 2] += (chosen**2).sum(0)
+    rows = []
+    for (layer, direction, name), acc in sums.items():
+        n, total, squares = acc[:, 0], acc[:, 1], acc[:, 2]
+        mean = total / n.clamp(min=1)
+        var = (squares - n * mean**2) / (n - 1).clamp(min=1)
+        pooled = (((n - 1) * var).sum(0) / (n.sum(0) - 2).clamp(min=1)).clamp(min=1e-12).sqrt()
+        effect = (mean[0] - mean[1]) / pooled
+        for unit in range(effect.numel()):
+            rows.append(
+                {
+                    "layer": layer,
+                    "direction": direction,
+                    "unit": unit,
+                    "gate": name,
+                    "effect": round(float(effect[unit]), 4),
+                    "mean_match": round(float(mean[0, unit]), 4),
+                    "mean_other": round(float(mean[1, unit]), 4),
+                    "n_match": int(n[0, unit]),
+                    "n_other": int(n[1, unit]),
+                }
+            )
+    n_match = rows[0]["n_match"] if rows else 0
+    if n_match == 0:
+        raise UsageError(f"--find {pattern!r} matched no word in {len(texts):,} texts")
+    rows.sort(key=lambda r: -abs(r["effect"]))
+    return {"pattern": pattern, "texts": len(texts), "n_match": n_match, "n_other": rows[0]["n_other"], "units": rows}

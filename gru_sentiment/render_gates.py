@@ -124,3 +124,26 @@ def saturation_table(summary: dict) -> Table:
             f"{row['steps']:,}",
         )
     return table
+
+
+def unit_search_table(result: dict, top: int) -> Table:
+    """The units that `explain.find_units` ranked first, with their effect sizes."""
+    title = (
+        f"units that behave differently on words matching {result['pattern']!r}: "
+        f"{result['n_match']:,} matching and {result['n_other']:,} other tokens in {result['texts']:,} texts; "
+        "effect = (mean on matching - mean on other) / pooled standard deviation"
+    )
+    table = Table(title=title, title_justify="left")
+    for name in ("layer", "dir", "unit", "gate", "effect", "mean match", "mean other"):
+        table.add_column(name, justify="left" if name in ("dir", "gate") else "right")
+    for row in result["units"][:top]:
+        table.add_row(
+            str(row["layer"]),
+            SHORT[row["direction"]],
+            str(row["unit"]),
+            {"update": "z", "reset": "r", "hidden": "h"}[row["gate"]],
+            f"{row['effect']:+.2f}",
+            f"{row['mean_match']:.3f}",
+            f"{row['mean_other']:.3f}",
+        )
+    return table

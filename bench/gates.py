@@ -1,18 +1,22 @@
-"""Cost of tracing the gates of a 1,000-token review, against a plain forward pass of the same model.
+"""Cost of tracing the gates of a 1,000-token review, against a plain forward pass of the same model; and the
+time of a unit search over 1,000 IMDB test reviews.
 
-    python bench/gates.py [--model DIR] [--tokens 1000] [--repeats 20]
+    python bench/gates.py [--model DIR] [--tokens 1000] [--repeats 20] [--find REGEX] [--data ../shared/data]
 
 Prints milliseconds for each and the ratio (target: trace <= 3x forward). Without --model, a model with the
 default architecture (bidirectional, 128 units) and random weights: the cost does not depend on the weights.
+With the shared data present, also times `explain.find_units` (what `gates --find` runs) on the first 1,000
+IMDB test reviews (target: under a minute on the 2-core machine), beside a plain prediction of the same texts.
 """
 
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
-from gru_sentiment import checkpoint, gates
+from gru_sentiment import batching, checkpoint, explain, gates, tokenizer
 from gru_sentiment.model import GRUClassifier, ModelConfig
 
 
@@ -32,6 +36,8 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--find", default=r"\b(not|never|no|nothing)\b|n't\b")
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -58,3 +64,23 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    imdb = args.data / "imdb" / "test.parquet"
+    if args.model and imdb.exists():
+        import pyarrow.parquet as pq
+
+        bundle = checkpoint.load(args.model)
+        texts = pq.read_table(imdb, columns=["text"]).column("text").to_pylist()[:1000]
+        start = time.perf_counter()
+        ids = tokenizer.encode_ids(bundle.tokenizer, texts, bundle.max_length)
+        batching.logits_for(bundle.model, ids, 64, torch.device("cpu"), bundle.model.config.pad_id)
+        predicted = time.perf_counter() - start
+        start = time.perf_counter()
+        found = explain.find_units(bundle, texts, args.find)
+        searched = time.perf_counter() - start
+        best = found["units"][0]
+        print(
+            f"unit search over 1,000 IMDB test reviews for {args.find!r}: {searched:.1f} s (target < 60 s); "
+            f"plain prediction of the same texts {predicted:.1f} s; {found['n_match']:,} matching tokens; "
+            f"first: layer {best['layer']} {best['direction']} unit {best['unit']} {best['gate']} "
+            f"effect {best['effect']:+.2f}"
+        )

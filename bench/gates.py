@@ -60,10 +60,10 @@ def main() -> None:
     print(f"plain forward        {plain * 1000:8.2f} ms")
     print(f"forward + gate trace {traced * 1000:8.2f} ms")
     print(f"ratio trace/forward  {traced / plain:8.2f}x   (target <= 3x)   same logits: {same}")
+    unit_search(args)
 
 
-if __name__ == "__main__":
-    main()
+def unit_search(args) -> None:
     imdb = args.data / "imdb" / "test.parquet"
     if args.model and imdb.exists():
         import pyarrow.parquet as pq
@@ -84,3 +84,7 @@ if __name__ == "__main__":
             f"first: layer {best['layer']} {best['direction']} unit {best['unit']} {best['gate']} "
             f"effect {best['effect']:+.2f}"
         )
+
+
+if __name__ == "__main__":
+    main()

@@ -85,6 +85,40 @@ def render_png(args: list[str], env: dict[str, str], path: Path, width: int) -> 
     )
 
 
+NEGATION = r"\b(not|never|no|nothing|nobody|neither|nor)\b|n't\b"
+
+
+def negation_units(data: Path, env: dict[str, str]) -> None:
+    """Find the units that react to negation words, then show one sentence through the first of them."""
+    import json
+
+    find = ["gates", "--find", NEGATION, "-d", str(data / "imdb"), "--split", "test", "--limit", "1000"]
+    print(f"### negation-units\n$ gru-sentiment {shlex.join(find)}", flush=True)
+    print(run(find, None, env), flush=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "gru_sentiment", *find, "--format", "json", "--top", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    first = json.loads(done.stdout)[0]
+    show = [
+        "predict",
+        "--gates",
+        "--words",
+        "--layer",
+        str(first["layer"]),
+        "--direction",
+        first["direction"],
+        "--unit",
+        str(first["unit"]),
+        "The room was not clean and the staff never answered the phone.",
+    ]
+    print(f"### negation-unit-sentence\n$ gru-sentiment {shlex.join(show)}", flush=True)
+    print(run(show, None, env), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, help="model directory (default: the shipped model)")
@@ -102,6 +136,8 @@ def main() -> None:
             continue
         print(f"### {name}\n$ gru-sentiment {shlex.join(args)}", flush=True)
         print(run(args, stdin, env), flush=True)
+    if not opts.only or "negation-units" in opts.only:
+        negation_units(opts.data, env)
     if opts.png:
         render_png(["predict", "--gates", "--words", *BOOK], env, opts.png, opts.width)
         print(f"### wrote {opts.png}")

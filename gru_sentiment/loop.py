@@ -20,7 +20,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
 
 import torch
@@ -61,6 +61,12 @@ class LoopConfig:
     evals_per_epoch: int = 1
     evals: int | None = None
     seed: int = 0
+
+    @classmethod
+    def of(cls, settings, **overrides) -> LoopConfig:
+        """The loop settings a job's config carries (the fields of this class it has), with `overrides`."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{**{k: v for k, v in asdict(settings).items() if k in names}, **overrides})
 
 
 @dataclass(frozen=True)

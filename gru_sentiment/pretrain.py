@@ -44,17 +44,7 @@ class PretrainConfig:
 
     def loop(self) -> LoopConfig:
         """No early stopping: a language model trains for its whole budget, validated `evals` times."""
-        return LoopConfig(
-            epochs=self.epochs,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            warmup=self.warmup,
-            clip=self.clip,
-            max_steps=self.max_steps,
-            patience=None,
-            evals=self.evals,
-            seed=self.seed,
-        )
+        return LoopConfig.of(self, patience=None)
 
 
 def frequency_rank(seqs: Sequence[Sequence[int]], vocab_size: int, chunk: int = 10000) -> torch.Tensor:

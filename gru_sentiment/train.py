@@ -44,17 +44,7 @@ class TrainConfig:
         return cls(**data)
 
     def loop(self) -> LoopConfig:
-        return LoopConfig(
-            epochs=self.epochs,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            warmup=self.warmup,
-            clip=self.clip,
-            max_steps=self.max_steps,
-            patience=self.patience,
-            evals_per_epoch=self.evals_per_epoch,
-            seed=self.seed,
-        )
+        return LoopConfig.of(self)
 
     @property
     def adversarial(self) -> objectives.Adversarial:

@@ -40,7 +40,7 @@ EMBED, HIDDEN, VOCAB = 128, 128, 20000
 
 def imdb_lengths(data_dir: Path, limit: int = 6400) -> list[int]:
     path = data_dir / "imdb" / "train.parquet"
-    model_dir = Path(__file__).resolve().parents[1] / "models" / "gru-imdb-sst2"
+    model_dir = Path(__file__).resolve().parents[1] / "models" / "gru-reviews"
     if path.exists() and (model_dir / "tokenizer.json").exists():
         import pyarrow.parquet as pq
 
@@ -81,7 +81,7 @@ def scaling(nproc: int, steps: int, data_dir: Path) -> None:
         "--max-length",
         "512",
         "--tokenizer-from",
-        str(Path(__file__).resolve().parents[1] / "models" / "gru-imdb-sst2"),
+        str(Path(__file__).resolve().parents[1] / "models" / "gru-reviews"),
     ]
     rates = {}
     with tempfile.TemporaryDirectory() as tmp:

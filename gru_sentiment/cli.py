@@ -54,7 +54,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-DEFAULT_MODEL_NAME = "gru-imdb-sst2"
+DEFAULT_MODEL_NAME = "gru-reviews"
 
 
 def _stderr(quiet: bool = False):

@@ -14,7 +14,7 @@ runner = CliRunner()
 def test_predict_without_model_option_uses_the_shipped_model(monkeypatch, tmp_path):
     monkeypatch.delenv("GRU_SENTIMENT_MODEL", raising=False)
     monkeypatch.chdir(tmp_path)  # works wherever the command is run from
-    assert default_model_dir().name == "gru-imdb-sst2" and default_model_dir().is_dir()
+    assert default_model_dir().name == "gru-reviews" and default_model_dir().is_dir()
     result = runner.invoke(app, ["predict", "-f", "json", "A wonderful, moving film.", "A dull, tedious mess."])
     assert result.exit_code == 0, result.output
     assert [p["label"] for p in json.loads(result.stdout)] == ["pos", "neg"]
@@ -39,7 +39,7 @@ def test_shipped_model_accuracy_on_sst2_validation():
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["n"] == 872 and report["accuracy"] >= 0.86  # model card: 0.8704 (759 of 872)
+    assert report["n"] == 872 and report["accuracy"] >= 0.82  # model card: 0.8280 (722 of 872)
 
 
 def test_shipped_model_reads_the_book_review_as_readme_says(monkeypatch):
@@ -51,8 +51,8 @@ def test_shipped_model_reads_the_book_review_as_readme_says(monkeypatch):
     result = runner.invoke(app, ["predict", "-f", "json", *texts])
     assert result.exit_code == 0, result.output
     preds = json.loads(result.stdout)
-    assert [p["label"] for p in preds] == ["pos", "neg"]  # README: p(neg) 0.0145 and 0.7588
-    assert abs(preds[1]["probabilities"]["neg"] - 0.7588) < 0.01
+    assert [p["label"] for p in preds] == ["pos", "neg"]  # README: p(neg) of the second 0.7774
+    assert abs(preds[1]["probabilities"]["neg"] - 0.7774) < 0.01
 
 
 EVERYDAY_REVIEWS = [  # written for this test: products, apps, hotels, restaurants and books; some negations

@@ -55,7 +55,7 @@ def test_unknown_kind_is_a_value_error():
 def test_words_as_people_write_them_keep_contractions_whole():
     from pathlib import Path
 
-    tok = tokenizer.load(str(Path(__file__).resolve().parents[1] / "models" / "gru-imdb-sst2" / "tokenizer.json"))
+    tok = tokenizer.load(str(Path(__file__).resolve().parents[1] / "models" / "gru-reviews" / "tokenizer.json"))
     text = "I didn't like it, wasn't moved and can't recommend the hotel's 'famous' breakfast."
     encoded = tokenizer.encode_batch(tok, [text], None)[0]
     ids = tokenizer.word_ids(encoded.tokens, encoded.offsets)

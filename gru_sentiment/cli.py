@@ -414,8 +414,7 @@ def train(
             streaming=jobs.StreamSettings(tokenizer_sample, shuffle_buffer, val_size) if streaming else None,
             command=" ".join(["gru-sentiment", *sys.argv[1:]]),
         )
-        if init_from:
-            _check_init_options(ctx, init_from, job.model.to_dict(), job.tokenizer)
+        encoder = _check_init_options(ctx, init_from, job.model.to_dict(), job.tokenizer) if init_from else None
         if streaming and resume is not None:
             raise UsageError("--streaming needs --max-steps and one --dataset, and takes no --resume or --limit")
         if resume is None:
@@ -447,7 +446,7 @@ def train(
                     bundle, history = jobs.resume_model(str(resume), torch_device, on_step, on_eval)
                 else:
                     bundle, history = jobs.run_train(
-                        job, torch_device, on_step=on_step, on_eval=on_eval, on_data=on_data, dist=dist
+                        job, torch_device, on_step=on_step, on_eval=on_eval, on_data=on_data, dist=dist, encoder=encoder
                     )
             except KeyboardInterrupt:
                 if output.exists():

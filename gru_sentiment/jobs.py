@@ -566,12 +566,13 @@ def run_train(
     on_eval: Callable[[Eval], None] | None = None,
     on_data: Callable[[str], None] | None = None,
     dist: Dist | None = None,
+    encoder: checkpoint.Encoder | None = None,
 ) -> tuple[checkpoint.Bundle, History]:
     """Load the data, train, and write the model directory (after every validation); `on_data` hears one line
-    on the data once it is loaded."""
+    on the data once it is loaded. `encoder`: the `job.init_from` encoder, when the caller has read it already."""
     spec, config = job.data, job.config
     tok = load_tokenizer(job.tokenizer_from) if job.tokenizer_from else None
-    init = checkpoint.load_encoder(job.init_from) if job.init_from else None
+    init = encoder or (checkpoint.load_encoder(job.init_from) if job.init_from else None)
     say = on_data or (lambda line: None)
     if job.streaming is not None:
         if config.max_steps is None or spec.limit or len(spec.datasets) != 1:

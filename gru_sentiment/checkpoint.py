@@ -386,15 +386,25 @@ def save_encoder(encoder: Encoder, directory: str | os.PathLike) -> Path:
     return write_directory(directory, write)
 
 
+def _classifier_encoder(path: Path) -> Encoder:
+    """The embedding and GRUs of a trained classifier (its head is dropped): to train it further, on more steps
+    or on a new domain, from where it stands."""
+    bundle = load(path)
+    run = bundle.training
+    made = {"command": run.command, "best": run.best, "seconds": run.seconds, "init_from": run.init_from}
+    encoder = Encoder.of(bundle.model, bundle.tokenizer, bundle.max_length, bundle.tokenizer_kind, made)
+    encoder.source = str(path)
+    return encoder
+
+
 def load_encoder(directory: str | os.PathLike) -> Encoder:
-    """Load a directory written by `pretrain`, checking that config, weights and tokenizer agree."""
+    """Load a directory written by `pretrain`, checking that config, weights and tokenizer agree; or a trained
+    model's directory, whose embedding and GRUs then serve as the encoder."""
     path = Path(directory)
     if not path.is_dir():
         raise ModelError(f"pre-trained encoder not found: {path}")
     if (path / "model.safetensors").is_file() and not (path / "encoder.safetensors").is_file():
-        raise ModelError(
-            f"{path} is a trained classifier, not a pre-trained encoder (made by `gru-sentiment pretrain`)"
-        )
+        return _classifier_encoder(path)
     missing = [name for name in ENCODER_FILES if not (path / name).is_file()]
     if missing:
         raise ModelError(f"{path} is not a complete pre-trained encoder: missing {', '.join(missing)}")

@@ -179,7 +179,7 @@ def _new_bundle(
         tok, model_settings = init.tokenizer, {**model_settings, **init_settings(init)}
         training.init_from = {
             "encoder": init.source,
-            **{k: init.pretraining.get(k) for k in ("command", "best", "seconds", "tokens")},
+            **{k: v for k in ("command", "best", "seconds", "tokens", "init_from") if (v := init.pretraining.get(k))},
         }
     if tok is None and (dist is None or dist.is_main):
         tok = tokenizer.train(sample_texts(), tok_settings.kind, tok_settings.vocab_size)

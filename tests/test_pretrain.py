@@ -140,13 +140,28 @@ def test_init_from_refuses_what_does_not_fit(corpus, encoder_dir, tmp_path, tiny
     cases = [
         (["--init-from", encoder_dir, "--hidden-size", 64], "--hidden-size 64 differs"),
         (["--init-from", encoder_dir, "--tokenizer-from", encoder_dir], "drop --tokenizer-from"),
-        (["--init-from", tiny_model], "not a pre-trained encoder"),
         (["--init-from", tmp_path / "missing"], "not found"),
     ]
     for extra, message in cases:
         result = invoke("train", "-d", corpus, "-o", tmp_path / "out", *extra)
         assert result.exit_code != 0 and message in result.output, result.output
         assert not (tmp_path / "out").exists()
+
+
+def test_init_from_a_trained_model_takes_its_encoder_and_a_new_head(corpus, tiny_model, tmp_path):
+    out = tmp_path / "more"
+    result = invoke(
+        "train", "-d", corpus, "-o", out, "--init-from", tiny_model, "--max-steps", 1, "--lr", 0, "--threads", 1
+    )
+    assert result.exit_code == 0, result.output
+    before, after = checkpoint.load(tiny_model), checkpoint.load(out)
+    old, new = before.model.state_dict(), after.model.state_dict()
+    for name, value in old.items():
+        if not name.startswith("head."):
+            assert torch.equal(new[name], value), name
+    assert after.tokenizer.to_str() == before.tokenizer.to_str()
+    assert after.training.init_from["encoder"] == str(tiny_model)
+    assert after.training.init_from.get("command", "") == before.training.command
 
 
 def test_damaged_encoders_give_one_line_errors(encoder_dir, tmp_path):

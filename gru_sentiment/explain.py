@@ -6,11 +6,11 @@ Pure functions over `gates.TextGates`; the terminal and HTML views in `render_ga
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
-from gru_sentiment import batching, gates, tokenizer
+from gru_sentiment import attribution, batching, gates, tokenizer
 from gru_sentiment.checkpoint import Bundle
 from gru_sentiment.errors import UsageError
 from gru_sentiment.model import valid_mask
@@ -31,7 +31,7 @@ def select(text_gates: gates.TextGates, layer: int | None = None, direction: str
     kept = [
         t for t in layers if (layer is None or t.layer == layer) and (direction is None or t.direction == direction)
     ]
-    return gates.TextGates(text_gates.tokens, text_gates.offsets, kept)
+    return gates.TextGates(text_gates.tokens, text_gates.offsets, kept, text_gates.attribution)
 
 
 def merge_words(text: str, text_gates: gates.TextGates) -> gates.TextGates:
@@ -52,7 +52,27 @@ def merge_words(text: str, text_gates: gates.TextGates) -> gates.TextGates:
         return torch.stack([values[g].mean(0) for g in groups])
 
     layers = [gates.LayerTrace(t.layer, t.direction, t.values.map(mean)) for t in text_gates.layers]
-    return gates.TextGates(words, offsets, layers)
+    found = text_gates.attribution
+    if found is not None:
+        found = replace(found, scores=attribution.merge(found.scores, ids))
+    return gates.TextGates(words, offsets, layers, found)
+
+
+def unit_order(values: gates.GateValues, names: tuple[str, ...] = ("update", "reset")) -> list[int]:
+    """Units ordered so that units that behave alike over the text sit together: each unit is described by its
+    named gates over the tokens (each gate's series centred), and units are sorted by their score on the first
+    principal component of those descriptions (then by unit number). Units with the same course over the text get
+    the same score; opposite courses land at the two ends."""
+    series = torch.cat([getattr(values, name).double() for name in names], dim=0)  # (G*T, H)
+    series = series - series.mean(0, keepdim=True)
+    hidden = series.shape[1]
+    if series.shape[0] < 2 or not torch.any(series.abs() > 1e-12):
+        return list(range(hidden))
+    _, _, v = torch.linalg.svd(series.t(), full_matrices=False)  # rows of series.t(): units
+    score = series.t() @ v[0]
+    if score[score.abs().argmax()] < 0:  # fix the SVD's arbitrary sign: the same text always gives the same order
+        score = -score
+    return sorted(range(hidden), key=lambda u: (round(float(score[u]), 9), u))
 
 
 def top_units(values: gates.GateValues, k: int) -> list[int]:

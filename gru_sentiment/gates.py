@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from gru_sentiment.attribution import Attribution
 from gru_sentiment.model import GRUClassifier, reverse_within_length
 
 
@@ -56,6 +57,7 @@ class TextGates:
     tokens: list[str]
     offsets: list[tuple[int, int]]
     layers: list[LayerTrace]
+    attribution: Attribution | None = None  # integrated gradients per token (`predict --attributions`)
 
 
 def weights(gru: nn.GRU, layer: int = 0, reverse: bool = False) -> tuple[torch.Tensor, ...]:

@@ -685,9 +685,29 @@ def predict(
     html: Annotated[
         Optional[Path],
         typer.Option(
-            "--html", help="Also write a self-contained HTML page of the gate heatmaps here.", show_default=False
+            "--html",
+            help="Also write a self-contained HTML page here: gate heatmaps, unit maps (units x tokens, hover for "
+            "values) and, with --attributions, the attribution row.",
+            show_default=False,
         ),
     ] = None,
+    plot: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--plot",
+            help="Also draw the unit maps (and attributions) as an image: FILE.png or FILE.svg (needs matplotlib: "
+            "pip install 'gru-sentiment[plot]').",
+            show_default=False,
+        ),
+    ] = None,
+    attributions: Annotated[
+        bool,
+        typer.Option(
+            "--attributions",
+            help="Also compute each token's contribution to the predicted label's log-odds (integrated gradients "
+            "from an all-padding baseline, with its completeness gap). Works with or without --gates.",
+        ),
+    ] = False,
     batch_size: BatchOpt = 64,
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,
@@ -696,7 +716,8 @@ def predict(
 
     With --gates, also the GRU's reset gate r and update gate z at every token, for every layer and direction:
     z near 1 keeps the past state, z near 0 replaces it with the new candidate; r near 0 makes the candidate
-    ignore the past.
+    ignore the past. With --attributions, which words drove the label: positive values push towards the
+    predicted label, negative ones against it, and they add up to its log-odds minus the baseline's.
     """
     with _errors(ctx):
         from gru_sentiment import textio, writers
@@ -704,7 +725,7 @@ def predict(
         from gru_sentiment.predict import check_text, predict_stream
 
         texts = list(texts or [])
-        gates = gates.value if gates else ("mean" if html is not None else None)
+        gates = gates.value if gates else ("mean" if html is not None or plot is not None else None)
         if texts and file is not None:
             raise UsageError("give texts as arguments or --file, not both")
         if not texts and file is None:
@@ -719,9 +740,12 @@ def predict(
             )
             if v not in (None, [])
         ]
-        gate_opts += ["--words"] if words else []
         if gates is None and gate_opts:
             raise UsageError(f"{gate_opts[0]} needs --gates")
+        if words and gates is None and not attributions:
+            raise UsageError("--words needs --gates or --attributions")
+        if plot is not None and plot.suffix.lower() not in (".png", ".svg"):
+            raise UsageError(f"--plot {plot}: give a .png or .svg file name")
         if unit and top_units:
             raise UsageError("give --unit or --top-units, not both")
         torch_device = _setup(device, threads)
@@ -731,10 +755,18 @@ def predict(
 
             check_units(unit, bundle.model.config.hidden_size)
         lines = (check_text(t) for t in textio.read_texts(file, texts, errors.value) if file is None or t.strip())
-        preds = predict_stream(bundle, lines, batch_size=batch_size, with_gates=gates is not None, device=torch_device)
-        if gates is not None:
+        views = writers.Views(gates, attributions, unit, top_units, html, plot)
+        preds = predict_stream(
+            bundle,
+            lines,
+            batch_size=batch_size,
+            with_gates=gates is not None,
+            device=torch_device,
+            with_attributions=attributions,
+        )
+        if views.traced:
             preds = writers.gate_views(preds, layer, direction.value if direction else None, words)
-        writers.emit(preds, format, bundle.labels, gates, unit, top_units, html, bundle.max_length)
+        writers.emit(preds, format, bundle.labels, views, bundle.max_length)
 
 
 @app.command()

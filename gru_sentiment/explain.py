@@ -93,9 +93,14 @@ def check_units(units: Iterable[int], hidden_size: int) -> list[int]:
     return units
 
 
-def to_json(text_gates: gates.TextGates, full: bool = False) -> dict:
-    """The documented `gates` object: tokens, offsets and per layer/direction mean (and, if full, per-unit) values."""
-    layers = []
+def to_json(text_gates: gates.TextGates, full: bool = False, labels: list[str] | None = None) -> dict:
+    """The documented `gates` object: tokens, offsets and per layer/direction mean (and, if full, per-unit) values;
+    with attributions, `attributions` (one per token), `attribution_label`, `attribution_gap` (relative
+    completeness gap) and `attribution_steps`. Attributions without gate layers leave `layers` out."""
+    out: dict = {"tokens": list(text_gates.tokens), "offsets": [list(o) for o in text_gates.offsets]}
+    found = text_gates.attribution
+    if text_gates.layers or found is None:
+        out["layers"] = []
     for t in text_gates.layers:
         entry = {
             "layer": t.layer,
@@ -105,33 +110,49 @@ def to_json(text_gates: gates.TextGates, full: bool = False) -> dict:
         }
         if full:
             entry.update({name: _round(getattr(t.values, name)) for name in GATE_NAMES})
-        layers.append(entry)
-    return {"tokens": list(text_gates.tokens), "offsets": [list(o) for o in text_gates.offsets], "layers": layers}
+        out["layers"].append(entry)
+    if found is not None:
+        out["attributions"] = _round(torch.tensor(found.scores))
+        out["attribution_label"] = labels[found.label] if labels else found.label
+        out["attribution_gap"] = round(found.gap, 6)
+        out["attribution_steps"] = found.steps
+    return out
 
 
 def _round(values: torch.Tensor, digits: int = 6):
     return torch.round(values.double(), decimals=digits).tolist()
 
 
-CSV_FIELDS = ("text_index", "token_index", "token", "start", "end", "layer", "direction", "reset_mean", "update_mean")
+TOKEN_FIELDS = ("text_index", "token_index", "token", "start", "end")
+CSV_FIELDS = (*TOKEN_FIELDS, "layer", "direction", "reset_mean", "update_mean")
+
+
+def csv_fields(gates: bool, attributions: bool) -> tuple[str, ...]:
+    """Columns of `predict --format csv` with gates and/or attributions."""
+    return (CSV_FIELDS if gates else TOKEN_FIELDS) + (("attribution",) if attributions else ())
 
 
 def csv_rows(text_index: int, text_gates: gates.TextGates) -> Iterator[dict]:
-    """One row per token per layer/direction."""
+    """One row per token per layer/direction (one per token when there are attributions only)."""
+    scores = text_gates.attribution.scores if text_gates.attribution is not None else None
+
+    def token_row(i: int) -> dict:
+        start, end = text_gates.offsets[i]
+        row = {"text_index": text_index, "token_index": i, "token": text_gates.tokens[i], "start": start, "end": end}
+        if scores is not None:
+            row["attribution"] = round(scores[i], 6)
+        return row
+
+    if not text_gates.layers:
+        yield from (token_row(i) for i in range(len(text_gates.tokens)))
     for t in text_gates.layers:
         reset, update = t.values.reset.mean(-1).tolist(), t.values.update.mean(-1).tolist()
-        for i, (token, (start, end)) in enumerate(zip(text_gates.tokens, text_gates.offsets)):
-            yield {
-                "text_index": text_index,
-                "token_index": i,
-                "token": token,
-                "start": start,
-                "end": end,
-                "layer": t.layer,
-                "direction": t.direction,
-                "reset_mean": round(reset[i], 6),
-                "update_mean": round(update[i], 6),
-            }
+        for i in range(len(text_gates.tokens)):
+            row = token_row(i)
+            row.update(
+                layer=t.layer, direction=t.direction, reset_mean=round(reset[i], 6), update_mean=round(update[i], 6)
+            )
+            yield row
 
 
 @dataclass

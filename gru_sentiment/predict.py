@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from gru_sentiment import batching, gates, tokenizer
+from gru_sentiment.attribution import integrated_gradients
 from gru_sentiment.checkpoint import Bundle
 from gru_sentiment.errors import UserError
 
@@ -22,9 +23,16 @@ class Prediction:
 
 
 def predict(
-    bundle: Bundle, texts: list[str], batch_size: int = 64, with_gates: bool = False, device: str | torch.device = "cpu"
+    bundle: Bundle,
+    texts: list[str],
+    batch_size: int = 64,
+    with_gates: bool = False,
+    device: str | torch.device = "cpu",
+    with_attributions: bool = False,
 ) -> list[Prediction]:
-    """Label and class probabilities of each text, in input order."""
+    """Label and class probabilities of each text, in input order; with `with_attributions`, each prediction's
+    `gates` also holds the integrated-gradient attributions of its tokens to the predicted label (and only
+    tokens, offsets and attributions when the gates were not asked for)."""
     if not texts:
         return []
     encoded = tokenizer.encode_batch(bundle.tokenizer, texts, bundle.max_length)
@@ -55,8 +63,12 @@ def predict(
         probs, traces = torch.softmax(logits, -1), [None] * len(texts)
     out = []
     for text, enc, p, trace in zip(texts, encoded, probs.tolist(), traces):
-        label = bundle.labels[max(range(len(p)), key=p.__getitem__)]
-        out.append(Prediction(text, label, dict(zip(bundle.labels, p)), enc.truncated, trace))
+        best = max(range(len(p)), key=p.__getitem__)
+        if with_attributions:
+            found = integrated_gradients(model, enc.ids, best)
+            trace = trace or gates.TextGates(enc.tokens, enc.offsets, [])
+            trace.attribution = found
+        out.append(Prediction(text, bundle.labels[best], dict(zip(bundle.labels, p)), enc.truncated, trace))
     return out
 
 
@@ -67,16 +79,17 @@ def predict_stream(
     batch_size: int = 64,
     with_gates: bool = False,
     device: str | torch.device = "cpu",
+    with_attributions: bool = False,
 ) -> Iterator[Prediction]:
     """Predictions for a stream of texts, chunk by chunk, in input order: memory stays flat for any input size."""
     chunk: list[str] = []
     for text in texts:
         chunk.append(text)
         if len(chunk) == chunk_size:
-            yield from predict(bundle, chunk, batch_size, with_gates, device)
+            yield from predict(bundle, chunk, batch_size, with_gates, device, with_attributions)
             chunk = []
     if chunk:
-        yield from predict(bundle, chunk, batch_size, with_gates, device)
+        yield from predict(bundle, chunk, batch_size, with_gates, device, with_attributions)
 
 
 def check_text(text: str) -> str:

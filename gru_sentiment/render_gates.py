@@ -28,6 +28,20 @@ def rgb(value: float) -> tuple[int, int, int]:
     return tuple(round(a[k] + (b[k] - a[k]) * f) for k in range(3))
 
 
+# a diverging palette for attributions (ColorBrewer RdBu ends and middle): red = -1 (against the label),
+# near-white = 0, blue = +1 (for the label)
+DIVERGING = ((178, 24, 43), (247, 247, 247), (33, 102, 172))
+
+
+def attribution_rgb(value: float) -> tuple[int, int, int]:
+    """Colour of a value in [-1, 1] on the diverging palette (values outside are clipped)."""
+    v = (min(1.0, max(-1.0, float(value))) + 1) / 2 * (len(DIVERGING) - 1)
+    i = min(int(v), len(DIVERGING) - 2)
+    f = v - i
+    a, b = DIVERGING[i], DIVERGING[i + 1]
+    return tuple(round(a[k] + (b[k] - a[k]) * f) for k in range(3))
+
+
 def text_colour(value: float) -> str:
     return "black" if value > 0.55 else "white"
 
@@ -55,22 +69,103 @@ def legend() -> Text:
     return bar
 
 
-def gate_view(text: str, text_gates, units: dict[tuple[int, str], list[int]] | None = None, lowest: int = 5) -> Group:
+def attribution_view(text: str, text_gates, label: str, strongest: int = 5) -> list:
+    """The attribution row (blue for the label, red against it, scaled to the largest |value|) and the words that
+    pushed hardest each way, with the completeness gap."""
+    found = text_gates.attribution
+    scores = found.scores
+    scale = max((abs(s) for s in scores), default=0.0) or 1.0
+    line = Text()
+    previous_end = None
+    for i, (start, end) in enumerate(text_gates.offsets):
+        if previous_end is not None and start > previous_end:
+            line.append(" ")
+        value = scores[i] / scale
+        r, g, b = attribution_rgb(value)
+        line.append(
+            _shown(text, text_gates, i),
+            Style(bgcolor=f"rgb({r},{g},{b})", color="black" if abs(value) < 0.6 else "white"),
+        )
+        previous_end = end
+    ranked = sorted(range(len(scores)), key=scores.__getitem__)
+    pushes = [
+        f"{'for' if sign > 0 else 'against'} {label}: "
+        + (", ".join(f"{_shown(text, text_gates, i)!r} ({scores[i]:+.2f})" for i in chosen) or "-")
+        for sign, chosen in (
+            (1, [i for i in reversed(ranked) if scores[i] > 0][:strongest]),
+            (-1, [i for i in ranked if scores[i] < 0][:strongest]),
+        )
+    ]
+    return [
+        Text(f"attribution to {label} (integrated gradients; blue for, red against)", style="bold"),
+        line,
+        Text("; ".join(pushes), style="italic"),
+        Text(
+            f"sum {sum(scores):+.3f} = log-odds {found.value:+.3f} - all-padding baseline {found.baseline_value:+.3f}; "
+            f"completeness gap {found.gap:.2%} ({found.steps} steps)",
+            style="dim",
+        ),
+        Text(""),
+    ]
+
+
+def unit_map_lines(text: str, text_gates, trace, units: list[int], width: int = 14) -> list:
+    """A compact map of chosen units: one line per token, one coloured cell per unit for z, then for r; units
+    ordered so that alike ones sit together (`explain.unit_order` over the chosen units)."""
+    from gru_sentiment.explain import unit_order
+
+    chosen = trace.values.map(lambda v: v[:, units])
+    order = [units[i] for i in unit_order(chosen)]
+    header = Text(f"layer {trace.layer} {trace.direction} · units {' '.join(map(str, order))}: ", style="bold")
+    header.append("z", style="bold").append(" | ").append("r", style="bold")
+    lines = [header]
+    for i in range(len(text_gates.tokens)):
+        line = Text(f"{_shown(text, text_gates, i)[:width]:>{width}} ")
+        for name in ("update", "reset"):
+            values = getattr(trace.values, name)[i]
+            for u in order:
+                r, g, b = rgb(float(values[u]))
+                line.append("  ", Style(bgcolor=f"rgb({r},{g},{b})"))
+            line.append(" ")
+        lines.append(line)
+    return lines
+
+
+def gate_view(
+    text: str,
+    text_gates,
+    units: dict[tuple[int, str], list[int]] | None = None,
+    lowest: int = 5,
+    labels: list[str] | None = None,
+    unit_map: bool = False,
+) -> Group:
     """Heatmaps of the update and reset gates for every layer/direction: the mean over units, or the units
-    chosen for each (layer, direction)."""
-    parts: list = [Text.assemble(("gates  ", "bold"), legend())]
+    chosen for each (layer, direction), or (`unit_map`) a compact map of those units; the attribution row first
+    when the prediction has one."""
+    parts: list = []
+    found = text_gates.attribution
+    if found is not None:
+        parts += attribution_view(text, text_gates, labels[found.label] if labels else str(found.label))
+    if not text_gates.layers:
+        return Group(*parts)
+    parts.append(Text.assemble(("gates  ", "bold"), legend()))
     for name in ("update", "reset"):
         parts.append(Text(f"  {MEANING[name]}", style="dim"))
     for trace in text_gates.layers:
         title = f"layer {trace.layer} {trace.direction}"
         chosen = units.get((trace.layer, trace.direction)) if units else None
-        rows = [("mean", None)] if not chosen else [(f"unit {u}", u) for u in chosen]
+        if unit_map and chosen:
+            rows = [("mean", None)]
+        else:
+            rows = [("mean", None)] if not chosen else [(f"unit {u}", u) for u in chosen]
         for label, unit in rows:
             for name in ("update", "reset"):
                 values = getattr(trace.values, name)
                 series = values.mean(-1) if unit is None else values[:, unit]
                 parts.append(Text(f"{title} · {name} ({label})", style="bold"))
                 parts.append(heat_line(text, text_gates.tokens, text_gates.offsets, series.tolist()))
+        if unit_map and chosen:
+            parts += unit_map_lines(text, text_gates, trace, chosen)
         update = trace.values.update.mean(-1)
         order = update.argsort()[:lowest].tolist()
         washed = ", ".join(f"{_shown(text, text_gates, i)!r} ({update[i]:.2f})" for i in sorted(order))
@@ -79,11 +174,18 @@ def gate_view(text: str, text_gates, units: dict[tuple[int, str], list[int]] | N
     return Group(*parts)
 
 
-def gate_table(text: str, text_gates, units: dict[tuple[int, str], list[int]] | None = None) -> Table:
+def gate_table(
+    text: str, text_gates, units: dict[tuple[int, str], list[int]] | None = None, labels: list[str] | None = None
+) -> Table:
     """The same values as numbers, one row per token: for consoles without colour (pipes, NO_COLOR)."""
     table = Table(box=None, pad_edge=False)
     table.add_column("token")
     columns = []
+    found = text_gates.attribution
+    if found is not None:
+        label = labels[found.label] if labels else str(found.label)
+        table.add_column(f"attr {label}", justify="right")
+        columns.append((found.scores, "{:+.3f}"))
     for trace in text_gates.layers:
         chosen = units.get((trace.layer, trace.direction)) if units else None
         for unit in chosen or [None]:
@@ -91,9 +193,13 @@ def gate_table(text: str, text_gates, units: dict[tuple[int, str], list[int]] | 
             for name, symbol in (("update", "z"), ("reset", "r")):
                 table.add_column(f"{symbol} L{trace.layer} {SHORT[trace.direction]}{suffix}", justify="right")
                 values = getattr(trace.values, name)
-                columns.append((values.mean(-1) if unit is None else values[:, unit]).tolist())
+                columns.append(((values.mean(-1) if unit is None else values[:, unit]).tolist(), "{:.3f}"))
     for i in range(len(text_gates.tokens)):
-        table.add_row(_shown(text, text_gates, i), *(f"{c[i]:.3f}" for c in columns))
+        table.add_row(_shown(text, text_gates, i), *(fmt.format(c[i]) for c, fmt in columns))
+    if found is not None:
+        table.caption = (
+            f"attr: integrated gradients to {label} (sum {sum(found.scores):+.3f}, completeness gap {found.gap:.2%})"
+        )
     return table
 
 

@@ -6,6 +6,8 @@ table or JSON array, which needs them all.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 from rich.console import Console
 
@@ -21,16 +23,35 @@ def gate_views(preds, layer, direction, words):
         yield pred
 
 
-def emit(
-    preds, format: PredictFormat, labels: list[str], gates: str | None, unit, top_units, html, max_length: int | None
-) -> None:
-    kept = [] if html is not None else None
+@dataclass
+class Views:
+    """What `predict` shows besides labels: the gates ("mean", "full" or None), the attributions, the chosen or
+    top units for the terminal, and the HTML page and image files to write."""
+
+    gates: str | None = None
+    attributions: bool = False
+    unit: list[int] | None = None
+    top_units: int | None = None
+    html: Path | None = None
+    plot: Path | None = None
+
+    @property
+    def traced(self) -> bool:
+        return self.gates is not None or self.attributions
+
+
+def emit(preds, format: PredictFormat, labels: list[str], views: Views, max_length: int | None) -> None:
+    kept = [] if (views.html is not None or views.plot is not None) else None
     count = 0
     items = []  # json: records; table without gates: predictions for one table at the end
     if format is PredictFormat.csv:
         import csv
 
-        fields = explain.CSV_FIELDS if gates else ("text_index", "text", "label", *(f"p_{n}" for n in labels))
+        fields = (
+            explain.csv_fields(views.gates is not None, views.attributions)
+            if views.traced
+            else ("text_index", "text", "label", *(f"p_{n}" for n in labels))
+        )
         writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
     truncated = 0
@@ -40,14 +61,14 @@ def emit(
         if kept is not None:
             kept.append(pred)
         record = render.prediction_dict(pred)
-        if gates and format in (PredictFormat.json, PredictFormat.jsonl):
-            record["gates"] = explain.to_json(pred.gates, full=gates == "full")
+        if views.traced and format in (PredictFormat.json, PredictFormat.jsonl):
+            record["gates"] = explain.to_json(pred.gates, full=views.gates == "full", labels=labels)
         if format is PredictFormat.jsonl:
             render.write_json_line(sys.stdout, record)
         elif format is PredictFormat.json:
             items.append(record)
         elif format is PredictFormat.csv:
-            if gates:
+            if views.traced:
                 writer.writerows(explain.csv_rows(index, pred.gates))
             else:
                 writer.writerow(
@@ -58,8 +79,8 @@ def emit(
                         **{f"p_{n}": round(p, 6) for n, p in pred.probabilities.items()},
                     }
                 )
-        elif gates:
-            print_prediction(pred, labels, unit, top_units)
+        elif views.traced:
+            print_prediction(pred, labels, views)
         else:
             items.append(pred)
     if count == 0:
@@ -75,30 +96,35 @@ def emit(
         import json
 
         sys.stdout.write(json.dumps(items, ensure_ascii=False, indent=2) + "\n")
-    elif format is PredictFormat.table and not gates:
+    elif format is PredictFormat.table and not views.traced:
         Console().print(render.predictions(items, labels))
-    if html is not None:
+    if views.html is not None:
         from gru_sentiment.html_report import page
         from gru_sentiment.textio import write_text_atomically
 
-        write_text_atomically(html, page(kept))
-        Console(stderr=True).print(f"wrote {html}", highlight=False)
+        write_text_atomically(views.html, page(kept, labels=labels, full=views.gates == "full"))
+        Console(stderr=True).print(f"wrote {views.html}", highlight=False)
+    if views.plot is not None:
+        from gru_sentiment.plot import save_unit_maps
+
+        save_unit_maps(kept, views.plot, full=views.gates == "full", labels=labels)
+        Console(stderr=True).print(f"wrote {views.plot}", highlight=False)
 
 
-def print_prediction(pred, labels, unit, top_units) -> None:
+def print_prediction(pred, labels, views: Views) -> None:
     from gru_sentiment.render_gates import gate_table, gate_view
 
     console = Console()
     console.print(render.predictions([pred], labels))
     units = (
         {
-            (t.layer, t.direction): explain.top_units(t.values, top_units) if top_units else unit
+            (t.layer, t.direction): explain.top_units(t.values, views.top_units) if views.top_units else views.unit
             for t in pred.gates.layers
         }
-        if (unit or top_units)
+        if (views.unit or views.top_units)
         else None
     )
     if console.color_system is None:  # piped or NO_COLOR: colours would be lost, print the numbers
-        console.print(gate_table(pred.text, pred.gates, units))
+        console.print(gate_table(pred.text, pred.gates, units, labels))
     else:
-        console.print(gate_view(pred.text, pred.gates, units))
+        console.print(gate_view(pred.text, pred.gates, units, labels=labels, unit_map=bool(views.top_units)))

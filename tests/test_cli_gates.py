@@ -1,11 +1,14 @@
 """`predict --gates` in every output format, the HTML page, word merging and the saturation summary."""
 
+import base64
 import csv
+import html
 import io
 import json
 import re
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from gru_sentiment import checkpoint, explain
@@ -99,7 +102,12 @@ def test_colour_terminal_view_with_units(tiny_model, monkeypatch):
     assert "unit 3" in out and "unit 5" in out and "update gate z" in out and "lowest mean z" in out
     assert re.search(r"\x1b\[[0-9;]*(4[0-7]|48;[0-9;]+)m", out)  # coloured backgrounds
     out = run("predict", "-m", tiny_model, "--gates", "--top-units", "2", "--words", BOOK).stdout
-    assert out.count("· update (unit") == 4  # two units x two directions
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", out)
+    maps = re.findall(r"layer 0 (forward|backward) · units (\d+) (\d+): z \| r", plain)
+    assert [m[0] for m in maps] == ["forward", "backward"]  # a compact map of the two top units per direction
+    words = ["This", "is", "a", "fantasy", "book", ".", "I", "quite", "enjoy"]
+    for word in words:  # one line per word, with 2 units x (z, r) coloured cells
+        assert any(line.strip() == word for line in plain.splitlines()), (word, plain)
 
 
 def test_piped_view_prints_numbers_per_token(tiny_model):
@@ -118,10 +126,39 @@ def test_html_report_is_self_contained_and_escaped(tiny_model, tmp_path):
     evil = "<script>alert('x')</script> \"quoted\" & 'single' great film"
     run("predict", "-m", tiny_model, "--html", page_path, evil)
     page = page_path.read_text()
-    assert "<script" not in page and "http://" not in page and "https://" not in page
+    assert page.count("<script") == 1 and "alert('x')" not in page  # only the page's own drawing script
+    assert "http://" not in page and "https://" not in page and "default-src 'none'" in page
     assert "&lt;" in page and "&amp;" in page and "&quot;" in page and "&#x27;" in page
     assert page.count('class="gate"') == 4  # update and reset, forward and backward
     assert 'title="' in page and "update" in page
+    # unit maps: z and r for each direction, 12 units x tokens, values packed as 16-bit integers
+    canvases = re.findall(r'<canvas width="(\d+)" height="(\d+)"[^>]*data-meta="([^"]*)" data-values="([^"]*)"', page)
+    assert len(canvases) == 4
+    for width, height, meta, values in canvases:
+        meta = json.loads(html.unescape(meta))
+        assert int(height) == 12 and sorted(meta["units"]) == list(range(12)) and len(meta["tokens"]) == int(width)
+        assert len(base64.b64decode(values)) == 2 * int(width) * int(height)
+    assert "<script>alert" not in html.unescape(canvases[0][2]) or "&lt;script&gt;" in canvases[0][2]
+
+
+def test_html_unit_map_values_and_size(tiny_model, tmp_path):
+    """The packed values decode to the traced gates (in the page's unit order), and a long review's page stays small."""
+    bundle = checkpoint.load(tiny_model)
+    text = " ".join(reviews(60, seed=4)[0])
+    pred = predict(bundle, [text], with_gates=True)[0]
+    page_path = tmp_path / "long.html"
+    run("predict", "-m", tiny_model, "--gates", "full", "--html", page_path, text, "-f", "jsonl")
+    page = page_path.read_text()
+    first = re.search(r'data-meta="([^"]*)" data-values="([^"]*)"', page)
+    meta = json.loads(html.unescape(first.group(1)))
+    packed = torch.frombuffer(bytearray(base64.b64decode(first.group(2))), dtype=torch.int16).to(torch.int32) & 0xFFFF
+    shown = packed.view(len(meta["units"]), -1).double() / 65535
+    expected = pred.gates.layers[0].values.update[:, meta["units"]].t().double()
+    assert torch.allclose(shown, expected, atol=1e-4)
+    assert meta["units"] == explain.unit_order(pred.gates.layers[0].values)
+    tokens = len(pred.gates.tokens)
+    assert page.count("<canvas") == 6  # z, r and h for both directions with --gates full
+    assert len(page.encode()) / tokens < 3000  # a 1,000-token page of the shipped model: see bench/gates.py
 
 
 def test_saturation_summary(tiny_model, tmp_path):

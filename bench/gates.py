@@ -3,7 +3,8 @@ time of a unit search over 1,000 IMDB test reviews.
 
     python bench/gates.py [--model DIR] [--tokens 1000] [--repeats 20] [--find REGEX] [--data ../shared/data]
 
-Prints milliseconds for each and the ratio (target: trace <= 3x forward). Without --model, a model with the
+Prints milliseconds for each and the ratio (target: trace <= 3x forward), and the same for integrated-gradient
+attributions (`predict --attributions`; target <= 10x a plain prediction). Without --model, a model with the
 default architecture (bidirectional, 128 units) and random weights: the cost does not depend on the weights.
 With the shared data present, also times `explain.find_units` (what `gates --find` runs) on the first 1,000
 IMDB test reviews (target: under a minute on the 2-core machine), beside a plain prediction of the same texts.
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from gru_sentiment import batching, checkpoint, explain, gates, tokenizer
+from gru_sentiment import attribution, batching, checkpoint, explain, gates, tokenizer
 from gru_sentiment.model import GRUClassifier, ModelConfig
 
 
@@ -60,7 +61,69 @@ def main() -> None:
     print(f"plain forward        {plain * 1000:8.2f} ms")
     print(f"forward + gate trace {traced * 1000:8.2f} ms")
     print(f"ratio trace/forward  {traced / plain:8.2f}x   (target <= 3x)   same logits: {same}")
+    attributions(model, args)
     unit_search(args)
+
+
+def attributions(model, args) -> None:
+    """Integrated gradients on a 1,000-token review against a plain forward pass; with --model and the shared
+    data, also on a real review, from the command line (what a user waits for), and the HTML page's size."""
+    ids = torch.randint(2, model.config.vocab_size, (1, args.tokens))
+    if args.model and (args.data / "imdb" / "test.parquet").exists():
+        import pyarrow.parquet as pq
+
+        texts = pq.read_table(args.data / "imdb" / "test.parquet", columns=["text"]).column("text").to_pylist()
+        bundle = checkpoint.load(args.model)
+        long = [t for t in texts if len(bundle.tokenizer.encode(t).ids) >= args.tokens][0]
+        ids = torch.tensor([bundle.tokenizer.encode(long).ids[: args.tokens]])
+    lengths = torch.tensor([ids.shape[1]])
+    with torch.inference_mode():
+        plain = timed(lambda: model(ids, lengths), args.repeats)
+    found = []
+    spent = timed(lambda: found.append(attribution.integrated_gradients(model, ids[0].tolist())), 3)
+    last = found[-1]
+    print(
+        f"integrated gradients, {ids.shape[1]} tokens: {spent * 1000:.0f} ms, {spent / plain:.1f}x the plain forward "
+        f"pass; {last.steps} intervals, completeness gap {last.gap:.3%} (target < 1%)"
+    )
+    if args.model and (args.data / "imdb" / "test.parquet").exists():
+        cli(args, long)
+
+
+def cli(args, text: str) -> None:
+    """`gru-sentiment predict TEXT` against the same with --attributions, and with --gates full --html: wall time
+    of a new process each (median of 3), and the page's size."""
+    import statistics
+    import subprocess
+    import sys
+
+    exe = [sys.executable, "-m", "gru_sentiment", "predict", "-m", args.model, "-f", "jsonl"]
+
+    def wall(extra: list[str]) -> float:
+        samples = []
+        for _ in range(3):
+            start = time.perf_counter()
+            subprocess.run([*exe, *extra, "--", text], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            samples.append(time.perf_counter() - start)
+        return statistics.median(samples)
+
+    plain, attributed = wall([]), wall(["--attributions"])
+    print(
+        f"command line, one {len(text.split())}-word review (the model reads its first "
+        f"{checkpoint.load(args.model).max_length} tokens): predict {plain:.2f} s, predict --attributions "
+        f"{attributed:.2f} s: {attributed / plain:.2f}x (target <= 10x)"
+    )
+    from gru_sentiment.html_report import page
+    from gru_sentiment.predict import predict
+
+    bundle = checkpoint.load(args.model)
+    bundle.max_length = None  # the whole review, not only the tokens the shipped model reads
+    pred = predict(bundle, [text], with_gates=True, with_attributions=True)[0]
+    size = len(page([pred], labels=bundle.labels, full=True).encode())
+    print(
+        f"HTML page of a {len(pred.gates.tokens)}-token review with unit maps of z, r and h and attributions: "
+        f"{size / 1e6:.2f} MB (target < 5 MB)"
+    )
 
 
 def unit_search(args) -> None:

@@ -59,20 +59,24 @@ def merge_words(text: str, text_gates: gates.TextGates) -> gates.TextGates:
 
 
 def unit_order(values: gates.GateValues, names: tuple[str, ...] = ("update", "reset")) -> list[int]:
-    """Units ordered so that units that behave alike over the text sit together: each unit is described by its
-    named gates over the tokens (each gate's series centred), and units are sorted by their score on the first
-    principal component of those descriptions (then by unit number). Units with the same course over the text get
-    the same score; opposite courses land at the two ends."""
-    series = torch.cat([getattr(values, name).double() for name in names], dim=0)  # (G*T, H)
-    series = series - series.mean(0, keepdim=True)
-    hidden = series.shape[1]
-    if series.shape[0] < 2 or not torch.any(series.abs() > 1e-12):
+    """Units ordered so that units that behave alike over the text sit together (spectral seriation, Atkins et
+    al. 1998): each unit is described by its named gates over the tokens; two units are the more similar the closer
+    those descriptions, exp(-d^2 / median d^2) over Euclidean distances d; units are sorted by the Fiedler vector
+    of that similarity graph (the eigenvector of the second smallest eigenvalue of its Laplacian), the 1-D layout
+    that keeps similar units closest. Ties and a constant text keep unit order; the sign is fixed so that the
+    same text always gives the same order."""
+    series = torch.cat([getattr(values, name).double() for name in names], dim=0).t()  # (H, G*T)
+    hidden = series.shape[0]
+    distance = torch.cdist(series, series).pow(2)
+    scale = distance[distance > 0].median() if torch.any(distance > 0) else None
+    if hidden < 3 or scale is None:
         return list(range(hidden))
-    _, _, v = torch.linalg.svd(series.t(), full_matrices=False)  # rows of series.t(): units
-    score = series.t() @ v[0]
-    if score[score.abs().argmax()] < 0:  # fix the SVD's arbitrary sign: the same text always gives the same order
-        score = -score
-    return sorted(range(hidden), key=lambda u: (round(float(score[u]), 9), u))
+    similarity = torch.exp(-distance / scale)
+    laplacian = torch.diag(similarity.sum(1)) - similarity
+    fiedler = torch.linalg.eigh(laplacian).eigenvectors[:, 1]
+    if fiedler[fiedler.abs().argmax()] < 0:
+        fiedler = -fiedler
+    return sorted(range(hidden), key=lambda u: (round(float(fiedler[u]), 9), u))
 
 
 def top_units(values: gates.GateValues, k: int) -> list[int]:

@@ -39,6 +39,7 @@ const VIR = [[68,1,84],[33,145,140],[253,231,37]], DIV = [[178,24,43],[247,247,2
 function colour(p, v) { const x = Math.min(1, Math.max(0, v)) * 2, i = Math.min(1, Math.floor(x)), f = x - i;
   return p[i].map((a, k) => Math.round(a + (p[i + 1][k] - a) * f)); }
 const tip = document.getElementById('tip');
+let drawn = 0;
 for (const c of document.querySelectorAll('canvas[data-values]')) {
   const m = JSON.parse(c.dataset.meta), raw = atob(c.dataset.values), T = m.tokens.length, H = m.units.length;
   const vals = new Float32Array(T * H);
@@ -57,6 +58,7 @@ for (const c of document.querySelectorAll('canvas[data-values]')) {
     tip.style.left = (e.clientX + 12) + 'px'; tip.style.top = (e.clientY + 12) + 'px';
     tip.style.display = 'block'; });
   c.addEventListener('mouseleave', () => { tip.style.display = 'none'; });
+  document.body.dataset.drawn = ++drawn;  // for checks in a headless browser
 }
 """
 SYMBOL = {"update": "z", "reset": "r", "hidden": "h"}
@@ -128,10 +130,10 @@ def _unit_map(text: str, text_gates, trace, name: str, order: list[int]) -> str:
     shown = [text[a:b] if b > a else tok for tok, (a, b) in zip(text_gates.tokens, text_gates.offsets)]
     meta = {"tokens": shown, "units": order, "gate": f"{name} {SYMBOL[name]}", "lo": lo, "hi": hi}
     steps, units = values.shape[1], values.shape[0]
-    width = max(2, min(14, 1400 // max(1, steps)))
+    width = max(2, min(40, 1400 // max(1, steps)))
     label = (
-        f"layer {trace.layer} {trace.direction} · {name} {SYMBOL[name]}: {units} units (rows, ordered by the "
-        f"first principal component of z and r over this text) x {steps} tokens (columns)"
+        f"layer {trace.layer} {trace.direction} · {name} {SYMBOL[name]}: {units} units (rows; alike units together: "
+        f"spectral seriation of their z and r over this text) x {steps} tokens (columns)"
     )
     return (
         f'<div class="name">{escape(label)}</div><div class="map"><canvas width="{steps}" height="{units}" '

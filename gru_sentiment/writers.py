@@ -54,10 +54,12 @@ def emit(preds, format: PredictFormat, labels: list[str], views: Views, max_leng
         )
         writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
-    truncated = 0
+    truncated, loose = 0, 0
     for index, pred in enumerate(preds):
         count += 1
         truncated += pred.truncated
+        found = pred.gates.attribution if pred.gates is not None else None
+        loose += found is not None and found.gap >= 0.01
         if kept is not None:
             kept.append(pred)
         record = render.prediction_dict(pred)
@@ -89,6 +91,13 @@ def emit(preds, format: PredictFormat, labels: list[str], views: Views, max_leng
         Console(stderr=True).print(
             f"note: {truncated} of {count} texts were longer than {max_length} tokens; "
             f"the model read only their first {max_length}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if loose:
+        Console(stderr=True).print(
+            f"note: the attributions of {loose} of {count} texts miss completeness by 1% or more after 512 points "
+            "on the path (see attribution_gap): read them with care",
             highlight=False,
             soft_wrap=True,
         )

@@ -79,3 +79,20 @@ def test_gates_find_from_the_command_line(tmp_path):
     assert nothing.exit_code == 2 and "matched no word" in nothing.output
     bad = runner.invoke(app, ["gates", "--find", "(", "-d", str(tmp_path / "data"), "--model", str(model_dir)])
     assert bad.exit_code == 2 and "not a regular expression" in bad.output
+
+
+def test_unit_order_puts_alike_units_together():
+    from gru_sentiment.explain import unit_order
+    from gru_sentiment.gates import GateValues
+
+    torch.manual_seed(0)
+    rising, falling = torch.linspace(0, 1, 12), torch.linspace(1, 0, 12)
+    update = torch.stack([rising if u % 2 == 0 else falling for u in range(10)], dim=1)  # (T, H): two kinds
+    update = update + 0.02 * torch.rand(12, 10)
+    reset = update.clone()
+    order = unit_order(GateValues(reset, update, update, update))
+    kinds = [u % 2 for u in order]
+    assert sorted(order) == list(range(10)) and kinds in ([0] * 5 + [1] * 5, [1] * 5 + [0] * 5)
+    assert order == unit_order(GateValues(reset, update, update, update))  # the same text, the same order
+    flat = torch.full((5, 4), 0.5)
+    assert unit_order(GateValues(flat, flat, flat, flat)) == [0, 1, 2, 3]

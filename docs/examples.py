@@ -4,12 +4,14 @@ The README's example outputs come from this script, so they can be regenerated w
 changes:
 
     python docs/examples.py > runs/readme-outputs.txt                  # the shipped model
-    python docs/examples.py --model runs/x --png docs/gates-book-review.png
+    python docs/examples.py --model runs/x --pictures docs
 
 Each section starts with `### name` and `$ command`. The commands run as real processes of the installed
-`gru-sentiment`. `--png` also renders the coloured gate heatmap of the book-review example: the command is
-run with colour forced, its ANSI output is replayed into a recording `rich` console, exported to SVG and
-converted with CairoSVG (not a dependency of the package: `pip install cairosvg`).
+`gru-sentiment`. `--pictures DIR` also draws the README's pictures there: the coloured terminal views of the
+book review (gates; attributions) and of the top-unit map, for which the command is run with colour forced,
+its ANSI output replayed into a recording `rich` console, exported to SVG and converted with CairoSVG (not a
+dependency of the package: `pip install cairosvg`); and the unit-map image that `predict --plot` draws. The
+HTML page's screenshot comes from `docs/screenshot.py`.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ def examples(data: Path) -> list[tuple[str, list[str], str | None]]:
         ("book-review", ["predict", *BOOK], None),
         ("gates-words", ["predict", "--gates", "--words", *BOOK], None),
         ("gates-top-units", ["predict", "--gates", "--top-units", "2", "Not bad at all."], None),
+        ("attributions", ["predict", "--attributions", "--words", BOOK[1]], None),
+        ("attributions-json", ["predict", "--attributions", "--format", "json", "Great fun."], None),
         ("gates-json", ["predict", "--gates", "--format", "json", "Great fun."], None),
         ("gates-csv", ["predict", "--gates", "--format", "csv", "Great fun."], None),
         ("gates-summary", ["gates", "--summary", "-d", str(data / "imdb"), "--split", "test", "--limit", "1000"], None),
@@ -64,7 +68,8 @@ def run(args: list[str], stdin: str | None, env: dict[str, str]) -> str:
     return done.stderr + done.stdout
 
 
-def render_png(args: list[str], env: dict[str, str], path: Path, width: int) -> None:
+def render_png(args: list[str], env: dict[str, str], path: Path, width: int, shown: str) -> None:
+    """The coloured terminal output of `gru-sentiment ARGS` as a PNG, headed by `$ gru-sentiment SHOWN`."""
     import cairosvg
     from rich.console import Console
     from rich.text import Text
@@ -73,16 +78,42 @@ def render_png(args: list[str], env: dict[str, str], path: Path, width: int) -> 
     colour_env.pop("NO_COLOR", None)
     coloured = run(args, None, colour_env)
     console = Console(record=True, width=width, file=io.StringIO())
-    console.print(
-        f'$ gru-sentiment predict --gates --words "{BOOK[0][:38]}..." "{BOOK[1][:30]}..."',
-        style="bold",
-        markup=False,
-        highlight=False,
-    )
+    console.print(f"$ gru-sentiment {shown}", style="bold", markup=False, highlight=False)
     console.print(Text.from_ansi(coloured))
-    cairosvg.svg2png(
-        bytestring=console.export_svg(title="gru-sentiment predict --gates --words").encode(), write_to=str(path)
+    cairosvg.svg2png(bytestring=console.export_svg(title=f"gru-sentiment {shown}").encode(), write_to=str(path))
+
+
+def pictures(folder: Path, env: dict[str, str], width: int) -> None:
+    book = f'"{BOOK[0][:38]}..." "{BOOK[1][:30]}..."'
+    render_png(
+        ["predict", "--gates", "--words", *BOOK],
+        env,
+        folder / "gates-book-review.png",
+        width,
+        f"predict --gates --words {book}",
     )
+    render_png(
+        ["predict", "--attributions", "--words", *BOOK],
+        env,
+        folder / "attributions-book-review.png",
+        width,
+        f"predict --attributions --words {book}",
+    )
+    not_bad = "Not bad at all, I would happily stay here again."
+    render_png(
+        ["predict", "--gates", "--top-units", "8", "--words", not_bad],
+        env,
+        folder / "top-units-not-bad.png",
+        width,
+        f'predict --gates --top-units 8 --words "{not_bad}"',
+    )
+    run(
+        ["predict", "--gates", "--attributions", "--words", "--plot", str(folder / "unit-map-book-review.png"), *BOOK],
+        None,
+        env,
+    )
+    for name in ("gates-book-review", "attributions-book-review", "top-units-not-bad", "unit-map-book-review"):
+        print(f"### wrote {folder / name}.png")
 
 
 NEGATION = r"\b(not|never|no|nothing|nobody|neither|nor)\b|n't\b"
@@ -123,7 +154,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, help="model directory (default: the shipped model)")
     parser.add_argument("--data", type=Path, default=DATA, help="folder holding imdb/ and sst2/")
-    parser.add_argument("--png", type=Path, help="also render the book-review gate heatmap to this PNG")
+    parser.add_argument("--pictures", type=Path, help="also draw the README's pictures in this folder")
     parser.add_argument("--only", action="append", help="run only this example (repeatable)")
     parser.add_argument("--width", type=int, default=110, help="terminal width for the outputs")
     opts = parser.parse_args()
@@ -138,9 +169,8 @@ def main() -> None:
         print(run(args, stdin, env), flush=True)
     if not opts.only or "negation-units" in opts.only:
         negation_units(opts.data, env)
-    if opts.png:
-        render_png(["predict", "--gates", "--words", *BOOK], env, opts.png, opts.width)
-        print(f"### wrote {opts.png}")
+    if opts.pictures:
+        pictures(opts.pictures, env, opts.width)
 
 
 if __name__ == "__main__":

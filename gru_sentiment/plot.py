@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import tempfile
 from pathlib import Path
 
 from gru_sentiment.errors import UsageError
 from gru_sentiment.explain import unit_order
-from gru_sentiment.textio import give_default_modes
+from gru_sentiment.textio import write_text_atomically
 
 FORMATS = {".png": "png", ".svg": "svg"}
 UNITS = "units (alike together:\nspectral seriation of z, r)"
@@ -40,7 +38,7 @@ def save_unit_maps(predictions, path, full: bool = False, labels: list[str] | No
     width, height = fig.get_size_inches()
     buffer = io.BytesIO()
     fig.savefig(buffer, format=fmt, dpi=min(150.0, 60000 / max(width, height)))  # Agg allows < 2**16 pixels a side
-    _write_bytes_atomically(path, buffer.getvalue())
+    write_text_atomically(path, buffer.getvalue())
 
 
 def figure(predictions, full: bool = False, labels: list[str] | None = None):
@@ -149,16 +147,3 @@ def _shown(text: str, text_gates, index: int) -> str:
 def _plain(text: str) -> str:
     """Text that matplotlib shows as it is (a pair of '$' would start math mode)."""
     return str(text).replace("$", r"\$")
-
-
-def _write_bytes_atomically(path: Path, content: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-        give_default_modes(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -72,14 +72,14 @@ def give_default_modes(root: Path) -> None:
                 os.chmod(os.path.join(folder, name), 0o666 & ~mask)
 
 
-def write_text_atomically(path: Path, content: str) -> None:
-    """Write a text file through a temporary file in the same folder and a rename; the file gets the mode the
-    umask gives, as any other program's would."""
+def write_text_atomically(path: Path, content: str | bytes) -> None:
+    """Write a file (text as UTF-8, or bytes) through a temporary file in the same folder and a rename; the file
+    gets the mode the umask gives, as any other program's would."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(content)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content.encode("utf-8") if isinstance(content, str) else content)
         give_default_modes(Path(tmp))
         os.replace(tmp, path)
     except BaseException:

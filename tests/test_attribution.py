@@ -5,6 +5,7 @@ import csv
 import io
 import json
 import re
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -66,16 +67,34 @@ def test_the_one_strongly_positive_word_gets_the_largest_attribution(shipped):
     assert words.tokens[max(range(len(scores)), key=scores.__getitem__)] == "Excellent"
 
 
-def test_refining_where_the_error_is_beats_an_even_grid(tiny_model):
-    """The tiny model's log-odds for this text jump by about 5 within 0.005 of alpha: 512 even intervals leave a
-    large gap, halving the intervals that hold the error closes it with fewer points."""
-    bundle = checkpoint.load(tiny_model)
-    ids = ids_of(bundle, TEXTS[3])
-    even = integrated_gradients(bundle.model, ids, min_steps=512, max_points=513)
-    adaptive = integrated_gradients(bundle.model, ids)
+class Switch(torch.nn.Module):
+    """A stand-in for a GRU that flips state: its log-odds go from -5 to +5 within 0.001 of alpha, around
+    alpha = 0.3137 (the mean embedding of any text is alpha on the path from the all-zero baseline)."""
+
+    config = SimpleNamespace(pad_id=0)
+
+    def __init__(self):
+        super().__init__()
+        self.embedding = torch.nn.Embedding(5, 3, padding_idx=0)
+        with torch.no_grad():
+            self.embedding.weight[1:] = 1.0
+
+    def forward(self, ids, lengths, delta=None):
+        x = self.embedding(ids) if delta is None else self.embedding(ids) + delta
+        switch = 5 * torch.tanh(2000 * (x.mean((1, 2)) - 0.3137))
+        return torch.stack([torch.zeros_like(switch), switch], 1)
+
+
+def test_refining_where_the_error_is_beats_an_even_grid():
+    """Small GRUs switch state within a tiny stretch of the path (a test model once jumped by 5 within 0.005 of
+    alpha): 512 even intervals miss such a switch, halving the intervals that hold the error finds it."""
+    ids = [1, 2, 3, 4]
+    even = integrated_gradients(Switch(), ids, min_steps=512, max_points=513)
+    adaptive = integrated_gradients(Switch(), ids)
     assert even.steps == 512 and even.gap > 0.01
-    assert adaptive.gap < 0.01 and adaptive.steps < 512
-    assert adaptive.value == pytest.approx(even.value) and adaptive.baseline_value == pytest.approx(even.baseline_value)
+    assert adaptive.gap < 0.01 and adaptive.steps < 128
+    assert adaptive.value == pytest.approx(5) and adaptive.baseline_value == pytest.approx(-5)
+    assert adaptive.scores == pytest.approx([2.5] * 4, rel=0.01)  # the four tokens are alike
 
 
 def test_agrees_with_captum(tiny_model):

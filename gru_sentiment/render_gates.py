@@ -176,7 +176,7 @@ def gate_view(
 
 def gate_table(
     text: str, text_gates, units: dict[tuple[int, str], list[int]] | None = None, labels: list[str] | None = None
-) -> Table:
+) -> Table | Group:
     """The same values as numbers, one row per token: for consoles without colour (pipes, NO_COLOR)."""
     table = Table(box=None, pad_edge=False)
     table.add_column("token")
@@ -196,11 +196,13 @@ def gate_table(
                 columns.append(((values.mean(-1) if unit is None else values[:, unit]).tolist(), "{:.3f}"))
     for i in range(len(text_gates.tokens)):
         table.add_row(_shown(text, text_gates, i), *(fmt.format(c[i]) for c, fmt in columns))
-    if found is not None:
-        table.caption = (
-            f"attr: integrated gradients to {label} (sum {sum(found.scores):+.3f}, completeness gap {found.gap:.2%})"
-        )
-    return table
+    if found is None:
+        return table
+    note = (
+        f"attr: integrated gradients to {label}; sum {sum(found.scores):+.3f} = log-odds {found.value:+.3f} - "
+        f"all-padding baseline {found.baseline_value:+.3f}; completeness gap {found.gap:.2%} ({found.steps} steps)"
+    )
+    return Group(table, Text(note))
 
 
 def _shown(text: str, text_gates, index: int) -> str:

@@ -65,7 +65,7 @@ def integrated_gradients(
     was_training = model.training
     model.eval()
     x_ids = torch.tensor([ids], device=device)
-    lengths = torch.tensor([len(ids)])
+    lengths = torch.tensor([len(ids)], device=device)
     try:
         with torch.no_grad():
             x = model.embedding(x_ids)

@@ -58,3 +58,15 @@ def test_training_steps_run_on_the_gpu(tmp_path):
     )
     assert next(bundle.model.parameters()).is_cuda
     assert history.best.accuracy >= 0.8
+
+
+def test_attributions_on_the_gpu_match_the_cpu():
+    from gru_sentiment.attribution import integrated_gradients
+
+    torch.manual_seed(0)
+    model = GRUClassifier(ModelConfig(vocab_size=100, num_labels=2, embed_dim=16, hidden_size=12)).eval()
+    ids = [5, 9, 2, 7, 3, 8, 40, 41]
+    on_cpu = integrated_gradients(model, ids, label=1, min_steps=16, max_points=17)
+    on_gpu = integrated_gradients(model.cuda(), ids, label=1, min_steps=16, max_points=17)
+    assert on_gpu.scores == pytest.approx(on_cpu.scores, abs=1e-4)
+    assert on_gpu.value == pytest.approx(on_cpu.value, abs=1e-4)

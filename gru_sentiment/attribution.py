@@ -10,9 +10,11 @@ Completeness: sum_t a_t = F(x) - F(x'). The integral is taken with the trapezoid
 alphas: `min_steps` even intervals first; then, since every point also gives F there, each interval's own
 completeness error |F(b) - F(a) - trapezoid estimate over [a, b]| says where the grid is too coarse, and the worst
 intervals are halved (a batch at a time) until the gap |sum_t a_t - (F(x) - F(x'))| is below `tolerance` times
-|F(x) - F(x')|, or `max_points` points have been spent. A recurrent network can switch state over a tiny range
-of alpha (a logit jumping by several units within 0.005 of alpha is common in small GRUs); an even grid needs
-thousands of points there, halving the intervals that hold the error needs a few dozen. The gap is reported with
+|F(x) - F(x')| (or below `tolerance` x 0.1 in absolute terms where |F(x) - F(x')| < 0.1), or `max_points`
+points have been spent. The check is on the sum: errors of single tokens that cancel each other are not seen.
+A recurrent network can switch state over a tiny range of alpha (a logit jumping by several units within 0.005
+of alpha is common in small GRUs); an even grid needs thousands of points there, halving the intervals that hold
+the error needs a few dozen. The gap is reported with
 the attributions, never hidden by rescaling them.
 
 Written by hand rather than with captum's `IntegratedGradients`, for two reasons: captum integrates on a fixed
@@ -30,6 +32,8 @@ import torch
 
 from gru_sentiment.model import GRUClassifier
 
+FLOOR = 0.1  # log-odds: changes smaller than this are refined to an absolute, not a relative, tolerance
+
 
 @dataclass
 class Attribution:
@@ -41,6 +45,7 @@ class Attribution:
     baseline_value: float  # F(x'): the same for the all-padding baseline
     gap: float  # |sum(scores) - (value - baseline_value)| / |value - baseline_value|
     steps: int  # trapezoid intervals used (points on the path - 1)
+    converged: bool = True  # False when `max_points` ran out before the tolerance was met
 
 
 def log_odds(logits: torch.Tensor, label: int) -> torch.Tensor:
@@ -64,6 +69,8 @@ def integrated_gradients(
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
+    for gru in (m for m in model.modules() if isinstance(m, torch.nn.RNNBase)):
+        gru.train()  # cuDNN computes an RNN's backward pass only in training mode; one-layer GRUs have no dropout
     x_ids = torch.tensor([ids], device=device)
     lengths = torch.tensor([len(ids)], device=device)
     try:
@@ -94,14 +101,18 @@ def integrated_gradients(
             pieces = 0.5 * (grads[1:] + grads[:-1]) * widths[:, None]  # (intervals, T)
             errors = (values[1:] - values[:-1] - pieces.sum(1)).abs()
             change = float(values[-1] - values[0])
-            gap = abs(float(pieces.sum()) - change) / max(abs(change), 1e-12)
+            miss = abs(float(pieces.sum()) - change)
+            gap = miss / max(abs(change), 1e-12)
+            # refine towards a gap under `tolerance`, but where text and baseline have almost the same log-odds
+            # stop at `tolerance` x 0.1 in absolute terms: a relative 1% of almost nothing is not worth 512 points
+            allowed = tolerance * max(abs(change), FLOOR)
             room = max_points - len(alphas)
-            if gap < tolerance or room <= 0:
+            if miss < allowed or room <= 0:
                 break
-            # halve the intervals holding more than their share of the allowed error (there is one while the gap
-            # is too large: the gap is at most the sum of the errors), the worst first
+            # halve the intervals holding more than their share of the allowed error (there is one while the miss
+            # is too large: it is at most the sum of the errors), the worst first
             worst = errors.argsort(descending=True)[: min(chunk, room)]
-            worst = worst[errors[worst] > 0.5 * tolerance * abs(change) / len(errors)]
+            worst = worst[errors[worst] > 0.5 * allowed / len(errors)]
             middles = (alphas[worst] + alphas[worst + 1]) / 2
             new_grads, new_values = path(middles)
             order = torch.cat([alphas, middles]).argsort()
@@ -110,7 +121,9 @@ def integrated_gradients(
     finally:
         model.train(was_training)
     scores = pieces.sum(0)
-    return Attribution(scores.tolist(), label, float(values[-1]), float(values[0]), gap, len(alphas) - 1)
+    return Attribution(
+        scores.tolist(), label, float(values[-1]), float(values[0]), gap, len(alphas) - 1, miss < allowed
+    )
 
 
 def merge(scores: list[float], word_ids: list[int]) -> list[float]:

@@ -664,7 +664,11 @@ def predict(
     ] = None,
     words: Annotated[
         bool,
-        typer.Option("--words", help="Merge subword pieces into words (a word's value is the mean over its pieces)."),
+        typer.Option(
+            "--words",
+            help="Merge subword pieces into words: a word's gate values are the means over its pieces, its "
+            "attribution the sum.",
+        ),
     ] = False,
     unit: Annotated[
         Optional[list[int]],
@@ -746,6 +750,11 @@ def predict(
             raise UsageError("--words needs --gates or --attributions")
         if plot is not None and plot.suffix.lower() not in (".png", ".svg"):
             raise UsageError(f"--plot {plot}: give a .png or .svg file name")
+        if plot is not None:
+            import importlib.util
+
+            if importlib.util.find_spec("matplotlib") is None:
+                raise UsageError("--plot needs matplotlib: pip install 'gru-sentiment[plot]'")
         if unit and top_units:
             raise UsageError("give --unit or --top-units, not both")
         torch_device = _setup(device, threads)

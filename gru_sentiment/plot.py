@@ -55,7 +55,7 @@ def figure(predictions, full: bool = False, labels: list[str] | None = None):
     fig = Figure(figsize=(plot_width + 3.5, sum(heights)), layout="constrained")
     FigureCanvasAgg(fig)
     subfigs = fig.subfigures(len(heights), 1, height_ratios=heights, squeeze=False)[:, 0]
-    for index, (pred, sub) in enumerate(zip(predictions, subfigs)):
+    for index, (pred, sub) in enumerate(zip(predictions, subfigs), start=1):
         _draw(sub, index, pred, names, labels, plot_width)
     return fig
 

@@ -81,7 +81,10 @@ def predict_stream(
     device: str | torch.device = "cpu",
     with_attributions: bool = False,
 ) -> Iterator[Prediction]:
-    """Predictions for a stream of texts, chunk by chunk, in input order: memory stays flat for any input size."""
+    """Predictions for a stream of texts, chunk by chunk, in input order: memory stays flat for any input size.
+    With attributions (a few seconds a long text), chunks of 16 texts, so that output keeps coming."""
+    if with_attributions:
+        chunk_size = min(chunk_size, 16)
     chunk: list[str] = []
     for text in texts:
         chunk.append(text)

@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 
 from gru_sentiment import explain, render
-from gru_sentiment.errors import UserError
+from gru_sentiment.errors import UsageError, UserError
 from gru_sentiment.options import PredictFormat
 
 
@@ -21,6 +21,9 @@ def gate_views(preds, layer, direction, words):
         view = explain.select(pred.gates, layer, direction)
         pred.gates = explain.merge_words(pred.text, view) if words else view
         yield pred
+
+
+MAX_PLOT_TEXTS = 20  # a figure of more is too tall to read (and to draw)
 
 
 @dataclass
@@ -57,9 +60,11 @@ def emit(preds, format: PredictFormat, labels: list[str], views: Views, max_leng
     truncated, loose = 0, 0
     for index, pred in enumerate(preds):
         count += 1
+        if views.plot is not None and count > MAX_PLOT_TEXTS:
+            raise UsageError(f"--plot draws at most {MAX_PLOT_TEXTS} texts: use --html for more")
         truncated += pred.truncated
         found = pred.gates.attribution if pred.gates is not None else None
-        loose += found is not None and found.gap >= 0.01
+        loose += found is not None and not found.converged
         if kept is not None:
             kept.append(pred)
         record = render.prediction_dict(pred)

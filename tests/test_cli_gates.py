@@ -2,6 +2,7 @@
 
 import base64
 import csv
+import hashlib
 import html
 import io
 import json
@@ -138,7 +139,13 @@ def test_html_report_is_self_contained_and_escaped(tiny_model, tmp_path):
         meta = json.loads(html.unescape(meta))
         assert int(height) == 12 and sorted(meta["units"]) == list(range(12)) and len(meta["tokens"]) == int(width)
         assert len(base64.b64decode(values)) == 2 * int(width) * int(height)
-    assert "<script>alert" not in html.unescape(canvases[0][2]) or "&lt;script&gt;" in canvases[0][2]
+    raw_meta = canvases[0][2]
+    assert "<" not in raw_meta and "&lt;" in raw_meta and "&quot;" in raw_meta  # escaped inside the attribute
+    assert "<" in json.loads(html.unescape(raw_meta))["tokens"]  # and the text comes back whole in the browser
+    policy = re.search(r'Content-Security-Policy" content="([^"]*)"', page).group(1)
+    script = re.search(r"<script>(.*?)</script>", page, re.S).group(1)
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}'" in policy and "unsafe-inline" not in policy.split("script-src")[1]
 
 
 def test_html_unit_map_values_and_size(tiny_model, tmp_path):

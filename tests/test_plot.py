@@ -143,9 +143,9 @@ def test_dollars_are_shown_as_they_are_and_texts_without_panels_get_a_title(tmp_
     texts = [t.get_text() for t in fig.findobj(lambda o: hasattr(o, "get_text")) if t.get_text()]
     assert r"\$5\$" in texts and "attribution\n(for \\$neg\\$)" in texts
     assert not [t for t in texts if cbook.is_math_text(t)]  # no pair of '$' starts math mode
-    assert any(t.startswith("text 1: pos") for t in texts)
+    assert any(t.startswith("text 2: pos") for t in texts)
     plot.save_unit_maps([dollars, bare], tmp_path / "d.svg")
-    assert "<!-- text 1: pos ($neg$ 0.100, pos 0.900) -->" in (tmp_path / "d.svg").read_text(encoding="utf-8")
+    assert "<!-- text 2: pos ($neg$ 0.100, pos 0.900) -->" in (tmp_path / "d.svg").read_text(encoding="utf-8")
     assert not [ax for ax in plot.figure([]).get_axes()]
 
 
@@ -163,3 +163,14 @@ def test_predict_plot_from_the_command_line(tiny_model, tmp_path):
     result = runner.invoke(app, ["predict", "-m", str(tiny_model), "--plot", str(tmp_path / "map.pdf"), "great"])
     assert result.exit_code == 2 and "give a .png or .svg file name" in result.output
     assert not (tmp_path / "map.pdf").exists()
+
+
+def test_plot_refuses_more_texts_than_a_figure_can_show(tiny_model, tmp_path):
+    from typer.testing import CliRunner
+
+    from gru_sentiment.cli import app
+
+    texts = [f"great film number {i}" for i in range(21)]
+    out = tmp_path / "many.png"
+    result = CliRunner().invoke(app, ["predict", "-m", str(tiny_model), "--plot", str(out), "-f", "jsonl", *texts])
+    assert result.exit_code == 2 and "--plot draws at most 20 texts" in result.output and not out.exists()

@@ -679,7 +679,10 @@ def predict(
     top_units: Annotated[
         Optional[int],
         typer.Option(
-            min=1, help="Show the K units whose gates vary most across the text (terminal view).", show_default=False
+            min=1,
+            help="Draw a compact map (a line per token, a cell per unit) of the K units whose gates vary most "
+            "across the text (terminal view; piped: their numbers).",
+            show_default=False,
         ),
     ] = None,
     errors: Annotated[

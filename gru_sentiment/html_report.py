@@ -17,7 +17,7 @@ from html import escape
 import torch
 
 from gru_sentiment import explain
-from gru_sentiment.render_gates import MEANING, attribution_rgb, rgb, text_colour
+from gru_sentiment.render_gates import MEANING, attribution_ink, attribution_rgb, completeness_line, rgb, text_colour
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; max-width: 80em; color: #222; }
@@ -114,15 +114,13 @@ def _attribution_block(text: str, text_gates, label: str) -> str:
     scores = found.scores
     scale = max((abs(s) for s in scores), default=0.0) or 1.0
     heading = (
-        f"attribution to {label} (integrated gradients): blue for {label}, red against; "
-        f"sum {sum(scores):+.3f} = log-odds {found.value:+.3f} - baseline {found.baseline_value:+.3f}, "
-        f"completeness gap {found.gap:.2%} ({found.steps} steps)"
+        f"attribution to {label} (integrated gradients): blue for {label}, red against; {completeness_line(found)}"
     )
     row = _row(
         text,
         text_gates,
         scores,
-        lambda v: (attribution_rgb(v / scale), "black" if abs(v / scale) < 0.6 else "white"),
+        lambda v: (attribution_rgb(v / scale), attribution_ink(v / scale)),
         lambda i: f"attribution {scores[i]:+.4f}",
     )
     return f'<div class="name">{escape(heading)}</div>{row}'

@@ -19,13 +19,18 @@ MEANING = {
 }
 
 
+def _blend(palette, position: float) -> tuple[int, int, int]:
+    """Colour at `position` in [0, 1] (clipped) along a palette of evenly spaced colours."""
+    v = min(1.0, max(0.0, float(position))) * (len(palette) - 1)
+    i = min(int(v), len(palette) - 2)
+    f = v - i
+    a, b = palette[i], palette[i + 1]
+    return tuple(round(a[k] + (b[k] - a[k]) * f) for k in range(3))
+
+
 def rgb(value: float) -> tuple[int, int, int]:
     """Colour of a value in [0, 1] on the palette (values outside are clipped)."""
-    v = min(1.0, max(0.0, float(value))) * (len(PALETTE) - 1)
-    i = min(int(v), len(PALETTE) - 2)
-    f = v - i
-    a, b = PALETTE[i], PALETTE[i + 1]
-    return tuple(round(a[k] + (b[k] - a[k]) * f) for k in range(3))
+    return _blend(PALETTE, value)
 
 
 # a diverging palette for attributions (ColorBrewer RdBu ends and middle): red = -1 (against the label),
@@ -35,18 +40,34 @@ DIVERGING = ((178, 24, 43), (247, 247, 247), (33, 102, 172))
 
 def attribution_rgb(value: float) -> tuple[int, int, int]:
     """Colour of a value in [-1, 1] on the diverging palette (values outside are clipped)."""
-    v = (min(1.0, max(-1.0, float(value))) + 1) / 2 * (len(DIVERGING) - 1)
-    i = min(int(v), len(DIVERGING) - 2)
-    f = v - i
-    a, b = DIVERGING[i], DIVERGING[i + 1]
-    return tuple(round(a[k] + (b[k] - a[k]) * f) for k in range(3))
+    return _blend(DIVERGING, (float(value) + 1) / 2)
+
+
+def attribution_ink(value: float) -> str:
+    """Text colour on `attribution_rgb(value)`: dark on the pale middle, white on the strong ends."""
+    return "black" if abs(value) < 0.6 else "white"
+
+
+def completeness_line(found) -> str:
+    """How the attributions add up, and how far they miss: the same words in every view."""
+    return (
+        f"sum {sum(found.scores):+.3f} = log-odds {found.value:+.3f} - all-padding baseline "
+        f"{found.baseline_value:+.3f}; completeness gap {found.gap:.2%} ({found.steps} steps)"
+    )
 
 
 def text_colour(value: float) -> str:
     return "black" if value > 0.55 else "white"
 
 
-def heat_line(text: str, tokens: list[str], offsets: list[tuple[int, int]], values: list[float]) -> Text:
+def heat_line(
+    text: str,
+    tokens: list[str],
+    offsets: list[tuple[int, int]],
+    values: list[float],
+    colour=rgb,
+    ink=text_colour,
+) -> Text:
     """The tokens as they appear in `text` (with the spaces between them), each on its value's colour."""
     line = Text()
     previous_end = None
@@ -54,8 +75,8 @@ def heat_line(text: str, tokens: list[str], offsets: list[tuple[int, int]], valu
         if previous_end is not None and start > previous_end:
             line.append(" ")
         shown = text[start:end] if end > start else token
-        r, g, b = rgb(value)
-        line.append(shown, Style(bgcolor=f"rgb({r},{g},{b})", color=text_colour(value)))
+        r, g, b = colour(value)
+        line.append(shown, Style(bgcolor=f"rgb({r},{g},{b})", color=ink(value)))
         previous_end = end
     return line
 
@@ -75,18 +96,8 @@ def attribution_view(text: str, text_gates, label: str, strongest: int = 5) -> l
     found = text_gates.attribution
     scores = found.scores
     scale = max((abs(s) for s in scores), default=0.0) or 1.0
-    line = Text()
-    previous_end = None
-    for i, (start, end) in enumerate(text_gates.offsets):
-        if previous_end is not None and start > previous_end:
-            line.append(" ")
-        value = scores[i] / scale
-        r, g, b = attribution_rgb(value)
-        line.append(
-            _shown(text, text_gates, i),
-            Style(bgcolor=f"rgb({r},{g},{b})", color="black" if abs(value) < 0.6 else "white"),
-        )
-        previous_end = end
+    scaled = [v / scale for v in scores]
+    line = heat_line(text, text_gates.tokens, text_gates.offsets, scaled, attribution_rgb, attribution_ink)
     ranked = sorted(range(len(scores)), key=scores.__getitem__)
     pushes = [
         f"{'for' if sign > 0 else 'against'} {label}: "
@@ -100,11 +111,7 @@ def attribution_view(text: str, text_gates, label: str, strongest: int = 5) -> l
         Text(f"attribution to {label} (integrated gradients; blue for, red against)", style="bold"),
         line,
         Text("; ".join(pushes), style="italic"),
-        Text(
-            f"sum {sum(scores):+.3f} = log-odds {found.value:+.3f} - all-padding baseline {found.baseline_value:+.3f}; "
-            f"completeness gap {found.gap:.2%} ({found.steps} steps)",
-            style="dim",
-        ),
+        Text(completeness_line(found), style="dim"),
         Text(""),
     ]
 
@@ -154,10 +161,7 @@ def gate_view(
     for trace in text_gates.layers:
         title = f"layer {trace.layer} {trace.direction}"
         chosen = units.get((trace.layer, trace.direction)) if units else None
-        if unit_map and chosen:
-            rows = [("mean", None)]
-        else:
-            rows = [("mean", None)] if not chosen else [(f"unit {u}", u) for u in chosen]
+        rows = [("mean", None)] if not chosen or unit_map else [(f"unit {u}", u) for u in chosen]
         for label, unit in rows:
             for name in ("update", "reset"):
                 values = getattr(trace.values, name)
@@ -198,11 +202,7 @@ def gate_table(
         table.add_row(_shown(text, text_gates, i), *(fmt.format(c[i]) for c, fmt in columns))
     if found is None:
         return table
-    note = (
-        f"attr: integrated gradients to {label}; sum {sum(found.scores):+.3f} = log-odds {found.value:+.3f} - "
-        f"all-padding baseline {found.baseline_value:+.3f}; completeness gap {found.gap:.2%} ({found.steps} steps)"
-    )
-    return Group(table, Text(note))
+    return Group(table, Text(f"attr: integrated gradients to {label}; {completeness_line(found)}"))
 
 
 def _shown(text: str, text_gates, index: int) -> str:

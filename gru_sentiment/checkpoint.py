@@ -25,7 +25,7 @@ from tokenizers import Tokenizer
 
 from gru_sentiment import __version__
 from gru_sentiment.errors import ModelError
-from gru_sentiment.model import GRUClassifier, ModelConfig
+from gru_sentiment.model import GRUClassifier, ModelConfig, weight_shapes
 from gru_sentiment.textio import give_default_modes
 
 FORMAT = "gru-sentiment"
@@ -243,14 +243,11 @@ def read_config(directory: str | os.PathLike) -> dict:
 
 def check_weight_shapes(model_config: ModelConfig, file: Path, head: bool = True) -> None:
     """Refuse a weights file whose tensors do not have the shapes `model_config` implies, before anything of
-    that size is allocated: the shapes come from a model built on the meta device (no memory) and from the
-    safetensors header (a few bytes), so a config that names a huge size costs nothing."""
-    with torch.device("meta"):
-        expected = {
-            k: list(v.shape)
-            for k, v in GRUClassifier(model_config).state_dict().items()
-            if head or not k.startswith("head.")
-        }
+    that size is allocated: the shapes come from the config (`model.weight_shapes`) and from the safetensors
+    header (a few bytes), so a config that names a huge size costs nothing."""
+    expected = {
+        k: list(shape) for k, shape in weight_shapes(model_config).items() if head or not k.startswith("head.")
+    }
     try:
         with safe_open(str(file), "pt") as handle:
             found = {k: list(handle.get_slice(k).get_shape()) for k in handle.keys()}

@@ -70,6 +70,25 @@ class ModelConfig:
         return cls(**data)
 
 
+def weight_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every tensor in `GRUClassifier(config).state_dict()`, without building it: a check
+    of a weights file against its config needs no memory, and no torch machinery beyond plain arithmetic."""
+    n_dir, hidden = len(config.directions), config.hidden_size
+    shapes: dict[str, tuple[int, ...]] = {"embedding.weight": (config.vocab_size, config.embed_dim)}
+    for layer in range(config.num_layers):
+        input_size = config.embed_dim if layer == 0 else hidden * n_dir
+        for direction in range(n_dir):
+            prefix = f"layers.{layer}.{direction}."
+            shapes[prefix + "weight_ih_l0"] = (3 * hidden, input_size)
+            shapes[prefix + "weight_hh_l0"] = (3 * hidden, hidden)
+            shapes[prefix + "bias_ih_l0"] = (3 * hidden,)
+            shapes[prefix + "bias_hh_l0"] = (3 * hidden,)
+    features = hidden * n_dir * (2 if config.pooling == "mean_max" else 1)
+    shapes["head.weight"] = (config.num_labels, features)
+    shapes["head.bias"] = (config.num_labels,)
+    return shapes
+
+
 def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Reverse each sequence of a right-padded batch (B, T, ...) within its own length; padding stays put.
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from gru_sentiment.batching import bucketed, pad, padding_fraction
-from gru_sentiment.model import GRUClassifier, ModelConfig, reverse_within_length
+from gru_sentiment.model import GRUClassifier, ModelConfig, reverse_within_length, weight_shapes
 
 
 def make(**kw):
@@ -18,6 +18,15 @@ def test_shapes(bidirectional, layers, pooling):
     ids, lengths = pad([[3, 4, 5], [6], [7, 8]])
     assert model(ids, lengths).shape == (3, 3)
     assert model.encode(ids, lengths).shape == (3, 3, 6 * (2 if bidirectional else 1))
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("layers", [1, 3])
+@pytest.mark.parametrize("pooling", ["mean_max", "last"])
+def test_weight_shapes_name_every_tensor_of_the_built_model(bidirectional, layers, pooling):
+    model = make(bidirectional=bidirectional, num_layers=layers, pooling=pooling)
+    built = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+    assert weight_shapes(model.config) == built
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])

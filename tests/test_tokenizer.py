@@ -42,6 +42,14 @@ def test_truncation_is_reported_and_empty_text_gets_one_token(tok):
     assert empty.ids == [tok.token_to_id(tokenizer.UNK)] and not empty.truncated
 
 
+def test_encoding_without_tokens_gives_the_same_ids_and_truncation(tok):
+    texts = ["great " * 50, "", "I didn't quite enjoy the book."]
+    full = tokenizer.encode_batch(tok, texts, 10)
+    bare = tokenizer.encode_batch(tok, texts, 10, with_tokens=False)
+    assert [(e.ids, e.truncated) for e in bare] == [(e.ids, e.truncated) for e in full]
+    assert bare[0].tokens == [] and bare[2].offsets == []
+
+
 def test_word_ids_join_continuation_pieces():
     assert tokenizer.word_ids(["i", "didn", "'", "t", "fan", "##tas", "##tic", "!"]) == [0, 1, 2, 3, 4, 4, 4, 5]
     assert tokenizer.word_ids(["##x", "y"]) == [0, 1]

@@ -327,15 +327,25 @@ def train(
             help="Size of the adversarial perturbation of a whole text, in standard deviations of the embedding.",
         ),
     ] = 5.0,
+    entmin: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Weight of entropy minimisation on the same unlabelled text as --vat (Sachan et al. 2019): "
+            "rewards confident predictions there. 0: off.",
+        ),
+    ] = 0.0,
     vat_batch_size: Annotated[
         Optional[int],
-        typer.Option(min=1, help="Unlabelled texts per step for --vat (default: --batch-size).", show_default=False),
+        typer.Option(
+            min=1, help="Unlabelled texts per step for --vat and --entmin (default: --batch-size).", show_default=False
+        ),
     ] = None,
     unlabelled: Annotated[
         Optional[list[str]],
         typer.Option(
             "--unlabelled",
-            help="More unlabelled text for --vat: DATASET or DATASET:SPLIT (repeat).",
+            help="More unlabelled text for --vat and --entmin: DATASET or DATASET:SPLIT (repeat).",
             show_default=False,
         ),
     ] = None,
@@ -399,6 +409,7 @@ def train(
                 vat=vat,
                 adv_eps=adv_eps,
                 vat_batch_size=vat_batch_size,
+                entmin=entmin,
             ),
             model=jobs.ModelSettings(
                 embed_dim=embed_dim,

@@ -244,10 +244,10 @@ def _source_and_loss(
 ):
     """The loop's batch source (mixed as `spec.mix` says) and the objective (with AT/VAT as `config` says)."""
     if config.adversarial.active and dist is not None:
-        raise UsageError("adversarial training (--adv, --vat) runs in a single process, not under torchrun")
+        raise UsageError("--adv, --vat and --entmin run in a single process, not under torchrun")
     if isinstance(train, BatchStream):
-        if config.vat > 0:
-            raise UsageError("--vat needs the training texts in memory: drop --streaming")
+        if config.adversarial.needs_unlabelled:
+            raise UsageError("--vat and --entmin need the training texts in memory: drop --streaming")
         return train, loss_function(bundle.model, config)
     tok, max_length, pad_id = bundle.tokenizer, bundle.max_length, bundle.model.config.pad_id
     seqs = tokenizer.encode_data(train, tok, max_length)
@@ -262,7 +262,7 @@ def _source_and_loss(
         bundle.training.mix = dict(zip(train.group_names or [train.source], counts))
     source = InMemoryBatches(seqs, train.labels, config.batch_size, pad_id, train.groups, counts)
     pool = None
-    if config.vat > 0:
+    if config.adversarial.needs_unlabelled:
         extra = unlabelled_texts(spec, train)[len(train) :] if spec is not None else train.unlabelled
         pool = UnlabelledPool(
             [*seqs, *tokenizer.encode_ids(tok, extra, max_length)], config.vat_batch_size or config.batch_size, pad_id

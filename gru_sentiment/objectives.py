@@ -1,4 +1,5 @@
-"""Classifier losses for the training loop: cross-entropy, plus adversarial and virtual adversarial training.
+"""Classifier losses for the training loop: cross-entropy, plus adversarial and virtual adversarial training and
+entropy minimisation.
 
 Adversarial training (AT) and virtual adversarial training (VAT) as Miyato, Dai & Goodfellow (ICLR 2017) apply
 them to text: the perturbation is added to the word embeddings, never to the discrete tokens.
@@ -7,6 +8,9 @@ them to text: the perturbation is added to the word embeddings, never to the dis
 - VAT, on unlabelled texts: one power iteration from a random direction d (scaled to `xi`) finds the
   direction that most changes the predicted distribution p; the loss adds `vat` x KL(p || p(x + r)), with p
   held fixed.
+- Entropy minimisation, on the same unlabelled texts: the loss adds `entmin` x the mean entropy of the
+  predicted distribution, pushing the decision boundary away from unlabelled text (Grandvalet & Bengio 2005;
+  Sachan, Zaheer & Salakhutdinov, AAAI 2019, add it to AT and VAT for text).
 Miyato et al. normalise the embeddings (unit variance per dimension) so that eps = 5 and xi = 0.1 mean the
 same in every model; here `eps` and `xi` are in units of the embedding's standard deviation, which keeps the
 model (and its gate trace) unchanged.
@@ -31,10 +35,15 @@ class Adversarial:
     vat: float = 0.0  # weight of the virtual adversarial KL on unlabelled text (0: off)
     eps: float = 5.0  # size of the perturbation of a whole text, in embedding standard deviations
     xi: float = 0.1  # size of VAT's finite-difference step, same units
+    entmin: float = 0.0  # weight of the entropy of the prediction on unlabelled text (0: off)
 
     @property
     def active(self) -> bool:
-        return self.at > 0 or self.vat > 0
+        return self.at > 0 or self.needs_unlabelled
+
+    @property
+    def needs_unlabelled(self) -> bool:
+        return self.vat > 0 or self.entmin > 0
 
 
 def cross_entropy(net: nn.Module, batch) -> tuple[torch.Tensor, int]:
@@ -59,6 +68,12 @@ def _unit(g: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return g / g.flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, 1, 1)
 
 
+def _entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Mean entropy of the predicted distributions over the batch."""
+    log_p = nn.functional.log_softmax(logits, -1)
+    return -(log_p.exp() * log_p).sum(-1).mean()
+
+
 def _kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
     """Mean KL(p || q) over the batch, p given (no gradient)."""
     log_p = nn.functional.log_softmax(p_logits, -1)
@@ -66,11 +81,11 @@ def _kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
 
 
 class AdversarialLoss:
-    """Cross-entropy + AT and/or VAT terms; `unlabelled` is needed for VAT."""
+    """Cross-entropy + AT, VAT and entropy terms as `settings` asks; `unlabelled` is needed for VAT and entropy."""
 
     def __init__(self, settings: Adversarial, embedding: nn.Embedding, unlabelled: UnlabelledPool | None = None):
-        if settings.vat > 0 and unlabelled is None:
-            raise ValueError("virtual adversarial training needs unlabelled texts")
+        if settings.needs_unlabelled and unlabelled is None:
+            raise ValueError("virtual adversarial training and entropy minimisation need unlabelled texts")
         self.settings, self.embedding, self.unlabelled = settings, embedding, unlabelled
 
     def _scale(self) -> float:
@@ -90,17 +105,34 @@ class AdversarialLoss:
             r_adv = s.eps * self._scale() * _unit(grad, lengths)
             _set_rng_state(device, state)
             loss = loss + s.at * nn.functional.cross_entropy(net(ids, lengths, r_adv.detach()), target)
-        if s.vat > 0:
+        if s.needs_unlabelled:
             u_ids, u_lengths = (t.to(device) for t in self.unlabelled.sample())
-            loss = loss + s.vat * self.vat_loss(net, u_ids, u_lengths)
+            loss = loss + self.unlabelled_loss(net, u_ids, u_lengths)
             tokens += int(u_lengths.sum())
         return loss, tokens
 
-    def vat_loss(self, net: nn.Module, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def unlabelled_loss(self, net: nn.Module, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """`vat` x VAT's KL + `entmin` x entropy, from one clean pass over a batch of unlabelled texts."""
+        s, device = self.settings, ids.device
+        state = _rng_state(device)
+        with torch.set_grad_enabled(s.entmin > 0 and torch.is_grad_enabled()):
+            p_logits = net(ids, lengths)
+        loss = s.entmin * _entropy(p_logits) if s.entmin > 0 else p_logits.new_zeros(())
+        if s.vat > 0:
+            _set_rng_state(device, state)
+            loss = loss + s.vat * self.vat_loss(net, ids, lengths, p_logits.detach())
+        return loss
+
+    def vat_loss(
+        self, net: nn.Module, ids: torch.Tensor, lengths: torch.Tensor, p_logits: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """KL(p || p(x + r_vadv)); `p_logits`, if given, came from a clean pass that drew the dropout masks the
+        current random state will draw again."""
         s, device, scale = self.settings, ids.device, self._scale()
         state = _rng_state(device)
-        with torch.no_grad():
-            p_logits = net(ids, lengths)
+        if p_logits is None:
+            with torch.no_grad():
+                p_logits = net(ids, lengths)
         d = torch.randn(*ids.shape, self.embedding.embedding_dim, device=device)
         d = (s.xi * scale * _unit(d, lengths)).requires_grad_()
         _set_rng_state(device, state)

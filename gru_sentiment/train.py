@@ -35,6 +35,7 @@ class TrainConfig:
     vat: float = 0.0  # virtual adversarial training weight, on unlabelled texts; 0: off
     adv_eps: float = 5.0  # perturbation size, in embedding standard deviations
     vat_batch_size: int | None = None  # unlabelled texts per step (default: batch_size)
+    entmin: float = 0.0  # entropy minimisation weight, on the same unlabelled texts; 0: off
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,7 +49,7 @@ class TrainConfig:
 
     @property
     def adversarial(self) -> objectives.Adversarial:
-        return objectives.Adversarial(at=self.adv, vat=self.vat, eps=self.adv_eps)
+        return objectives.Adversarial(at=self.adv, vat=self.vat, eps=self.adv_eps, entmin=self.entmin)
 
 
 def loss_function(model: nn.Module, config: TrainConfig, unlabelled=None) -> Callable:

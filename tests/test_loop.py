@@ -94,6 +94,27 @@ def test_vat_draws_the_same_dropout_masks_for_clean_and_perturbed_passes():
     assert some.vat_loss(model, ids, lengths).item() > 0
 
 
+def test_entropy_minimisation_adds_the_mean_entropy_of_the_unlabelled_predictions():
+    model = _model().eval()  # no dropout: the clean passes are deterministic
+    pool = UnlabelledPool([[3, 4, 5], [6, 7], [8, 9, 10, 11]], batch_size=3)  # one batch: every text
+    settings = objectives.Adversarial(vat=1.0, eps=0.0, entmin=0.7)  # VAT with no perturbation adds nothing
+    loss, tokens = objectives.AdversarialLoss(settings, model.embedding, pool)(model, _batch())
+    ids, lengths = pool.sample()
+    p = torch.softmax(model(ids, lengths), -1)
+    entropy = -(p * p.log()).sum(-1).mean()
+    assert tokens == 6 + 9
+    assert loss.item() == pytest.approx(objectives.cross_entropy(model, _batch())[0].item() + 0.7 * entropy.item())
+    # its gradient makes the unlabelled predictions more confident
+    only = objectives.AdversarialLoss(objectives.Adversarial(entmin=1.0), model.embedding, pool)
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.5)
+    for _ in range(20):
+        optimiser.zero_grad()
+        only.unlabelled_loss(model, ids, lengths).backward()
+        optimiser.step()
+    p = torch.softmax(model(ids, lengths), -1)
+    assert -(p * p.log()).sum(-1).mean().item() < 0.5 * entropy.item()
+
+
 def test_one_loop_trains_a_classifier_with_mixing_and_vat_and_reports_each_source():
     from tests.corpus import reviews
 

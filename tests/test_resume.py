@@ -31,10 +31,10 @@ def weights(path):
     return load_file(str(path / "model.safetensors"))
 
 
-ADVERSARIAL = dataclasses.replace(CONFIG, adv=0.5, vat=0.5, adv_eps=1.0, vat_batch_size=8)
+ADVERSARIAL = dataclasses.replace(CONFIG, adv=0.5, vat=0.5, adv_eps=1.0, vat_batch_size=8, entmin=0.2)
 
 
-@pytest.mark.parametrize("config, mix", [(CONFIG, None), (ADVERSARIAL, "1,0.5")], ids=["plain", "mixed-adv-vat"])
+@pytest.mark.parametrize("config, mix", [(CONFIG, None), (ADVERSARIAL, "1,0.5")], ids=["plain", "mixed-adv-vat-entmin"])
 def test_resume_reaches_the_uninterrupted_result(folder, tmp_path, config, mix):
     torch.set_num_threads(1)
     datasets = (str(folder),) if mix is None else (str(folder), str(folder))

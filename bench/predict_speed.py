@@ -1,6 +1,7 @@
 """Batch prediction throughput and memory: `gru-sentiment predict --file ... --format jsonl` on IMDB test.
 
     python bench/predict_speed.py [--data ../shared/data] [--limit 25000] [--model DIR] [--big-mib 1024]
+                                  [--baseline-model DIR] [--baseline-src DIR]
 
 Writes the first --limit IMDB test reviews one per line, then times the real command (a new process) on half,
 all, and twice that many reviews (the file repeated), reporting reviews/s, the time ratio of 2x to 1x (linear
@@ -8,6 +9,9 @@ is 2.0) and each process's peak memory (flat means streamed). In the same run, f
 regression on IMDB train and times its prediction on the same reviews (needs the `bench` extra).
 `--big-mib 1024` adds a run on a file of at least that many MiB (the reviews repeated): memory should stay
 where it was for the small files (about 20 minutes for 1 GiB on 2 cores).
+Same-run baselines for the `--limit` file: `--baseline-model DIR` times another model with this code;
+`--baseline-src DIR` times the same model with another version of the code (a source tree holding a
+`gru_sentiment/` package, e.g. `git worktree add /tmp/before <commit>`), put first on PYTHONPATH.
 """
 
 import argparse
@@ -21,14 +25,19 @@ from pathlib import Path
 from gru_sentiment import data
 
 
-def run_predict(file: Path, model: str | None) -> tuple[float, float, int]:
-    """Seconds, peak RSS in MiB, and lines written by one predict process."""
+def run_predict(file: Path, model: str | None, src: Path | None = None) -> tuple[float, float, int]:
+    """Seconds, peak RSS in MiB, and lines written by one predict process (with the code in `src`, if given)."""
     args = [sys.executable, "-m", "gru_sentiment", "predict", "--file", str(file), "--format", "jsonl"]
     if model:
         args += ["--model", model]
+    env = dict(os.environ)
+    if src is not None:
+        if not (src / "gru_sentiment" / "__init__.py").is_file():
+            raise SystemExit(f"{src} holds no gru_sentiment package")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src.resolve()), env.get("PYTHONPATH")]))
     with tempfile.TemporaryFile() as out:
         start = time.perf_counter()
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.DEVNULL, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -45,6 +54,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=25000)
     parser.add_argument("--model", default=None)
     parser.add_argument("--big-mib", type=int, default=0, help="also predict a file of this many MiB (0: skip)")
+    parser.add_argument("--baseline-model", default=None, help="also time this model on the --limit file")
+    parser.add_argument("--baseline-src", type=Path, default=None, help="also time this code on the --limit file")
     args = parser.parse_args()
     test = data.load(str(args.data / "imdb"), "test", label_names=["neg", "pos"])
     texts = [" ".join(t.split()) for t in test.texts[: args.limit]]
@@ -61,6 +72,13 @@ def main() -> None:
                     big.write(block)
         sizes = {name: path.stat().st_size for name, path in files.items()}
         results = {name: run_predict(path, args.model) for name, path in files.items()}
+        baselines = {}
+        if args.baseline_model:
+            baselines[f"model {args.baseline_model}, this code"] = run_predict(files["all"], args.baseline_model)
+        if args.baseline_src:
+            baselines[f"this model, code in {args.baseline_src}"] = run_predict(
+                files["all"], args.model, args.baseline_src
+            )
 
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -87,6 +105,11 @@ def main() -> None:
         f"TF-IDF 1-2gram + LR prediction, same {len(texts)} reviews, in process: {tfidf_rate:,.0f} reviews/s; "
         f"gru-sentiment / TF-IDF = {len(texts) / results['all'][0] / tfidf_rate:.2f}"
     )
+    for name, (seconds, _, lines) in baselines.items():
+        print(
+            f"baseline, {name}: {lines / seconds:,.0f} reviews/s on the same {lines} reviews; "
+            f"this / baseline = {seconds / results['all'][0]:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -9,13 +9,16 @@ is 2.0) and each process's peak memory (flat means streamed). In the same run, f
 regression on IMDB train and times its prediction on the same reviews (needs the `bench` extra).
 `--big-mib 1024` adds a run on a file of at least that many MiB (the reviews repeated): memory should stay
 where it was for the small files (about 20 minutes for 1 GiB on 2 cores).
-Same-run baselines for the `--limit` file: `--baseline-model DIR` times another model with this code;
-`--baseline-src DIR` times the same model with another version of the code (a source tree holding a
-`gru_sentiment/` package, e.g. `git worktree add /tmp/before <commit>`), put first on PYTHONPATH.
+Same-run baselines: `--baseline-model DIR` times another model with this code; `--baseline-src DIR` times the
+same model with another version of the code (a source tree holding a `gru_sentiment/` package, e.g.
+`git worktree add /tmp/before <commit>`), run from inside it and first on PYTHONPATH. Each is timed against this model and code
+on the half file, alternately, `--ab-repeats` times (the machine's speed drifts by more than the differences
+being measured), and the median ratio is reported.
 """
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,7 +40,8 @@ def run_predict(file: Path, model: str | None, src: Path | None = None) -> tuple
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src.resolve()), env.get("PYTHONPATH")]))
     with tempfile.TemporaryFile() as out:
         start = time.perf_counter()
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.DEVNULL, env=env)
+        # from inside `src`: `python -m` puts the working directory ahead of PYTHONPATH
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.DEVNULL, env=env, cwd=src)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -56,7 +60,12 @@ def main() -> None:
     parser.add_argument("--big-mib", type=int, default=0, help="also predict a file of this many MiB (0: skip)")
     parser.add_argument("--baseline-model", default=None, help="also time this model on the --limit file")
     parser.add_argument("--baseline-src", type=Path, default=None, help="also time this code on the --limit file")
+    parser.add_argument("--ab-repeats", type=int, default=3, help="alternate runs per baseline (default 3)")
     args = parser.parse_args()
+    if args.model:  # the baseline code runs from its own folder
+        args.model = str(Path(args.model).resolve())
+    if args.baseline_src and not args.model:
+        raise SystemExit("--baseline-src needs --model, so that both versions of the code read the same model")
     test = data.load(str(args.data / "imdb"), "test", label_names=["neg", "pos"])
     texts = [" ".join(t.split()) for t in test.texts[: args.limit]]
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,13 +81,18 @@ def main() -> None:
                     big.write(block)
         sizes = {name: path.stat().st_size for name, path in files.items()}
         results = {name: run_predict(path, args.model) for name, path in files.items()}
-        baselines = {}
+        others = {}
         if args.baseline_model:
-            baselines[f"model {args.baseline_model}, this code"] = run_predict(files["all"], args.baseline_model)
+            others[f"model {args.baseline_model}, this code"] = (args.baseline_model, None)
         if args.baseline_src:
-            baselines[f"this model, code in {args.baseline_src}"] = run_predict(
-                files["all"], args.model, args.baseline_src
-            )
+            others[f"this model, code in {args.baseline_src}"] = (args.model, args.baseline_src)
+        baselines = {
+            name: [
+                (run_predict(files["half"], args.model), run_predict(files["half"], model, src))
+                for _ in range(args.ab_repeats)
+            ]
+            for name, (model, src) in others.items()
+        }
 
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -105,10 +119,13 @@ def main() -> None:
         f"TF-IDF 1-2gram + LR prediction, same {len(texts)} reviews, in process: {tfidf_rate:,.0f} reviews/s; "
         f"gru-sentiment / TF-IDF = {len(texts) / results['all'][0] / tfidf_rate:.2f}"
     )
-    for name, (seconds, _, lines) in baselines.items():
+    for name, pairs in baselines.items():
+        lines = pairs[0][0][2]
+        rates = ", ".join(f"{lines / this[0]:,.0f} vs {lines / other[0]:,.0f}" for this, other in pairs)
+        speedup = statistics.median(other[0] / this[0] for this, other in pairs)
         print(
-            f"baseline, {name}: {lines / seconds:,.0f} reviews/s on the same {lines} reviews; "
-            f"this / baseline = {seconds / results['all'][0]:.2f}"
+            f"baseline, {name}: {lines} reviews, this vs baseline reviews/s, alternating: {rates}; "
+            f"median speed ratio this / baseline = {speedup:.2f}"
         )
 
 

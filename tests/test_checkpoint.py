@@ -1,5 +1,7 @@
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -175,3 +177,18 @@ def test_label_and_max_length_settings_are_checked(tiny_model, tmp_path):
         (copy / "config.json").write_text(json.dumps(config))
         with pytest.raises(ModelError, match=message):
             checkpoint.load(copy)
+
+
+def test_loading_a_model_pulls_in_no_compiler_machinery(tiny_model):
+    """Building a model on the meta device to check shapes once imported torch._dynamo and sympy: 1.8 s of every
+    `predict`. Loading may import nothing heavy that `import torch` did not."""
+    code = (
+        "import sys, torch\n"
+        "before = set(sys.modules)\n"
+        "from gru_sentiment import checkpoint\n"
+        f"checkpoint.load({str(tiny_model)!r})\n"
+        "print(' '.join(sorted(m for m in set(sys.modules) - before if m.split('.')[0] == 'sympy' "
+        "or m.startswith(('torch._dynamo', 'torch._inductor', 'torch._refs', 'torch.fx')))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""

@@ -327,6 +327,14 @@ def train(
             help="Size of the adversarial perturbation of a whole text, in standard deviations of the embedding.",
         ),
     ] = 5.0,
+    layer_lr_decay: Annotated[
+        float,
+        typer.Option(
+            min=1.0,
+            help="Discriminative learning rates (Howard & Ruder 2018): the head learns at --lr, the GRU layer "
+            "below it at --lr / D, the next at --lr / D^2, down to the embedding. 2.6 is theirs; 1: all alike.",
+        ),
+    ] = 1.0,
     entmin: Annotated[
         float,
         typer.Option(
@@ -410,6 +418,7 @@ def train(
                 adv_eps=adv_eps,
                 vat_batch_size=vat_batch_size,
                 entmin=entmin,
+                layer_lr_decay=layer_lr_decay,
             ),
             model=jobs.ModelSettings(
                 embed_dim=embed_dim,

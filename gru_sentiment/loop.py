@@ -61,6 +61,7 @@ class LoopConfig:
     evals_per_epoch: int = 1
     evals: int | None = None
     seed: int = 0
+    layer_lr_decay: float = 1.0  # each layer below the output learns this many times slower (1: all alike)
 
     @classmethod
     def of(cls, settings, **overrides) -> LoopConfig:
@@ -146,12 +147,24 @@ def lr_factor(step: int, total: int, warmup: float) -> float:
     return max(0.0, (total - step) / max(1, total - warm))
 
 
-def adamw(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW that decays matrices only: not biases, not the embedding (rare words would shrink to nothing)."""
-    decay = [p for n, p in model.named_parameters() if p.dim() > 1 and "embedding" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.dim() > 1 and "embedding" not in n)]
+def adamw(model: nn.Module, lr: float, weight_decay: float, layer_lr_decay: float = 1.0) -> torch.optim.AdamW:
+    """AdamW that decays matrices only: not biases, not the embedding (rare words would shrink to nothing).
+
+    Discriminative learning rates (Howard & Ruder 2018): with `layer_lr_decay` d != 1 and a model that tells how
+    far below its output each parameter sits (`lr_depth(name)`, 0 for the output layer), a parameter at depth
+    k learns at lr / d**k. Groups are ordered by depth, matrices first, as the two groups of d = 1 always were.
+    """
+    depth = getattr(model, "lr_depth", None) if layer_lr_decay != 1.0 else None
+    groups: dict[tuple[int, bool], list[nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        decays = param.dim() > 1 and "embedding" not in name
+        groups.setdefault((depth(name) if depth else 0, decays), []).append(param)
     return torch.optim.AdamW(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr
+        [
+            {"params": params, "weight_decay": weight_decay if decays else 0.0, "lr": lr / layer_lr_decay**k}
+            for (k, decays), params in sorted(groups.items(), key=lambda item: (item[0][0], not item[0][1]))
+        ],
+        lr=lr,
     )
 
 
@@ -165,7 +178,7 @@ class Trainer:
         self, model: nn.Module, loss_fn: Callable, config: LoopConfig, total_steps: int, net: nn.Module | None = None
     ):
         self.model, self.loss_fn, self.config, self.net = model, loss_fn, config, net or model
-        self.optimizer = adamw(model, config.lr, config.weight_decay)
+        self.optimizer = adamw(model, config.lr, config.weight_decay, config.layer_lr_decay)
         self.schedule = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: lr_factor(s, total_steps, config.warmup)
         )

@@ -203,6 +203,15 @@ class GRUClassifier(nn.Module):
             return self.classify(self.encode(ids, lengths, delta), lengths)
         return self.classify(self.encode_directions(ids, lengths, delta), lengths)
 
+    def lr_depth(self, name: str) -> int:
+        """How far below the output a parameter sits, for discriminative learning rates: 0 for the head, 1 for
+        the top GRU layer, ..., num_layers + 1 for the embedding."""
+        if name.startswith("head."):
+            return 0
+        if name.startswith("layers."):
+            return self.config.num_layers - int(name.split(".")[1])
+        return self.config.num_layers + 1
+
     def gru(self, layer: int, direction: str) -> nn.GRU:
         """The one-layer `nn.GRU` of a layer and direction ('forward' or 'backward')."""
         return self.layers[layer][self.config.directions.index(direction)]

@@ -36,6 +36,7 @@ class TrainConfig:
     adv_eps: float = 5.0  # perturbation size, in embedding standard deviations
     vat_batch_size: int | None = None  # unlabelled texts per step (default: batch_size)
     entmin: float = 0.0  # entropy minimisation weight, on the same unlabelled texts; 0: off
+    layer_lr_decay: float = 1.0  # discriminative learning rates: lr / decay**depth below the head
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -7,7 +7,7 @@ import torch
 
 from gru_sentiment import jobs, objectives
 from gru_sentiment.data import TextData
-from gru_sentiment.loop import Eval, History, LoopConfig, Score, fit
+from gru_sentiment.loop import Eval, History, LoopConfig, Score, Trainer, adamw, fit
 from gru_sentiment.model import GRUClassifier, ModelConfig
 from gru_sentiment.sources import InMemoryBatches, UnlabelledPool, mix_counts
 from gru_sentiment.train import TrainConfig, loss_function, validator
@@ -92,6 +92,29 @@ def test_vat_draws_the_same_dropout_masks_for_clean_and_perturbed_passes():
     assert zero.vat_loss(model, ids, lengths).item() == pytest.approx(0.0, abs=1e-7)  # no perturbation: p == q
     some = objectives.AdversarialLoss(objectives.Adversarial(vat=1.0, eps=5.0), model.embedding, pool)
     assert some.vat_loss(model, ids, lengths).item() > 0
+
+
+def test_discriminative_learning_rates_slow_every_layer_below_the_head():
+    torch.manual_seed(0)
+    model = GRUClassifier(ModelConfig(vocab_size=30, num_labels=2, embed_dim=6, hidden_size=5, num_layers=2))
+    named = dict(model.named_parameters())
+    plain = adamw(model, 1e-2, 0.01)
+    assert [(g["lr"], g["weight_decay"]) for g in plain.param_groups] == [(1e-2, 0.01), (1e-2, 0.0)]
+    optimiser = adamw(model, 1e-2, 0.01, layer_lr_decay=2.0)
+    lr = {id(p): g["lr"] for g in optimiser.param_groups for p in g["params"]}
+    decay = {id(p): g["weight_decay"] for g in optimiser.param_groups for p in g["params"]}
+    assert len(lr) == len(named)  # every parameter, once
+    assert lr[id(named["head.weight"])] == lr[id(named["head.bias"])] == 1e-2
+    assert lr[id(named["layers.1.0.weight_hh_l0"])] == lr[id(named["layers.1.1.bias_ih_l0"])] == 5e-3
+    assert lr[id(named["layers.0.1.weight_ih_l0"])] == 2.5e-3
+    assert lr[id(named["embedding.weight"])] == 1.25e-3
+    assert decay[id(named["head.weight"])] == 0.01 and decay[id(named["layers.0.0.bias_hh_l0"])] == 0.0
+    assert decay[id(named["embedding.weight"])] == 0.0
+    # the schedule scales every group alike: warm-up keeps the ratios
+    trainer = Trainer(model, objectives.cross_entropy, LoopConfig(lr=1e-2, warmup=0.5, layer_lr_decay=2.0), 4)
+    for expected in (0.5, 1.0):  # the first of two warm-up steps, then the peak
+        assert [g["lr"] / g["initial_lr"] for g in trainer.optimizer.param_groups] == pytest.approx([expected] * 7)  # 3 depths x 2 + the embedding
+        trainer.step(_batch())
 
 
 def test_entropy_minimisation_adds_the_mean_entropy_of_the_unlabelled_predictions():

@@ -11,9 +11,9 @@ regression on IMDB train and times its prediction on the same reviews (needs the
 where it was for the small files (about 20 minutes for 1 GiB on 2 cores).
 Same-run baselines: `--baseline-model DIR` times another model with this code; `--baseline-src DIR` times the
 same model with another version of the code (a source tree holding a `gru_sentiment/` package, e.g.
-`git worktree add /tmp/before <commit>`), run from inside it and first on PYTHONPATH. Each is timed against this model and code
-on the half file, alternately, `--ab-repeats` times (the machine's speed drifts by more than the differences
-being measured), and the median ratio is reported.
+`git worktree add /tmp/before <commit>`), run from inside it and first on PYTHONPATH. Each is timed against
+this model and code on the half file, alternately, `--ab-repeats` times (the machine's speed drifts by more
+than the differences being measured), and the median ratio is reported.
 """
 
 import argparse
@@ -52,18 +52,30 @@ def run_predict(file: Path, model: str | None, src: Path | None = None) -> tuple
     return seconds, usage.ru_maxrss / 1024, lines
 
 
+def ab_pair(file: Path, a: tuple, b: tuple, first_a: bool) -> tuple[tuple, tuple]:
+    """One timing of each of two (model, src) setups on `file`, in the order given (alternate it between pairs,
+    so that neither side always runs on a machine just warmed or just slowed); both must write every line."""
+    first, second = (a, b) if first_a else (b, a)
+    one, two = run_predict(file, *first), run_predict(file, *second)
+    if one[2] != two[2]:
+        raise SystemExit(f"the two setups wrote {one[2]} and {two[2]} lines for the same file")
+    return (one, two) if first_a else (two, one)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--limit", type=int, default=25000)
     parser.add_argument("--model", default=None)
     parser.add_argument("--big-mib", type=int, default=0, help="also predict a file of this many MiB (0: skip)")
-    parser.add_argument("--baseline-model", default=None, help="also time this model on the --limit file")
-    parser.add_argument("--baseline-src", type=Path, default=None, help="also time this code on the --limit file")
-    parser.add_argument("--ab-repeats", type=int, default=3, help="alternate runs per baseline (default 3)")
+    parser.add_argument("--baseline-model", default=None, help="also time this model (on the half file)")
+    parser.add_argument("--baseline-src", type=Path, default=None, help="also time this code (on the half file)")
+    parser.add_argument("--ab-repeats", type=int, default=3, help="alternating pairs per baseline (default 3)")
     args = parser.parse_args()
     if args.model:  # the baseline code runs from its own folder
         args.model = str(Path(args.model).resolve())
+    if args.ab_repeats < 1:
+        raise SystemExit("--ab-repeats must be at least 1")
     if args.baseline_src and not args.model:
         raise SystemExit("--baseline-src needs --model, so that both versions of the code read the same model")
     test = data.load(str(args.data / "imdb"), "test", label_names=["neg", "pos"])
@@ -88,10 +100,9 @@ def main() -> None:
             others[f"this model, code in {args.baseline_src}"] = (args.model, args.baseline_src)
         baselines = {
             name: [
-                (run_predict(files["half"], args.model), run_predict(files["half"], model, src))
-                for _ in range(args.ab_repeats)
+                ab_pair(files["half"], (args.model, None), baseline, first_a=i % 2 == 0) for i in range(args.ab_repeats)
             ]
-            for name, (model, src) in others.items()
+            for name, baseline in others.items()
         }
 
     from sklearn.feature_extraction.text import TfidfVectorizer

@@ -245,9 +245,7 @@ def check_weight_shapes(model_config: ModelConfig, file: Path, head: bool = True
     """Refuse a weights file whose tensors do not have the shapes `model_config` implies, before anything of
     that size is allocated: the shapes come from the config (`model.weight_shapes`) and from the safetensors
     header (a few bytes), so a config that names a huge size costs nothing."""
-    expected = {
-        k: list(shape) for k, shape in weight_shapes(model_config).items() if head or not k.startswith("head.")
-    }
+    expected = {k: list(shape) for k, shape in weight_shapes(model_config).items() if head or not k.startswith("head.")}
     try:
         with safe_open(str(file), "pt") as handle:
             found = {k: list(handle.get_slice(k).get_shape()) for k in handle.keys()}

@@ -106,7 +106,7 @@ def load_training_data(spec: DataSpec, seed: int) -> tuple[TextData, TextData]:
 
 
 def unlabelled_texts(spec: DataSpec, train: TextData) -> list[str]:
-    """Text for virtual adversarial training: the training texts, those without a label, and `spec.unlabelled`."""
+    """Text for VAT and entropy minimisation: the training texts, those without a label, and `spec.unlabelled`."""
     extra = [
         t for source in spec.unlabelled for t in data_mod.load_texts(*split_source(source), spec.text_column).texts
     ]

@@ -119,20 +119,20 @@ class AdversarialLoss:
             p_logits = net(ids, lengths)
         loss = s.entmin * _entropy(p_logits) if s.entmin > 0 else p_logits.new_zeros(())
         if s.vat > 0:
-            _set_rng_state(device, state)
-            loss = loss + s.vat * self.vat_loss(net, ids, lengths, p_logits.detach())
+            loss = loss + s.vat * self.vat_loss(net, ids, lengths, (p_logits.detach(), state))
         return loss
 
-    def vat_loss(
-        self, net: nn.Module, ids: torch.Tensor, lengths: torch.Tensor, p_logits: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """KL(p || p(x + r_vadv)); `p_logits`, if given, came from a clean pass that drew the dropout masks the
-        current random state will draw again."""
+    def vat_loss(self, net: nn.Module, ids: torch.Tensor, lengths: torch.Tensor, clean=None) -> torch.Tensor:
+        """KL(p || p(x + r_vadv)). `clean`, if given, is (logits, random state before they were computed) of a
+        clean pass already made: the perturbed passes draw that pass's dropout masks, and the random direction
+        comes from the state after it, as when this method makes the clean pass itself."""
         s, device, scale = self.settings, ids.device, self._scale()
-        state = _rng_state(device)
-        if p_logits is None:
+        if clean is None:
+            state = _rng_state(device)
             with torch.no_grad():
                 p_logits = net(ids, lengths)
+        else:
+            p_logits, state = clean
         d = torch.randn(*ids.shape, self.embedding.embedding_dim, device=device)
         d = (s.xi * scale * _unit(d, lengths)).requires_grad_()
         _set_rng_state(device, state)

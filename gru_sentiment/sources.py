@@ -102,7 +102,7 @@ class InMemoryBatches:
 
 
 class UnlabelledPool:
-    """Batches of unlabelled texts for virtual adversarial training: fixed length-sorted batches, one drawn per
+    """Batches of unlabelled texts for VAT and entropy minimisation: fixed length-sorted batches, one drawn per
     training step with torch's random generator (which a resume snapshot restores, so a resumed run draws the
     same ones)."""
 

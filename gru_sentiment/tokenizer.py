@@ -77,8 +77,8 @@ def _batches(texts: Iterable[str], size: int = 1000) -> Iterator[list[str]]:
 
 def encode_batch(tok: Tokenizer, texts: list[str], max_length: int | None, with_tokens: bool = True) -> list[Encoded]:
     """Encode texts in parallel. A text with no tokens gets one `[UNK]` so every sequence has length >= 1.
-    Without `with_tokens`, `tokens` and `offsets` stay empty: building them as Python objects costs a third of
-    the encoding time, and only a view of the text needs them."""
+    Without `with_tokens`, `tokens` and `offsets` are empty (but for the `[UNK]` of an empty text): building
+    them as Python objects costs a third of the encoding time, and only a view of the text needs them."""
     unk = tok.token_to_id(UNK)
     out = []
     for enc in tok.encode_batch(texts, add_special_tokens=False):

@@ -113,7 +113,9 @@ def test_discriminative_learning_rates_slow_every_layer_below_the_head():
     # the schedule scales every group alike: warm-up keeps the ratios
     trainer = Trainer(model, objectives.cross_entropy, LoopConfig(lr=1e-2, warmup=0.5, layer_lr_decay=2.0), 4)
     for expected in (0.5, 1.0):  # the first of two warm-up steps, then the peak
-        assert [g["lr"] / g["initial_lr"] for g in trainer.optimizer.param_groups] == pytest.approx([expected] * 7)  # 3 depths x 2 + the embedding
+        assert [g["lr"] / g["initial_lr"] for g in trainer.optimizer.param_groups] == pytest.approx(
+            [expected] * 7
+        )  # 3 depths x 2 + the embedding
         trainer.step(_batch())
 
 
@@ -136,6 +138,22 @@ def test_entropy_minimisation_adds_the_mean_entropy_of_the_unlabelled_prediction
         optimiser.step()
     p = torch.softmax(model(ids, lengths), -1)
     assert -(p * p.log()).sum(-1).mean().item() < 0.5 * entropy.item()
+
+
+def test_entropy_and_vat_in_training_mode_share_the_clean_pass_and_its_dropout_masks():
+    model = _model(dropout=0.5).train()
+    pool = UnlabelledPool([[3, 4, 5], [6, 7], [8, 9, 10, 11]], batch_size=3)
+    ids, lengths = pool.sample()
+    settings = objectives.Adversarial(vat=1.0, eps=0.0, entmin=0.7)
+    loss_fn = objectives.AdversarialLoss(settings, model.embedding, pool)
+    state = torch.get_rng_state()
+    loss = loss_fn.unlabelled_loss(model, ids, lengths)
+    torch.set_rng_state(state)
+    p = torch.softmax(model(ids, lengths), -1)  # the clean pass again, with the same masks
+    # VAT with no perturbation adds exactly nothing: its passes drew the clean pass's masks
+    assert loss.item() == pytest.approx(0.7 * -(p * p.log()).sum(-1).mean().item(), abs=1e-6)
+    loss.backward()  # the entropy term trains the model, with VAT on too
+    assert model.embedding.weight.grad is not None and model.embedding.weight.grad.abs().sum() > 0
 
 
 def test_one_loop_trains_a_classifier_with_mixing_and_vat_and_reports_each_source():
@@ -211,3 +229,9 @@ def test_adversarial_training_is_refused_under_torchrun(tiny_model):
     data = TextData(["good film", "bad film"], [1, 0], ["neg", "pos"], "x")
     with pytest.raises(UsageError, match="single process"):
         jobs._source_and_loss(bundle, data, TrainConfig(adv=1.0), None, Dist(0, 2, 0))
+
+
+def test_a_config_saved_before_entmin_and_layer_lr_decay_still_loads():
+    saved = TrainConfig(adv=1.0).to_dict()
+    del saved["entmin"], saved["layer_lr_decay"]  # as a model trained before these options records it
+    assert TrainConfig.from_dict(saved) == TrainConfig(adv=1.0)

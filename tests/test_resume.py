@@ -31,7 +31,9 @@ def weights(path):
     return load_file(str(path / "model.safetensors"))
 
 
-ADVERSARIAL = dataclasses.replace(CONFIG, adv=0.5, vat=0.5, adv_eps=1.0, vat_batch_size=8, entmin=0.2, layer_lr_decay=2.0)
+ADVERSARIAL = dataclasses.replace(
+    CONFIG, adv=0.5, vat=0.5, adv_eps=1.0, vat_batch_size=8, entmin=0.2, layer_lr_decay=2.0
+)
 
 
 @pytest.mark.parametrize("config, mix", [(CONFIG, None), (ADVERSARIAL, "1,0.5")], ids=["plain", "mixed-adv-vat-entmin"])

@@ -58,6 +58,15 @@ class ModelConfig:
     def directions(self) -> tuple[str, ...]:
         return ("forward", "backward") if self.bidirectional else ("forward",)
 
+    def layer_input_size(self, layer: int) -> int:
+        """Width of what a GRU layer reads: the embedding, or every direction of the layer below."""
+        return self.embed_dim if layer == 0 else self.hidden_size * len(self.directions)
+
+    @property
+    def features(self) -> int:
+        """Width of the pooled vector the head reads."""
+        return self.hidden_size * len(self.directions) * (2 if self.pooling == "mean_max" else 1)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -73,18 +82,16 @@ class ModelConfig:
 def weight_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     """The name and shape of every tensor in `GRUClassifier(config).state_dict()`, without building it: a check
     of a weights file against its config needs no memory, and no torch machinery beyond plain arithmetic."""
-    n_dir, hidden = len(config.directions), config.hidden_size
+    hidden = config.hidden_size
     shapes: dict[str, tuple[int, ...]] = {"embedding.weight": (config.vocab_size, config.embed_dim)}
     for layer in range(config.num_layers):
-        input_size = config.embed_dim if layer == 0 else hidden * n_dir
-        for direction in range(n_dir):
+        for direction in range(len(config.directions)):
             prefix = f"layers.{layer}.{direction}."
-            shapes[prefix + "weight_ih_l0"] = (3 * hidden, input_size)
+            shapes[prefix + "weight_ih_l0"] = (3 * hidden, config.layer_input_size(layer))
             shapes[prefix + "weight_hh_l0"] = (3 * hidden, hidden)
             shapes[prefix + "bias_ih_l0"] = (3 * hidden,)
             shapes[prefix + "bias_hh_l0"] = (3 * hidden,)
-    features = hidden * n_dir * (2 if config.pooling == "mean_max" else 1)
-    shapes["head.weight"] = (config.num_labels, features)
+    shapes["head.weight"] = (config.num_labels, config.features)
     shapes["head.bias"] = (config.num_labels,)
     return shapes
 
@@ -138,16 +145,14 @@ class GRUClassifier(nn.Module):
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embed_dim, padding_idx=config.pad_id)
-        n_dir = len(config.directions)
-        self.layers = nn.ModuleList()
-        for layer in range(config.num_layers):
-            input_size = config.embed_dim if layer == 0 else config.hidden_size * n_dir
-            self.layers.append(
-                nn.ModuleList(nn.GRU(input_size, config.hidden_size, batch_first=True) for _ in range(n_dir))
+        self.layers = nn.ModuleList(
+            nn.ModuleList(
+                nn.GRU(config.layer_input_size(layer), config.hidden_size, batch_first=True) for _ in config.directions
             )
+            for layer in range(config.num_layers)
+        )
         self.dropout = nn.Dropout(config.dropout)
-        features = config.hidden_size * n_dir * (2 if config.pooling == "mean_max" else 1)
-        self.head = nn.Linear(features, config.num_labels)
+        self.head = nn.Linear(config.features, config.num_labels)
 
     def encode(self, ids: torch.Tensor, lengths: torch.Tensor, delta: torch.Tensor | None = None) -> torch.Tensor:
         """States of the last layer, (B, T, directions * hidden), in input token order."""

@@ -230,6 +230,14 @@ def train(
         typer.Option(help="Use this split of the data set for validation instead of carving one from train."),
     ] = None,
     val_fraction: Annotated[float, typer.Option(help="Share of the training split held out for validation.")] = 0.1,
+    val_groups: Annotated[
+        bool,
+        typer.Option(
+            help="Carve validation by groups of overlapping texts: duplicates, and a phrase with the longest "
+            "text that contains it (SST-2's train split is phrases of its sentences), stay on one side. "
+            "--no-val-groups carves single texts at random."
+        ),
+    ] = True,
     text_column: TextColOpt = None,
     label_column: LabelColOpt = None,
     label_names: Annotated[
@@ -401,6 +409,7 @@ def train(
                 limit,
                 mix,
                 tuple(unlabelled or ()),
+                val_groups,
             ),
             output=str(output),
             config=TrainConfig(

@@ -29,6 +29,7 @@ from gru_sentiment.metrics import report
 from gru_sentiment.model import GRUClassifier, ModelConfig
 from gru_sentiment.pretrain import LanguageModel, PretrainConfig, fit_lm, frequency_rank
 from gru_sentiment.sources import InMemoryBatches, UnlabelledPool, mix_counts
+from gru_sentiment.splits import carve_validation
 from gru_sentiment.streaming import BatchStream, TextStream, open_stream
 from gru_sentiment.train import TrainConfig, loss_function, validator
 
@@ -38,21 +39,6 @@ class TokenizerSettings:
     kind: str = "wordpiece"
     vocab_size: int = 20000
     max_length: int | None = 400
-
-
-def carve_validation(data: TextData, fraction: float, seed: int) -> tuple[TextData, TextData]:
-    """Split off a stratified-by-shuffle validation share of `data` (at least one example)."""
-    if not 0.0 < fraction < 1.0:
-        raise UsageError(f"--val-fraction must be between 0 and 1, not {fraction}")
-    order = list(range(len(data)))
-    random.Random(seed).shuffle(order)
-    n_val = max(1, round(len(order) * fraction))
-    if n_val >= len(order):
-        raise DataError(f"{data.source}: {len(order)} examples are too few to carve a validation split")
-    val_idx, train_idx = order[:n_val], order[n_val:]
-
-    held_out = f"{data.source} (held out: {fraction:g}, seed {seed})"
-    return data.subset(train_idx, f"{data.source} (rest)"), data.subset(val_idx, held_out)
 
 
 def check_trainable(data: TextData) -> None:
@@ -76,6 +62,13 @@ class DataSpec:
     limit: int | None = None
     mix: str | None = None  # how many texts of each data set an epoch reads: see sources.mix_counts
     unlabelled: tuple[str, ...] = ()  # DATASET:SPLIT sources of extra unlabelled text (for VAT)
+    val_groups: bool = True  # carve whole overlap groups (see splits); runs saved before it existed carved texts
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> DataSpec:
+        """The spec a model directory recorded; one saved before `val_groups` existed carved single texts."""
+        saved = {"val_groups": False, **saved}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
 
 
 def _short_names(specs: tuple[str, ...]) -> list[str]:
@@ -100,7 +93,7 @@ def load_training_data(spec: DataSpec, seed: int) -> tuple[TextData, TextData]:
         if val.group_names:
             val.group_names = _short_names(spec.datasets)
     else:
-        train, val = carve_validation(train, spec.val_fraction, seed)
+        train, val = carve_validation(train, spec.val_fraction, seed, spec.val_groups)
     train.unlabelled = full.unlabelled
     return train, val
 
@@ -227,7 +220,7 @@ def resume_model(
     training = bundle.training
     if not training.data:
         raise UsageError(f"{output} does not record its training data, so it cannot be resumed")
-    spec = DataSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in training.data.items()})
+    spec = DataSpec.from_dict(training.data)
     config = TrainConfig(**training.config)
     train, val = load_training_data(spec, config.seed)
     best = {k: v.detach().clone() for k, v in bundle.model.state_dict().items()}

@@ -1,0 +1,88 @@
+"""Carving a validation split out of a training split without letting the same text sit on both sides.
+
+A random carve assumes the texts are independent. SST-2's train split is not: its 67,349 texts are the
+phrases of 6,920 parsed sentences, down to single words, so a random 10% held out is 88% phrases that occur
+inside a training text, and validation rewards memorising phrases (a model at 0.905 on such a split read
+SST-2's real validation sentences at 0.830). Review sets also carry exact duplicates.
+
+`overlap_groups` puts texts that share text in one group: texts equal up to surrounding white space, and a
+short text (a phrase) together with the longest text of the same data set that contains it as a run of whole
+words. `carve_validation` then holds out whole groups, so no held-out text is a copy or a piece of a training
+text (but for a phrase that occurs in several sentences, which follows only the longest).
+"""
+
+from __future__ import annotations
+
+import random
+
+from gru_sentiment.data import TextData
+from gru_sentiment.errors import DataError, UsageError
+
+PHRASE_CHARS = 400  # only texts this short are searched for inside others: phrases, short reviews
+
+
+def overlap_groups(texts: list[str], sources: list[int] | None = None) -> list[int]:
+    """A group id per text (the index of its group's first, longest text). Texts of different `sources` (data
+    sets) are never grouped together."""
+    group = list(range(len(texts)))
+    by_source: dict[int, list[int]] = {}
+    for i in range(len(texts)):
+        by_source.setdefault(sources[i] if sources is not None else 0, []).append(i)
+    for members in by_source.values():
+        _group_one_source(texts, members, group)
+    return group
+
+
+def _group_one_source(texts: list[str], members: list[int], group: list[int]) -> None:
+    """Longest first, each text joins the group of an equal text or of the first (longest) group leader that
+    contains it as a run of whole words. Candidates come from an index of the leaders' words: those that hold
+    the text's rarest word, longest first."""
+    leaders_with: dict[str, list[int]] = {}
+    spaced: dict[int, str] = {}  # a leader's words, space-separated and space-padded
+    seen: dict[str, int] = {}
+    for i in sorted(members, key=lambda k: (-len(texts[k]), k)):
+        text = texts[i].strip()
+        if text in seen:
+            group[i] = seen[text]
+            continue
+        words = text.split()
+        if words and len(text) <= PHRASE_CHARS:
+            candidates = min((leaders_with.get(w, ()) for w in words), key=len)
+            padded = f" {' '.join(words)} "
+            hit = next((j for j in candidates if padded in spaced[j]), None)
+            if hit is not None:
+                group[i] = seen[text] = hit
+                continue
+        seen[text] = i
+        spaced[i] = f" {' '.join(words)} "
+        for word in set(words):
+            leaders_with.setdefault(word, []).append(i)
+
+
+def carve_validation(data: TextData, fraction: float, seed: int, grouped: bool = True) -> tuple[TextData, TextData]:
+    """Hold out about `fraction` of `data` for validation (at least one text), whole `overlap_groups` at a time
+    in a seeded random order; `grouped=False` shuffles single texts (the carve of models trained before
+    groups existed, which `train --resume` must repeat)."""
+    if not 0.0 < fraction < 1.0:
+        raise UsageError(f"--val-fraction must be between 0 and 1, not {fraction}")
+    n_val = max(1, round(len(data) * fraction))
+    if grouped:
+        group = overlap_groups(data.texts, data.groups)
+        members: dict[int, list[int]] = {}
+        for i, g in enumerate(group):
+            members.setdefault(g, []).append(i)
+        units = list(members.values())
+    else:
+        units = [[i] for i in range(len(data))]
+    random.Random(seed).shuffle(units)
+    taken, count = 0, 0
+    while taken < len(units) and count < n_val:
+        count += len(units[taken])
+        taken += 1
+    val_idx = [i for unit in units[:taken] for i in unit]
+    train_idx = [i for unit in units[taken:] for i in unit]  # in the shuffled order, as before groups
+    if not train_idx:
+        raise DataError(f"{data.source}: {len(data)} examples are too few to carve a validation split")
+    how = ", grouped" if grouped else ""
+    held_out = f"{data.source} (held out: {fraction:g}{how}, seed {seed})"
+    return data.subset(train_idx, f"{data.source} (rest)"), data.subset(val_idx, held_out)

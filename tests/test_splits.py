@@ -1,0 +1,105 @@
+"""The carved validation split holds out whole groups of overlapping texts: no copy or piece of a training text."""
+
+import random
+
+import pytest
+
+from gru_sentiment import jobs, splits
+from gru_sentiment.data import TextData
+from gru_sentiment.errors import DataError, UsageError
+from tests.corpus import reviews, write_splits
+
+SENTENCES = [
+    "a gripping , beautifully acted story about loss",
+    "the plot is thin and the jokes fall flat",
+    "an uneven but often funny look at family life",
+    "nothing in this film works , not even the music",
+    "a warm and wise comedy that never talks down to its audience",
+    "dull , overlong and strangely joyless",
+]
+
+
+def phrases(sentence: str) -> list[str]:
+    """The sentence and every run of its words, as SST-2's train split holds each sentence's parse-tree phrases."""
+    words = sentence.split()
+    return [" ".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, len(words) + 1)]
+
+
+def inside(text: str, other: str) -> bool:
+    return f" {text} " in f" {other} "
+
+
+def sst2_like() -> TextData:
+    texts = [p for s in SENTENCES for p in phrases(s)]
+    random.Random(0).shuffle(texts)
+    return TextData(texts, [i % 2 for i in range(len(texts))], ["neg", "pos"], "phrases")
+
+
+def test_every_phrase_joins_the_longest_text_that_holds_it():
+    data = sst2_like()
+    group = splits.overlap_groups(data.texts)
+    leaders = {data.texts[g] for g in group}
+    assert leaders == set(SENTENCES)  # one group per sentence: single words too ("a" follows the longest)
+    for text, g in zip(data.texts, group):
+        assert inside(text, data.texts[g])
+
+
+def test_words_are_matched_whole_and_white_space_does_not_matter():
+    texts = ["goodness gracious me", "good", "  goodness gracious me ", "gracious"]
+    group = splits.overlap_groups(texts)
+    assert group[2] == group[0] and group[3] == group[0]  # a copy up to spaces; a whole word inside
+    assert group[1] == 1  # "good" is only part of the word "goodness"
+
+
+def test_texts_of_different_data_sets_are_never_grouped():
+    texts = ["great app , works well", "works well", "works well"]
+    assert splits.overlap_groups(texts, sources=[0, 1, 0]) == [0, 1, 0]
+
+
+def test_no_held_out_text_is_a_piece_or_copy_of_a_training_text():
+    data = sst2_like()
+    shared = {p for p in data.texts if sum(inside(p, s) for s in SENTENCES) > 1}  # ",", "a", "the", "and"...
+    for seed in range(5):
+        train, val = splits.carve_validation(data, 0.3, seed)
+        assert len(train) + len(val) == len(data) and len(val) >= round(0.3 * len(data))
+        assert sorted(train.texts + val.texts) == sorted(data.texts)
+        for text in set(val.texts) - shared:  # a phrase of several sentences follows only the longest
+            assert not any(inside(text, t) for t in train.texts), text
+        # a random carve of the same texts leaks: most held-out phrases sit inside a training sentence
+        rtrain, rval = splits.carve_validation(data, 0.3, seed, grouped=False)
+        leaked = sum(any(inside(v, t) for t in rtrain.texts) for v in rval.texts)
+        assert leaked > len(rval) // 2
+
+
+def test_the_random_carve_is_the_one_models_trained_before_groups_were_given():
+    """`train --resume` of an older run must carve the very same split (and training order) again."""
+    texts, labels = reviews(40, seed=3)
+    data = TextData(texts, labels, ["neg", "pos"], "reviews")
+    order = list(range(len(data)))
+    random.Random(7).shuffle(order)  # the carve as it was: shuffle, the first 10% held out, the rest in order
+    train, val = splits.carve_validation(data, 0.1, 7, grouped=False)
+    assert val.texts == [texts[i] for i in order[:4]]
+    assert train.texts == [texts[i] for i in order[4:]]
+
+
+def test_saved_specs_without_grouping_resume_the_random_carve(tmp_path):
+    texts, labels = reviews(60, seed=5)
+    texts[:10] = texts[10:20]  # ten duplicates: a grouped carve keeps each pair together
+    folder = write_splits(tmp_path / "data", "csv", texts, labels)
+    saved = {"datasets": [str(folder)], "label_names": ["neg", "pos"], "val_fraction": 0.2}  # before val_groups
+    old = jobs.DataSpec.from_dict(saved)
+    assert old.val_groups is False
+    assert jobs.DataSpec.from_dict({**saved, "val_groups": True}).val_groups is True
+    _, val_old = jobs.load_training_data(old, seed=1)
+    _, val_random = jobs.load_training_data(jobs.DataSpec((str(folder),), val_fraction=0.2, val_groups=False), 1)
+    assert val_old.texts == val_random.texts
+    train, val = jobs.load_training_data(jobs.DataSpec((str(folder),), val_fraction=0.2), seed=1)
+    assert not set(train.texts) & set(val.texts)
+
+
+def test_bad_fractions_and_tiny_data_get_clear_errors():
+    data = TextData(["same text", "same text ", "same text"], [0, 1, 0], ["neg", "pos"], "tiny")
+    with pytest.raises(UsageError, match="between 0 and 1"):
+        splits.carve_validation(data, 1.5, 0)
+    with pytest.raises(DataError, match="too few"):  # one group: nothing left to train on
+        splits.carve_validation(data, 0.3, 0)

@@ -35,6 +35,10 @@ def main() -> None:
     print(f"{'model':<36}" + "".join(f"{n + ' val':>14}" for n in names) + f"{'all':>10}")
     for model in args.models:
         bundle = checkpoint.load(model)
+        recorded = bundle.training.data
+        if recorded and jobs.DataSpec.from_dict(recorded).val_groups != spec.val_groups:
+            carve = "in groups" if spec.val_groups else "at random"
+            raise SystemExit(f"{model} was trained on another carve than this split ({carve}): see --no-val-groups")
         row = []
         for part in range(len(names)):
             rows = [k for k, p in enumerate(parts) if p == part]

@@ -10,7 +10,7 @@ from gru_sentiment.errors import DataError, UsageError
 from tests.corpus import reviews, write_splits
 
 SENTENCES = [
-    "a gripping , beautifully acted story about loss",
+    "a gripping , beautifully acted story about grief and loss",  # no two of the same length
     "the plot is thin and the jokes fall flat",
     "an uneven but often funny look at family life",
     "nothing in this film works , not even the music",
@@ -38,17 +38,29 @@ def sst2_like() -> TextData:
 def test_every_phrase_joins_the_longest_text_that_holds_it():
     data = sst2_like()
     group = splits.overlap_groups(data.texts)
-    leaders = {data.texts[g] for g in group}
-    assert leaders == set(SENTENCES)  # one group per sentence: single words too ("a" follows the longest)
+    assert {data.texts[g] for g in group} == set(SENTENCES)  # one group per sentence
     for text, g in zip(data.texts, group):
-        assert inside(text, data.texts[g])
+        longest = max((s for s in SENTENCES if inside(text, s)), key=len)  # "a" is in three of them
+        assert data.texts[g] == longest
 
 
 def test_words_are_matched_whole_and_white_space_does_not_matter():
-    texts = ["goodness gracious me", "good", "  goodness gracious me ", "gracious"]
+    texts = ["goodness gracious me", "good", "  goodness gracious me ", "gracious", "goodness   gracious     "]
     group = splits.overlap_groups(texts)
     assert group[2] == group[0] and group[3] == group[0]  # a copy up to spaces; a whole word inside
+    assert group[4] == group[0]  # padded longer than its sentence, yet a piece of it
     assert group[1] == 1  # "good" is only part of the word "goodness"
+
+
+def test_a_carve_of_several_data_sets_keeps_groups_within_each():
+    first, second = sst2_like(), sst2_like()
+    data = TextData(first.texts + second.texts, first.labels + second.labels, ["neg", "pos"], "both")
+    data.groups, data.group_names = [0] * len(first) + [1] * len(second), ["a", "b"]
+    train, val = splits.carve_validation(data, 0.3, 2)
+    held = {(g, t) for g, t in zip(val.groups, val.texts)}
+    for g, t in zip(train.groups, train.texts):  # a held-out sentence's phrases are held out in its data set
+        sentence = max((s for s in SENTENCES if inside(t, s)), key=len)
+        assert (g, sentence) not in held
 
 
 def test_texts_of_different_data_sets_are_never_grouped():
@@ -84,15 +96,17 @@ def test_the_random_carve_is_the_one_models_trained_before_groups_were_given():
 
 def test_saved_specs_without_grouping_resume_the_random_carve(tmp_path):
     texts, labels = reviews(60, seed=5)
-    texts[:10] = texts[10:20]  # ten duplicates: a grouped carve keeps each pair together
+    texts[:10] = texts[10:20]  # ten copies: a grouped carve keeps each pair together, a random one need not
     folder = write_splits(tmp_path / "data", "csv", texts, labels)
     saved = {"datasets": [str(folder)], "label_names": ["neg", "pos"], "val_fraction": 0.2}  # before val_groups
+    assert jobs.DataSpec.from_dict({**saved, "val_groups": True}).val_groups is True
     old = jobs.DataSpec.from_dict(saved)
     assert old.val_groups is False
-    assert jobs.DataSpec.from_dict({**saved, "val_groups": True}).val_groups is True
-    _, val_old = jobs.load_training_data(old, seed=1)
-    _, val_random = jobs.load_training_data(jobs.DataSpec((str(folder),), val_fraction=0.2, val_groups=False), 1)
-    assert val_old.texts == val_random.texts
+    order = list(range(60))
+    random.Random(1).shuffle(order)
+    train, val = jobs.load_training_data(old, seed=1)
+    assert val.texts == [texts[i] for i in order[:12]] and train.texts == [texts[i] for i in order[12:]]
+    assert set(train.texts) & set(val.texts)  # copies on both sides
     train, val = jobs.load_training_data(jobs.DataSpec((str(folder),), val_fraction=0.2), seed=1)
     assert not set(train.texts) & set(val.texts)
 

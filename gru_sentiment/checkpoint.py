@@ -387,6 +387,8 @@ def _classifier_encoder(path: Path) -> Encoder:
     bundle = load(path)
     run = bundle.training
     made = {"command": run.command, "best": run.best, "seconds": run.seconds, "init_from": run.init_from}
+    if run.data:  # what it trained and validated on, so that a run from it can check its carve
+        made.update(data=run.data, seed=run.config.get("seed"))
     encoder = Encoder.of(bundle.model, bundle.tokenizer, bundle.max_length, bundle.tokenizer_kind, made)
     encoder.source = str(path)
     return encoder

@@ -133,7 +133,9 @@ def _changed_train_options(ctx: typer.Context):
     runtime = {"resume", "device", "threads", "ctx"}
     for param in ctx.command.params:
         if param.name not in runtime:
-            yield f"--{param.name.replace('_', '-')}", ctx.params.get(param.name), param.default
+            value = ctx.params.get(param.name)
+            off = value is False and getattr(param, "secondary_opts", None)  # --no-val-groups, as typed
+            yield (param.secondary_opts[0] if off else f"--{param.name.replace('_', '-')}"), value, param.default
 
 
 def _check_init_options(ctx: typer.Context, path: Path, model_settings: dict, tok_settings):
@@ -233,9 +235,10 @@ def train(
     val_groups: Annotated[
         bool,
         typer.Option(
-            help="Carve validation by groups of overlapping texts: duplicates, and a phrase with the longest "
-            "text that contains it (SST-2's train split is phrases of its sentences), stay on one side. "
-            "--no-val-groups carves single texts at random."
+            help="Hold out whole groups of overlapping texts: copies, and a text of up to 400 characters with "
+            "the longest text that contains its words in a row (SST-2's train split is phrases of its "
+            "sentences). --no-val-groups holds out single texts, as models trained before this option did. "
+            "Not used with --val-split or --streaming."
         ),
     ] = True,
     text_column: TextColOpt = None,
@@ -399,17 +402,17 @@ def train(
         err = _stderr(quiet)
         job = jobs.TrainJob(
             data=jobs.DataSpec(
-                tuple(dataset or ()),
-                split,
-                val_split,
-                val_fraction,
-                text_column,
-                label_column,
-                tuple(label_names.split(",")) if label_names else None,
-                limit,
-                mix,
-                tuple(unlabelled or ()),
-                val_groups,
+                datasets=tuple(dataset or ()),
+                split=split,
+                val_split=val_split,
+                val_fraction=val_fraction,
+                text_column=text_column,
+                label_column=label_column,
+                label_names=tuple(label_names.split(",")) if label_names else None,
+                limit=limit,
+                mix=mix,
+                unlabelled=tuple(unlabelled or ()),
+                val_groups=val_groups,
             ),
             output=str(output),
             config=TrainConfig(

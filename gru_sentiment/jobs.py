@@ -98,6 +98,28 @@ def load_training_data(spec: DataSpec, seed: int) -> tuple[TextData, TextData]:
     return train, val
 
 
+def check_init_carve(init: checkpoint.Encoder | None, spec: DataSpec, seed: int) -> None:
+    """Refuse to train from a model that was trained on the same data carved the other way: its training texts
+    would sit in this run's validation split."""
+    made = init.pretraining if init is not None else {}
+    if not made.get("data") or spec.val_split or made.get("seed") != seed:
+        return
+    before = DataSpec.from_dict(made["data"])
+    same_data = (before.datasets, before.split, before.val_split, before.val_fraction, before.limit) == (
+        spec.datasets,
+        spec.split,
+        None,
+        spec.val_fraction,
+        spec.limit,
+    )
+    if same_data and before.val_groups != spec.val_groups:
+        carve, flag = ("in groups", "--val-groups") if before.val_groups else ("at random", "--no-val-groups")
+        raise UsageError(
+            f"{init.source} was trained on the same data carved {carve}: its training texts would be in this"
+            f" run's validation; add {flag} to carve as it did"
+        )
+
+
 def unlabelled_texts(spec: DataSpec, train: TextData) -> list[str]:
     """Text for VAT and entropy minimisation: the training texts, those without a label, and `spec.unlabelled`."""
     extra = [
@@ -223,6 +245,11 @@ def resume_model(
     spec = DataSpec.from_dict(training.data)
     config = TrainConfig(**training.config)
     train, val = load_training_data(spec, config.seed)
+    if len(val) != training.validation_examples:
+        raise ModelError(
+            f"{output}: its validation split comes out at {len(val):,} texts, not the {training.validation_examples:,}"
+            " it was trained with (the data or the carve changed), so it cannot be resumed exactly"
+        )
     best = {k: v.detach().clone() for k, v in bundle.model.state_dict().items()}
     history = _run(bundle, train, val, config, output, device, on_step, on_eval, snapshot, best, spec=spec)
     return bundle, history
@@ -599,6 +626,7 @@ def run_train(
             dist,
             init,
         )
+    check_init_carve(init, spec, config.seed)
     train, val = load_training_data(spec, config.seed)
     unlabelled = f", {len(train.unlabelled):,} without a label" if train.unlabelled else ""
     say(f"{len(train):,} training and {len(val):,} validation texts{unlabelled}, labels {', '.join(train.label_names)}")

@@ -164,6 +164,20 @@ def test_init_from_a_trained_model_takes_its_encoder_and_a_new_head(corpus, tiny
     assert after.training.init_from.get("command", "") == before.training.command
 
 
+def test_init_from_a_model_carved_the_other_way_is_refused(corpus, tmp_path):
+    """A model trained before grouped carving (or with --no-val-groups) trained on texts that a grouped carve of
+    the same data holds out: starting from it would leak them into validation."""
+    first, quick = tmp_path / "random", ["--max-steps", 1, "--threads", 1, "--embed-dim", 8, "--hidden-size", 6]
+    assert invoke("train", "-d", corpus, "-o", first, "--no-val-groups", *quick).exit_code == 0
+    result = invoke("train", "-d", corpus, "-o", tmp_path / "out", "--init-from", first, *quick[:4])
+    assert result.exit_code != 0 and "add --no-val-groups to carve as it did" in result.output, result.output
+    assert not (tmp_path / "out").exists()
+    args = ["--init-from", first, "--no-val-groups", *quick[:4]]
+    assert invoke("train", "-d", corpus, "-o", tmp_path / "out", *args).exit_code == 0
+    other_seed = ["--init-from", first, "--seed", 1, *quick[:4]]  # another carve anyway: nothing to compare
+    assert invoke("train", "-d", corpus, "-o", tmp_path / "seed1", *other_seed).exit_code == 0
+
+
 def test_damaged_encoders_give_one_line_errors(encoder_dir, tmp_path):
     import shutil
 

@@ -1,6 +1,7 @@
 """Interrupted training loses nothing: resume reaches the very weights of an uninterrupted run."""
 
 import dataclasses
+import json
 import os
 import random
 import signal
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 
 from gru_sentiment import checkpoint, jobs, tokenizer
 from gru_sentiment.cli import app
+from gru_sentiment.errors import ModelError
 from gru_sentiment.train import TrainConfig
 from tests.corpus import reviews, write_splits
 
@@ -81,10 +83,44 @@ def test_cli_resume_refuses_other_settings_and_finished_runs(tiny_model):
     runner = CliRunner()
     result = runner.invoke(app, ["train", "--resume", str(tiny_model), "--epochs", "9"])
     assert result.exit_code == 2 and "drop --epochs" in result.output
+    result = runner.invoke(app, ["train", "--resume", str(tiny_model), "--no-val-groups"])
+    assert result.exit_code == 2 and "drop --no-val-groups" in result.output  # the flag as it was typed
     result = runner.invoke(app, ["train", "--resume", str(tiny_model)])
     assert result.exit_code == 1 and "no saved training state" in result.output
     result = runner.invoke(app, ["train", "-d", "x"])
     assert result.exit_code == 2 and "--output" in result.output
+
+
+def test_resume_refuses_a_split_that_no_longer_comes_out_the_same(folder, tmp_path):
+    spec = jobs.DataSpec((str(folder),), label_names=("neg", "pos"))
+    train, val = jobs.load_training_data(spec, CONFIG.seed)
+    tok = tokenizer.train(reviews(50)[0], vocab_size=120)
+    settings, model = jobs.TokenizerSettings("wordpiece", 120, 24), dict(embed_dim=8, hidden_size=6)
+
+    def interrupt(info):
+        if info.step == 13:
+            raise KeyboardInterrupt
+
+    cut = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        jobs.train_model(
+            train,
+            val,
+            settings,
+            model,
+            CONFIG,
+            str(cut),
+            torch.device("cpu"),
+            tok=tok,
+            data_spec=spec,
+            on_step=interrupt,
+        )
+    config = json.loads((cut / "config.json").read_text())
+    config["training"]["data"]["val_fraction"] = 0.2  # as if the data or the carve had changed since
+    (cut / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="cannot be resumed exactly"):
+        jobs.resume_model(str(cut), torch.device("cpu"))
+    assert checkpoint.load_snapshot(cut).meta["step"] < 13  # the saved state is still there
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])

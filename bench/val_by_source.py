@@ -2,18 +2,26 @@
 touching a test split.
 
     python bench/val_by_source.py runs/a runs/b [--data ../shared/data] [-d imdb -d sst2] [--seed 0]
+                                  [--longest sst2] [--extra yelp:validation] [--unseen-by-both-carves]
 
 Rebuilds the validation split `gru-sentiment train -d imdb -d sst2` carved from the data sets' train splits
 (same `--val-fraction`, `--seed` and grouping), and prints each model's accuracy on the part that came from
-each data set.
-On IMDB + SST-2 about 73% of that split is SST-2 phrases, so the overall validation accuracy says little
-about full reviews.
+each data set. On IMDB + SST-2 about 73% of that split is SST-2 phrases, so the overall validation accuracy
+says little about full reviews.
+- `--longest sst2`: also the accuracy on the longest text of each held-out group of that part (SST-2's
+  sentences, without their phrases: what SST-2's own validation split holds).
+- `--extra DATASET:SPLIT`: also a split no model trained on (yelp validation, say).
+- `--unseen-by-both-carves`: only texts held out by both the grouped and the random carve and with no copy in
+  either training part, so that models trained on either carve can be compared. SST-2's held-out texts are
+  nearly all pieces of sentences the random carve trained on: leave it out of the mean (`--not-in-mean sst2`;
+  it stays in `-d`, or the carve would change).
+- The mean is over the parts and extras, each once (`longest` columns are not in it).
 """
 
 import argparse
 from pathlib import Path
 
-from gru_sentiment import checkpoint, jobs
+from gru_sentiment import checkpoint, data, jobs, splits
 
 
 def main() -> None:
@@ -24,27 +32,53 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--no-val-groups", action="store_true", help="the random carve of models trained before")
+    parser.add_argument("--longest", action="append", default=[], help="data set: also its groups' longest texts")
+    parser.add_argument("--extra", action="append", default=[], help="DATASET:SPLIT under --data, also scored")
+    parser.add_argument("--unseen-by-both-carves", action="store_true", help="compare models of either carve")
+    parser.add_argument("--not-in-mean", action="append", default=[], help="data set to leave out of the mean")
+    parser.add_argument("--label-names", default="neg,pos")
     args = parser.parse_args()
     names = args.dataset or ["imdb", "sst2"]
-    spec = jobs.DataSpec(
-        tuple(str(args.data / n) for n in names), val_fraction=args.val_fraction, val_groups=not args.no_val_groups
-    )
-    _, val = jobs.load_training_data(spec, args.seed)
+    labels = tuple(args.label_names.split(","))
+
+    def spec(grouped: bool) -> jobs.DataSpec:
+        paths = tuple(str(args.data / n) for n in names)
+        return jobs.DataSpec(paths, val_fraction=args.val_fraction, label_names=labels, val_groups=grouped)
+
+    grouped = not args.no_val_groups
+    train, val = jobs.load_training_data(spec(grouped), args.seed)
     parts = val.groups or [0] * len(val)  # which data set each held-out text came from
-    print(f"validation split: {len(val):,} texts ({', '.join(f'{n} {parts.count(i):,}' for i, n in enumerate(names))})")
-    print(f"{'model':<36}" + "".join(f"{n + ' val':>14}" for n in names) + f"{'all':>10}")
+    keep = range(len(val))
+    if args.unseen_by_both_carves:
+        other_train, other_val = jobs.load_training_data(spec(not grouped), args.seed)
+        seen = {t.strip() for t in train.texts} | {t.strip() for t in other_train.texts}
+        both = {t.strip() for t in other_val.texts}
+        keep = [i for i, t in enumerate(val.texts) if t.strip() in both and t.strip() not in seen]
+    columns = {f"{n} val": [i for i in keep if parts[i] == p] for p, n in enumerate(names)}
+    for name in args.longest:
+        rows = columns[f"{name} val"]
+        group = splits.overlap_groups([val.texts[i] for i in rows])
+        columns[f"{name} longest"] = [rows[k] for k, g in enumerate(group) if g == k]
+    extras = {}
+    for source in args.extra:
+        dataset, split = jobs.split_source(source)
+        extras[source] = data.load(str(args.data / dataset), split, label_names=list(labels))
+    sizes = ", ".join(f"{c} {len(rows):,}" for c, rows in columns.items())
+    print(f"validation texts: {sizes}" + "".join(f", {s} {len(d):,}" for s, d in extras.items()))
+    heads = [*columns, *extras]
+    print(f"{'model':<28}" + "".join(f"{h:>16}" for h in heads) + f"{'mean':>10}")
     for model in args.models:
         bundle = checkpoint.load(model)
         recorded = bundle.training.data
-        if recorded and jobs.DataSpec.from_dict(recorded).val_groups != spec.val_groups:
-            carve = "in groups" if spec.val_groups else "at random"
+        if recorded and not args.unseen_by_both_carves and jobs.DataSpec.from_dict(recorded).val_groups != grouped:
+            carve = "in groups" if grouped else "at random"
             raise SystemExit(f"{model} was trained on another carve than this split ({carve}): see --no-val-groups")
-        row = []
-        for part in range(len(names)):
-            rows = [k for k, p in enumerate(parts) if p == part]
-            row.append(jobs.evaluate_model(bundle, val.subset(rows))["accuracy"])
-        overall = jobs.evaluate_model(bundle, val)["accuracy"]
-        print(f"{str(model):<36}" + "".join(f"{a:>14.4f}" for a in row) + f"{overall:>10.4f}")
+        row = [jobs.evaluate_model(bundle, val.subset(rows))["accuracy"] for rows in columns.values()]
+        row += [jobs.evaluate_model(bundle, d)["accuracy"] for d in extras.values()]
+        left_out = {f"{n} val" for n in args.not_in_mean}
+        scored = [a for h, a in zip(heads, row) if not h.endswith(" longest") and h not in left_out]
+        mean = sum(scored) / len(scored)
+        print(f"{str(model):<28}" + "".join(f"{a:>16.4f}" for a in row) + f"{mean:>10.4f}")
 
 
 if __name__ == "__main__":

@@ -66,6 +66,8 @@ def main() -> None:
     sizes = ", ".join(f"{c} {len(rows):,}" for c, rows in columns.items())
     print(f"validation texts: {sizes}" + "".join(f", {s} {len(d):,}" for s, d in extras.items()))
     heads = [*columns, *extras]
+    left_out = {f"{n} val" for n in args.not_in_mean}
+    in_mean = [h for h in heads if not h.endswith(" longest") and h not in left_out]
     print(f"{'model':<28}" + "".join(f"{h:>16}" for h in heads) + f"{'mean':>10}")
     for model in args.models:
         bundle = checkpoint.load(model)
@@ -75,8 +77,7 @@ def main() -> None:
             raise SystemExit(f"{model} was trained on another carve than this split ({carve}): see --no-val-groups")
         row = [jobs.evaluate_model(bundle, val.subset(rows))["accuracy"] for rows in columns.values()]
         row += [jobs.evaluate_model(bundle, d)["accuracy"] for d in extras.values()]
-        left_out = {f"{n} val" for n in args.not_in_mean}
-        scored = [a for h, a in zip(heads, row) if not h.endswith(" longest") and h not in left_out]
+        scored = [a for h, a in zip(heads, row) if h in in_mean]
         mean = sum(scored) / len(scored)
         print(f"{str(model):<28}" + "".join(f"{a:>16.4f}" for a in row) + f"{mean:>10.4f}")
 

@@ -38,37 +38,38 @@ ADVERSARIAL = dataclasses.replace(
 )
 
 
-@pytest.mark.parametrize("config, mix", [(CONFIG, None), (ADVERSARIAL, "1,0.5")], ids=["plain", "mixed-adv-vat-entmin"])
-def test_resume_reaches_the_uninterrupted_result(folder, tmp_path, config, mix):
-    torch.set_num_threads(1)
-    datasets = (str(folder),) if mix is None else (str(folder), str(folder))
-    spec = jobs.DataSpec(datasets, label_names=("neg", "pos"), mix=mix)
+def small_run(spec, config):
+    """Train a small model on `spec`: call it with an output directory, and `stop_at` a step to interrupt it
+    there (Ctrl-C). Its runs share one data split and one tokenizer, as a resumed run reads them back."""
     train, val = jobs.load_training_data(spec, config.seed)
     tok = tokenizer.train(reviews(50)[0], vocab_size=120)
     settings = jobs.TokenizerSettings("wordpiece", 120, 24)
     model = dict(embed_dim=8, hidden_size=6, dropout=0.2)
 
-    whole = tmp_path / "whole"
-    jobs.train_model(train, val, settings, model, config, str(whole), torch.device("cpu"), tok=tok, data_spec=spec)
+    def run(out, stop_at=None):
+        def interrupt(info):
+            if info.step == stop_at:
+                raise KeyboardInterrupt
 
-    def interrupt(info):
-        if info.step == 13:  # steps per epoch: 9; validations after steps 4/5, 9, 13/14, ...: stop between
-            raise KeyboardInterrupt
+        args = (train, val, settings, model, config, str(out), torch.device("cpu"))
+        if stop_at is None:
+            jobs.train_model(*args, tok=tok, data_spec=spec)
+        else:
+            with pytest.raises(KeyboardInterrupt):
+                jobs.train_model(*args, tok=tok, data_spec=spec, on_step=interrupt)
 
-    cut = tmp_path / "cut"
-    with pytest.raises(KeyboardInterrupt):
-        jobs.train_model(
-            train,
-            val,
-            settings,
-            model,
-            config,
-            str(cut),
-            torch.device("cpu"),
-            tok=tok,
-            data_spec=spec,
-            on_step=interrupt,
-        )
+    return run
+
+
+@pytest.mark.parametrize("config, mix", [(CONFIG, None), (ADVERSARIAL, "1,0.5")], ids=["plain", "mixed-adv-vat-entmin"])
+def test_resume_reaches_the_uninterrupted_result(folder, tmp_path, config, mix):
+    torch.set_num_threads(1)
+    datasets = (str(folder),) if mix is None else (str(folder), str(folder))
+    spec = jobs.DataSpec(datasets, label_names=("neg", "pos"), mix=mix)
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    run = small_run(spec, config)
+    run(whole)
+    run(cut, stop_at=13)  # steps per epoch: 9; validations after steps 4/5, 9, 13/14, ...: stop between
     assert checkpoint.load_snapshot(cut).meta["step"] < 13  # the last validation before the interruption
     jobs.resume_model(str(cut), torch.device("cpu"))
 
@@ -92,29 +93,8 @@ def test_cli_resume_refuses_other_settings_and_finished_runs(tiny_model):
 
 
 def test_resume_refuses_a_split_that_no_longer_comes_out_the_same(folder, tmp_path):
-    spec = jobs.DataSpec((str(folder),), label_names=("neg", "pos"))
-    train, val = jobs.load_training_data(spec, CONFIG.seed)
-    tok = tokenizer.train(reviews(50)[0], vocab_size=120)
-    settings, model = jobs.TokenizerSettings("wordpiece", 120, 24), dict(embed_dim=8, hidden_size=6)
-
-    def interrupt(info):
-        if info.step == 13:
-            raise KeyboardInterrupt
-
     cut = tmp_path / "cut"
-    with pytest.raises(KeyboardInterrupt):
-        jobs.train_model(
-            train,
-            val,
-            settings,
-            model,
-            CONFIG,
-            str(cut),
-            torch.device("cpu"),
-            tok=tok,
-            data_spec=spec,
-            on_step=interrupt,
-        )
+    small_run(jobs.DataSpec((str(folder),), label_names=("neg", "pos")), CONFIG)(cut, stop_at=13)
     config = json.loads((cut / "config.json").read_text())
     config["training"]["data"]["val_fraction"] = 0.2  # as if the data or the carve had changed since
     (cut / "config.json").write_text(json.dumps(config))

@@ -134,7 +134,7 @@ def unit_search(args) -> None:
         bundle = checkpoint.load(args.model)
         texts = pq.read_table(imdb, columns=["text"]).column("text").to_pylist()[:1000]
         start = time.perf_counter()
-        ids = tokenizer.encode_ids(bundle.tokenizer, texts, bundle.max_length)
+        ids = tokenizer.encode_ids(bundle.tokenizer, texts, bundle.max_length, bundle.tail)
         batching.logits_for(bundle.model, ids, 64, torch.device("cpu"), bundle.model.config.pad_id)
         predicted = time.perf_counter() - start
         start = time.perf_counter()

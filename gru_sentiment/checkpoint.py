@@ -27,6 +27,7 @@ from gru_sentiment import __version__
 from gru_sentiment.errors import ModelError
 from gru_sentiment.model import GRUClassifier, ModelConfig, weight_shapes
 from gru_sentiment.textio import give_default_modes
+from gru_sentiment.tokenizer import check_tail
 
 FORMAT = "gru-sentiment"
 FORMAT_VERSION = 1
@@ -87,6 +88,7 @@ class Bundle:
     max_length: int | None = None
     tokenizer_kind: str = "wordpiece"
     training: RunRecord = field(default_factory=RunRecord)
+    tail: int = 0  # of a text longer than max_length, how many of the tokens read come from its end
 
     def to_config(self) -> dict:
         return {
@@ -99,6 +101,7 @@ class Bundle:
                 "kind": self.tokenizer_kind,
                 "vocab_size": self.tokenizer.get_vocab_size(),
                 "max_length": self.max_length,
+                "tail": self.tail,
             },
             "training": self.training.to_dict(),
         }
@@ -279,6 +282,11 @@ def load(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Bu
         raise ModelError(
             f"{path / 'config.json'}: tokenizer max_length must be a positive integer or null, not {max_length!r}"
         )
+    tail = tok_settings.get("tail", 0)  # models saved before head+tail truncation read the beginning only
+    try:
+        check_tail(max_length, tail)
+    except ValueError as exc:
+        raise ModelError(f"{path / 'config.json'}: tokenizer {exc}") from exc
     try:
         tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
     except Exception as exc:
@@ -308,6 +316,7 @@ def load(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Bu
         tok_settings.get("max_length"),
         tok_settings.get("kind", "wordpiece"),
         RunRecord.from_dict(config.get("training", {})),
+        tail,
     )
 
 

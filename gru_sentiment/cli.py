@@ -38,6 +38,7 @@ from gru_sentiment.options import (
     PredictCommand,
     PredictFormat,
     TableOrJson,
+    TailOpt,
     TextColOpt,
     ThreadsOpt,
     TokenizerKind,
@@ -268,6 +269,7 @@ def train(
         ),
     ] = None,
     max_length: MaxLengthOpt = 400,
+    tail: TailOpt = 0,
     embed_dim: EmbedOpt = 128,
     hidden_size: HiddenOpt = 128,
     layers: LayersOpt = 1,
@@ -390,6 +392,8 @@ def train(
             raise UsageError("train needs --dataset and --output (or --resume DIR)")
         elif output.exists() and not overwrite:
             raise UsageError(f"{output} already exists: pass --overwrite to replace it")
+        if tail > max_length:
+            raise UsageError(f"--tail {tail} does not fit in --max-length {max_length}: give a smaller --tail")
         from gru_sentiment import distributed
 
         dist = distributed.from_env()
@@ -440,7 +444,7 @@ def train(
                 dropout=dropout,
                 pooling=pooling.value,
             ),
-            tokenizer=jobs.TokenizerSettings(tokenizer.value, vocab_size, max_length),
+            tokenizer=jobs.TokenizerSettings(tokenizer.value, vocab_size, max_length, tail),
             tokenizer_from=str(tokenizer_from) if tokenizer_from else None,
             init_from=str(init_from) if init_from else None,
             streaming=jobs.StreamSettings(tokenizer_sample, shuffle_buffer, val_size) if streaming else None,
@@ -810,7 +814,7 @@ def predict(
         )
         if views.traced:
             preds = writers.gate_views(preds, layer, direction.value if direction else None, words)
-        writers.emit(preds, format, bundle.labels, views, bundle.max_length)
+        writers.emit(preds, format, bundle.labels, views, bundle.max_length, bundle.tail)
 
 
 @app.command()

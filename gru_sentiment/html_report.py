@@ -17,7 +17,15 @@ from html import escape
 import torch
 
 from gru_sentiment import explain
-from gru_sentiment.render_gates import MEANING, attribution_ink, attribution_rgb, completeness_line, rgb, text_colour
+from gru_sentiment.render_gates import (
+    MEANING,
+    attribution_ink,
+    attribution_rgb,
+    completeness_line,
+    gap,
+    rgb,
+    text_colour,
+)
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; max-width: 80em; color: #222; }
@@ -86,7 +94,7 @@ def _row(text: str, text_gates, values: list[float], colours, describe) -> str:
     pieces, previous_end = [], None
     for i, (token, (start, end)) in enumerate(zip(text_gates.tokens, text_gates.offsets)):
         if previous_end is not None and start > previous_end:
-            pieces.append(" ")
+            pieces.append(gap(text, previous_end, start))
         shown = text[start:end] if end > start else token
         colour, ink = colours(values[i])
         pieces.append(_span(shown, colour, ink, f"{token} [{start}:{end}] {describe(i)}"))

@@ -39,6 +39,7 @@ class TokenizerSettings:
     kind: str = "wordpiece"
     vocab_size: int = 20000
     max_length: int | None = 400
+    tail: int = 0  # of a longer text, the tokens kept from its end (the rest of max_length from its start)
 
 
 def check_trainable(data: TextData) -> None:
@@ -220,6 +221,7 @@ def _new_bundle(
         tok_settings.max_length,
         init.tokenizer_kind if init else tok_settings.kind,
         training,
+        tok_settings.tail,
     )
 
 
@@ -269,8 +271,8 @@ def _source_and_loss(
         if config.adversarial.needs_unlabelled:
             raise UsageError("--vat and --entmin need the training texts in memory: drop --streaming")
         return train, loss_function(bundle.model, config)
-    tok, max_length, pad_id = bundle.tokenizer, bundle.max_length, bundle.model.config.pad_id
-    seqs = tokenizer.encode_data(train, tok, max_length)
+    tok, max_length, tail, pad_id = bundle.tokenizer, bundle.max_length, bundle.tail, bundle.model.config.pad_id
+    seqs = tokenizer.encode_data(train, tok, max_length, tail=tail)
     counts = None
     if spec is not None and spec.mix:
         groups = train.groups or [0] * len(train)
@@ -285,7 +287,9 @@ def _source_and_loss(
     if config.adversarial.needs_unlabelled:
         extra = unlabelled_texts(spec, train)[len(train) :] if spec is not None else train.unlabelled
         pool = UnlabelledPool(
-            [*seqs, *tokenizer.encode_ids(tok, extra, max_length)], config.vat_batch_size or config.batch_size, pad_id
+            [*seqs, *tokenizer.encode_ids(tok, extra, max_length, tail)],
+            config.vat_batch_size or config.batch_size,
+            pad_id,
         )
         bundle.training.vat_unlabelled_texts = len(pool)
     return source, loss_function(bundle.model, config, pool)
@@ -307,7 +311,7 @@ def _run(
 ) -> History:
     max_length, training = bundle.max_length, bundle.training
     source, loss_fn = _source_and_loss(bundle, train, config, spec, dist)
-    val_ids = tokenizer.encode_data(val, bundle.tokenizer, max_length)
+    val_ids = tokenizer.encode_data(val, bundle.tokenizer, max_length, tail=bundle.tail)
     validate = validator(
         val_ids, val.labels, bundle.labels, config.batch_size * 2, device, dist, val.groups, val.group_names or ()
     )
@@ -367,7 +371,7 @@ def predicted_labels(
         )
     index = {name: i for i, name in enumerate(bundle.labels)}
     labels = [index[data.label_names[i]] for i in data.labels]
-    ids = tokenizer.encode_data(data, bundle.tokenizer, bundle.max_length)
+    ids = tokenizer.encode_data(data, bundle.tokenizer, bundle.max_length, tail=bundle.tail)
     model = bundle.model.to(device).eval()
     return labels, batching.logits_for(model, ids, batch_size, device).argmax(-1).tolist()
 
@@ -444,7 +448,12 @@ def train_streaming(
     rank, world = (dist.rank, dist.world_size) if dist else (0, 1)
     shard = stream.shuffled(config.seed, shuffle_buffer, rank, world)
     batches = BatchStream(
-        shard.epoch, bundle.tokenizer, tok_settings.max_length, config.batch_size, bundle.model.config.pad_id
+        shard.epoch,
+        bundle.tokenizer,
+        tok_settings.max_length,
+        config.batch_size,
+        bundle.model.config.pad_id,
+        tail=tok_settings.tail,
     )
     return bundle, _run(bundle, batches, val, config, output, device, on_step, on_eval, dist=dist)
 

@@ -64,6 +64,15 @@ BatchOpt = Annotated[int, typer.Option(min=1, help="Texts per batch.")]
 TokenizerOpt = Annotated[TokenizerKind, typer.Option(help="Subword tokenizer to learn.")]
 VocabOpt = Annotated[int, typer.Option(min=10, help="Tokenizer vocabulary size.")]
 MaxLengthOpt = Annotated[int, typer.Option(min=2, help="Tokens kept per text (the rest is cut).")]
+TailOpt = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="Of a text longer than --max-length tokens, read the last TAIL tokens after the first "
+        "(max-length - TAIL): head+tail truncation, as long reviews often end with their verdict. "
+        "0 reads the beginning only. Saved with the model, so evaluate and predict cut the same way.",
+    ),
+]
 EmbedOpt = Annotated[int, typer.Option(min=1)]
 HiddenOpt = Annotated[int, typer.Option(min=1)]
 LayersOpt = Annotated[int, typer.Option(min=1, help="Stacked GRU layers.")]

@@ -35,7 +35,9 @@ def predict(
     tokens, offsets and attributions when the gates were not asked for)."""
     if not texts:
         return []
-    encoded = tokenizer.encode_batch(bundle.tokenizer, texts, bundle.max_length, with_gates or with_attributions)
+    encoded = tokenizer.encode_batch(
+        bundle.tokenizer, texts, bundle.max_length, with_gates or with_attributions, tail=bundle.tail
+    )
     model = bundle.model
     if with_gates:
         probs = [None] * len(texts)

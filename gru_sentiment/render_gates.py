@@ -60,6 +60,11 @@ def text_colour(value: float) -> str:
     return "black" if value > 0.55 else "white"
 
 
+def gap(text: str, end: int, start: int) -> str:
+    """What to show between two tokens read one after the other: a space, or ' … ' over text never read."""
+    return " … " if text[end:start].strip() else " "
+
+
 def heat_line(
     text: str,
     tokens: list[str],
@@ -68,12 +73,13 @@ def heat_line(
     colour=rgb,
     ink=text_colour,
 ) -> Text:
-    """The tokens as they appear in `text` (with the spaces between them), each on its value's colour."""
+    """The tokens as they appear in `text` (with the spaces between them), each on its value's colour; ' … '
+    where the model skipped part of the text (the middle of a long one, cut head+tail)."""
     line = Text()
     previous_end = None
     for token, (start, end), value in zip(tokens, offsets, values):
         if previous_end is not None and start > previous_end:
-            line.append(" ")
+            line.append(gap(text, previous_end, start))
         shown = text[start:end] if end > start else token
         r, g, b = colour(value)
         line.append(shown, Style(bgcolor=f"rgb({r},{g},{b})", color=ink(value)))

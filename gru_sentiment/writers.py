@@ -14,6 +14,7 @@ from rich.console import Console
 from gru_sentiment import explain, render
 from gru_sentiment.errors import UsageError, UserError
 from gru_sentiment.options import PredictFormat
+from gru_sentiment.tokenizer import describe_cut
 
 
 def gate_views(preds, layer, direction, words):
@@ -43,7 +44,7 @@ class Views:
         return self.gates is not None or self.attributions
 
 
-def emit(preds, format: PredictFormat, labels: list[str], views: Views, max_length: int | None) -> None:
+def emit(preds, format: PredictFormat, labels: list[str], views: Views, max_length: int | None, tail: int = 0) -> None:
     kept = [] if (views.html is not None or views.plot is not None) else None
     count = 0
     items = []  # json: records; table without gates: predictions for one table at the end
@@ -95,7 +96,7 @@ def emit(preds, format: PredictFormat, labels: list[str], views: Views, max_leng
     if truncated:
         Console(stderr=True).print(
             f"note: {truncated} of {count} texts were longer than {max_length} tokens; "
-            f"the model read only their first {max_length}",
+            f"the model read only their {describe_cut(max_length, tail)}",
             highlight=False,
             soft_wrap=True,
         )

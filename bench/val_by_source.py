@@ -3,6 +3,7 @@ touching a test split.
 
     python bench/val_by_source.py runs/a runs/b [--data ../shared/data] [-d imdb -d sst2] [--seed 0]
                                   [--longest sst2] [--extra yelp:validation] [--unseen-by-both-carves]
+                                  [--tail 0 --tail 382]
 
 Rebuilds the validation split `gru-sentiment train -d imdb -d sst2` carved from the data sets' train splits
 (same `--val-fraction`, `--seed` and grouping), and prints each model's accuracy on the part that came from
@@ -16,12 +17,15 @@ says little about full reviews.
   nearly all pieces of sentences the random carve trained on: leave it out of the mean (`--not-in-mean sst2`;
   it stays in `-d`, or the carve would change).
 - The mean is over the parts and extras, each once (`longest` columns are not in it).
+- `--tail N` (repeatable): score each model as if it had been trained with `train --tail N` (head+tail
+  truncation, see README), one row per value, instead of with the cut saved in its config: to choose N on
+  validation before writing it into a model.
 """
 
 import argparse
 from pathlib import Path
 
-from gru_sentiment import checkpoint, data, jobs, splits
+from gru_sentiment import checkpoint, data, jobs, splits, tokenizer
 
 
 def main() -> None:
@@ -37,6 +41,7 @@ def main() -> None:
     parser.add_argument("--unseen-by-both-carves", action="store_true", help="compare models of either carve")
     parser.add_argument("--not-in-mean", action="append", default=[], help="data set to leave out of the mean")
     parser.add_argument("--label-names", default="neg,pos")
+    parser.add_argument("--tail", type=int, action="append", help="read long texts head+tail, N from the end")
     args = parser.parse_args()
     names = args.dataset or ["imdb", "sst2"]
     labels = tuple(args.label_names.split(","))
@@ -75,11 +80,15 @@ def main() -> None:
         if recorded and not args.unseen_by_both_carves and jobs.DataSpec.from_dict(recorded).val_groups != grouped:
             carve = "in groups" if grouped else "at random"
             raise SystemExit(f"{model} was trained on another carve than this split ({carve}): see --no-val-groups")
-        row = [jobs.evaluate_model(bundle, val.subset(rows))["accuracy"] for rows in columns.values()]
-        row += [jobs.evaluate_model(bundle, d)["accuracy"] for d in extras.values()]
-        scored = [a for h, a in zip(heads, row) if h in in_mean]
-        mean = sum(scored) / len(scored)
-        print(f"{str(model):<28}" + "".join(f"{a:>16.4f}" for a in row) + f"{mean:>10.4f}")
+        for tail in args.tail or [bundle.tail]:
+            tokenizer.check_tail(bundle.max_length, tail)
+            bundle.tail = tail
+            row = [jobs.evaluate_model(bundle, val.subset(rows))["accuracy"] for rows in columns.values()]
+            row += [jobs.evaluate_model(bundle, d)["accuracy"] for d in extras.values()]
+            scored = [a for h, a in zip(heads, row) if h in in_mean]
+            mean = sum(scored) / len(scored)
+            name = f"{model} tail {tail}" if args.tail else str(model)
+            print(f"{name:<28}" + "".join(f"{a:>16.4f}" for a in row) + f"{mean:>10.4f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -81,7 +81,10 @@ def main() -> None:
             carve = "in groups" if grouped else "at random"
             raise SystemExit(f"{model} was trained on another carve than this split ({carve}): see --no-val-groups")
         for tail in args.tail or [bundle.tail]:
-            tokenizer.check_tail(bundle.max_length, tail)
+            try:
+                tokenizer.check_tail(bundle.max_length, tail)
+            except ValueError as exc:
+                raise SystemExit(f"{model}: --tail {tail}: {exc}") from exc
             bundle.tail = tail
             row = [jobs.evaluate_model(bundle, val.subset(rows))["accuracy"] for rows in columns.values()]
             row += [jobs.evaluate_model(bundle, d)["accuracy"] for d in extras.values()]

@@ -10,6 +10,8 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from gru_sentiment import tokenizer
+
 # a sequential palette (viridis' ends and middle): dark purple = 0, teal = 0.5, yellow = 1
 PALETTE = ((68, 1, 84), (33, 145, 140), (253, 231, 37))
 SHORT = {"forward": "fwd", "backward": "bwd"}
@@ -62,7 +64,7 @@ def text_colour(value: float) -> str:
 
 def gap(text: str, end: int, start: int) -> str:
     """What to show between two tokens read one after the other: a space, or ' … ' over text never read."""
-    return " … " if text[end:start].strip() else " "
+    return " … " if tokenizer.skipped(text, end, start) else " "
 
 
 def heat_line(

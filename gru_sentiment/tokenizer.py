@@ -7,12 +7,14 @@ through `tokenizers`' aligned normalizers, so every token's offsets point into t
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 PAD, UNK = "[PAD]", "[UNK]"
+LINE_BREAK = r"<\s*br\s*/?\s*>"  # HTML line breaks (IMDB's), which normalisation turns into spaces
 KINDS = ("wordpiece", "bpe")
 
 
@@ -30,7 +32,7 @@ class Encoded:
 def _normalizer() -> normalizers.Normalizer:
     return normalizers.Sequence(
         [
-            normalizers.Replace(Regex(r"<\s*br\s*/?\s*>"), " "),
+            normalizers.Replace(Regex(LINE_BREAK), " "),
             normalizers.NFKC(),
             normalizers.Lowercase(),
         ]
@@ -95,6 +97,12 @@ def describe_cut(max_length: int | None, tail: int = 0) -> str:
     return f"last {tail} tokens" if head == 0 else f"first {head} and last {tail} tokens"
 
 
+def skipped(text: str, end: int, start: int) -> bool:
+    """Whether the text between two tokens read one after the other holds words the model never read (the middle
+    of a text cut head+tail), rather than only what tokenization drops (spaces, HTML line breaks)."""
+    return bool(re.sub(LINE_BREAK, " ", text[end:start]).strip())
+
+
 def check_tail(max_length: int | None, tail: int) -> None:
     """A tail must fit inside the length it is cut from; without a maximum length nothing is cut."""
     if isinstance(tail, bool) or not isinstance(tail, int) or tail < 0:
@@ -143,7 +151,8 @@ def word_ids(tokens: list[str], offsets: list[tuple[int, int]] | None = None) ->
     a word ("book.", "good,") stays a token of its own."""
     result, word = [], -1
     for i, token in enumerate(tokens):
-        joins = token.startswith("##") and word >= 0
+        # a continuation piece joins the piece it touches (not, across a head+tail cut, the head's last word)
+        joins = token.startswith("##") and word >= 0 and (offsets is None or offsets[i][0] == offsets[i - 1][1])
         if offsets is not None and i > 0 and not joins:
             touches_before = offsets[i][0] == offsets[i - 1][1]
             if token in APOSTROPHES:

@@ -41,7 +41,7 @@ def ids_of(bundle, text):
 
 
 @pytest.mark.parametrize("which", ["tiny", "shipped"])
-def test_completeness_gap_is_below_one_percent(which, tiny_model, shipped):
+def test_completeness_gap_is_within_the_documented_tolerance(which, tiny_model, shipped):
     bundle = checkpoint.load(tiny_model) if which == "tiny" else shipped
     for text in TEXTS:
         ids = ids_of(bundle, text)

@@ -2,6 +2,7 @@
 reads text, and how a view shows the part it skipped."""
 
 import json
+import random
 import shutil
 
 import pytest
@@ -114,3 +115,36 @@ def test_a_view_marks_the_skipped_middle():
     assert shown == "good start … great end"
     whole = heat_line(text, ["good", "start"], offsets[:2], [0.5, 0.5]).plain
     assert whole == "good start"
+
+
+def test_line_breaks_are_not_shown_as_skipped_text():
+    tok = tokenizer.train(reviews(200)[0], "wordpiece", vocab_size=300, min_frequency=1)
+    text = "a good film .<br /><br />i liked it ."
+    enc = tokenizer.encode_batch(tok, [text], None)[0]
+    assert heat_line(text, enc.tokens, enc.offsets, [0.5] * len(enc.ids)).plain == "a good film . i liked it ."
+    assert tokenizer.skipped(text, 13, 25) is False and tokenizer.skipped("a b c", 1, 4) is True
+
+
+def test_a_continuation_piece_after_the_cut_starts_a_word_of_its_own():
+    text = "wonderful plot in between sentimentalism"
+    tokens = ["wonder", "##ful", "sentiment", "##alism"]
+    offsets = [(0, 6), (6, 9), (26, 35), (35, 40)]
+    assert tokenizer.word_ids(tokens, offsets) == [0, 0, 1, 1]
+    cut_tokens, cut_offsets = tokens[:2] + tokens[3:], offsets[:2] + offsets[3:]  # head 2, tail 1: "##alism"
+    assert tokenizer.word_ids(cut_tokens, cut_offsets) == [0, 0, 1]
+    assert text[cut_offsets[2][0] : cut_offsets[2][1]] == "alism"
+
+
+def test_every_way_of_reading_training_text_cuts_the_same(tail_model, tmp_path):
+    from gru_sentiment import data as data_module
+    from gru_sentiment.streaming import BatchStream
+    from tests.corpus import write_splits
+
+    bundle = checkpoint.load(tail_model)
+    expected = tokenizer.cut(tokenizer.encode_batch(bundle.tokenizer, [LONG], None)[0].ids, 24, 10)
+    folder = write_splits(tmp_path / "long", "parquet", [LONG, "a fine film ."], ["neg", "pos"])
+    table = data_module.load(str(folder), "train", label_names=["neg", "pos"])
+    assert expected in tokenizer.encode_data(table, bundle.tokenizer, 24, tail=10)  # datasets.map: test_data.py
+    stream = BatchStream(lambda epoch: [(LONG, 0)], bundle.tokenizer, 24, batch_size=1, tail=10)
+    (ids, lengths, _), *_ = stream.batches(0, random.Random(0))
+    assert ids[0, : int(lengths[0])].tolist() == expected

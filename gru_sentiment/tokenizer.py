@@ -187,12 +187,23 @@ def encode_data(
     from gru_sentiment.data import _datasets
 
     _datasets()
-    mapped = data.table.map(
-        _Encoder(tok, max_length, data.text_column, tail),
-        batched=True,
-        batch_size=1000,
-        num_proc=num_proc or min(os.cpu_count() or 1, 8),
-        remove_columns=data.table.column_names,
-    )
+    # datasets (5.x) sets TOKENIZERS_PARALLELISM=false for its worker processes, then puts back a *copy* of the
+    # environment as os.environ: the variable stays set underneath (the Rust tokenizer then runs on one thread in
+    # this process too), and code holding the old os.environ no longer sees changes. Undo both.
+    environ, parallelism = os.environ, os.environ.get("TOKENIZERS_PARALLELISM")
+    try:
+        mapped = data.table.map(
+            _Encoder(tok, max_length, data.text_column, tail),
+            batched=True,
+            batch_size=1000,
+            num_proc=num_proc or min(os.cpu_count() or 1, 8),
+            remove_columns=data.table.column_names,
+        )
+    finally:
+        os.environ = environ  # noqa: B003 -- put back the very object datasets replaced, not a copy
+        if parallelism is None:
+            environ.pop("TOKENIZERS_PARALLELISM", None)
+        else:
+            environ["TOKENIZERS_PARALLELISM"] = parallelism
     ids = mapped.data.column("ids").to_pylist()
     return ids if data.rows is None else [ids[i] for i in data.rows]

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from gru_sentiment import data
@@ -130,6 +132,10 @@ def test_encode_through_datasets_map_matches_the_tokenizer_and_is_cached(tmp_pat
     assert tokenizer.encode_data(part, tok, 12, num_proc=2, min_rows=1) == [direct[5], direct[0], direct[299]]
     head_tail = tokenizer.encode_ids(tok, texts, 12, tail=5)  # a tail is part of the cache key, not lost in it
     assert head_tail != direct and tokenizer.encode_data(loaded, tok, 12, num_proc=2, min_rows=1, tail=5) == head_tail
+    # datasets swaps os.environ for a copy while it maps in processes: encode_data puts the original back
+    environ, parallelism = os.environ, os.environ.get("TOKENIZERS_PARALLELISM")
+    tokenizer.encode_data(loaded, tok, 11, num_proc=2, min_rows=1)
+    assert os.environ is environ and os.environ.get("TOKENIZERS_PARALLELISM") == parallelism
     from pathlib import Path
 
     arrow_dir = Path(loaded.table.cache_files[0]["filename"]).parent

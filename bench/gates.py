@@ -108,10 +108,10 @@ def cli(args, text: str) -> None:
         return statistics.median(samples)
 
     plain, attributed = wall([]), wall(["--attributions"])
-    cut = checkpoint.load(args.model)
+    bundle = checkpoint.load(args.model)
     print(
         f"command line, one {len(text.split())}-word review (the model reads its "
-        f"{tokenizer.describe_cut(cut.max_length, cut.tail)}): predict {plain:.2f} s, predict --attributions "
+        f"{tokenizer.describe_cut(bundle.max_length, bundle.tail)}): predict {plain:.2f} s, predict --attributions "
         f"{attributed:.2f} s: {attributed / plain:.2f}x (target <= 10x)"
     )
     from gru_sentiment.html_report import page

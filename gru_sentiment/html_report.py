@@ -22,8 +22,8 @@ from gru_sentiment.render_gates import (
     attribution_ink,
     attribution_rgb,
     completeness_line,
-    gap,
     rgb,
+    shown_tokens,
     text_colour,
 )
 
@@ -91,14 +91,11 @@ def _legend() -> str:
 
 
 def _row(text: str, text_gates, values: list[float], colours, describe) -> str:
-    pieces, previous_end = [], None
-    for i, (token, (start, end)) in enumerate(zip(text_gates.tokens, text_gates.offsets)):
-        if previous_end is not None and start > previous_end:
-            pieces.append(gap(text, previous_end, start))
-        shown = text[start:end] if end > start else token
+    pieces = []
+    shown = shown_tokens(text, text_gates.tokens, text_gates.offsets)
+    for i, ((before, word), token, (start, end)) in enumerate(zip(shown, text_gates.tokens, text_gates.offsets)):
         colour, ink = colours(values[i])
-        pieces.append(_span(shown, colour, ink, f"{token} [{start}:{end}] {describe(i)}"))
-        previous_end = end
+        pieces += [before, _span(word, colour, ink, f"{token} [{start}:{end}] {describe(i)}")]
     return f'<div class="gate">{"".join(pieces)}</div>'
 
 

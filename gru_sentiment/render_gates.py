@@ -5,6 +5,8 @@ Computes nothing beyond picking colours; the values come from `gates` and `expla
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from rich.console import Group
 from rich.style import Style
 from rich.table import Table
@@ -62,9 +64,16 @@ def text_colour(value: float) -> str:
     return "black" if value > 0.55 else "white"
 
 
-def gap(text: str, end: int, start: int) -> str:
-    """What to show between two tokens read one after the other: a space, or ' … ' over text never read."""
-    return " … " if tokenizer.skipped(text, end, start) else " "
+def shown_tokens(text: str, tokens: list[str], offsets: list[tuple[int, int]]) -> Iterator[tuple[str, str]]:
+    """(what goes before it, the token as written in `text`) for each token: nothing before the first, then a
+    space, or ' … ' over text the model never read (the middle of a long one, cut head+tail)."""
+    previous_end = None
+    for token, (start, end) in zip(tokens, offsets):
+        before = ""
+        if previous_end is not None and start > previous_end:
+            before = " … " if tokenizer.skipped(text, previous_end, start) else " "
+        yield before, text[start:end] if end > start else token
+        previous_end = end
 
 
 def heat_line(
@@ -75,17 +84,12 @@ def heat_line(
     colour=rgb,
     ink=text_colour,
 ) -> Text:
-    """The tokens as they appear in `text` (with the spaces between them), each on its value's colour; ' … '
-    where the model skipped part of the text (the middle of a long one, cut head+tail)."""
+    """The tokens as they appear in `text` (see `shown_tokens`), each on its value's colour."""
     line = Text()
-    previous_end = None
-    for token, (start, end), value in zip(tokens, offsets, values):
-        if previous_end is not None and start > previous_end:
-            line.append(gap(text, previous_end, start))
-        shown = text[start:end] if end > start else token
+    for (before, shown), value in zip(shown_tokens(text, tokens, offsets), values):
+        line.append(before)
         r, g, b = colour(value)
         line.append(shown, Style(bgcolor=f"rgb({r},{g},{b})", color=ink(value)))
-        previous_end = end
     return line
 
 

@@ -125,7 +125,7 @@ def encode_batch(
         tokens, offsets = (enc.tokens, enc.offsets) if with_tokens else ([], [])
         truncated = max_length is not None and len(ids) > max_length
         if truncated:
-            ids, tokens, offsets = (cut(x, max_length, tail) if x else x for x in (ids, tokens, offsets))
+            ids, tokens, offsets = (cut(x, max_length, tail) for x in (ids, tokens, offsets))
         if not ids:
             ids, tokens, offsets = [unk], [UNK], [(0, 0)]
         out.append(Encoded(ids, tokens, offsets, truncated))

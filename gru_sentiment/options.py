@@ -59,7 +59,14 @@ TextColOpt = Annotated[
 ]
 LabelColOpt = Annotated[Optional[str], typer.Option(help="Label column (default: guessed: label, labels, sentiment).")]
 DeviceOpt = Annotated[Device, typer.Option(help="Where to compute; auto picks CUDA when present.")]
-ThreadsOpt = Annotated[Optional[int], typer.Option(min=1, help="CPU threads (default: all cores).", show_default=False)]
+ThreadsOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        min=1,
+        help="CPU threads (default: all cores). Plain predictions and validation run this many batches side by side.",
+        show_default=False,
+    ),
+]
 BatchOpt = Annotated[int, typer.Option(min=1, help="Texts per batch.")]
 TokenizerOpt = Annotated[TokenizerKind, typer.Option(help="Subword tokenizer to learn.")]
 VocabOpt = Annotated[int, typer.Option(min=10, help="Tokenizer vocabulary size.")]

@@ -114,3 +114,32 @@ def test_dropout_masks_whole_features_alike_at_every_step_and_in_both_directions
     model.eval()
     first = model(ids, lengths)
     assert torch.equal(first, model(ids, lengths))  # no dropout in eval mode
+
+
+def test_parallel_inference_gives_each_text_its_own_logits_in_input_order():
+    from gru_sentiment.batching import logits_for
+
+    model = make(bidirectional=True, num_layers=2)
+    rng = torch.Generator().manual_seed(0)
+    seqs = [torch.randint(1, 50, (int(n),), generator=rng).tolist() for n in torch.randint(1, 40, (37,), generator=rng)]
+    threads = torch.get_num_threads()
+    one = logits_for(model, seqs, 4, "cpu", workers=1)
+    three = logits_for(model, seqs, 4, "cpu", workers=3)
+    assert torch.get_num_threads() == threads  # put back after the workers finish
+    assert torch.equal(three, logits_for(model, seqs, 4, "cpu", workers=2))  # one batch, one thread: same bits
+    assert torch.allclose(three, one, atol=1e-6)
+    with torch.no_grad():
+        alone = torch.cat([model(*pad([s])) for s in seqs])
+    assert torch.allclose(three, alone, atol=1e-5)
+
+
+def test_parallel_inference_puts_the_threads_back_when_a_batch_fails():
+    from gru_sentiment.batching import logits_for
+
+    def broken(ids, lengths):
+        raise RuntimeError("out of memory")
+
+    threads = torch.get_num_threads()
+    with pytest.raises(RuntimeError, match="out of memory"):
+        logits_for(broken, [[1, 2], [3], [4, 5, 6]], 1, "cpu", workers=2)
+    assert torch.get_num_threads() == threads

@@ -99,8 +99,8 @@ def logits_for(
     workers = min(inference_workers(device) if workers is None else workers, len(batches))
     results: list[torch.Tensor | None] = [None] * len(seqs)
     if workers > 1:
-        with one_thread_per_op(), ThreadPoolExecutor(workers) as pool:
-            done = list(pool.map(run, batches))
+        with one_thread_per_op(), ThreadPoolExecutor(workers) as pool:  # longest first: no long batch runs alone last
+            done = list(pool.map(run, batches[::-1]))
     else:
         done = map(run, batches)
     for batch, out in done:

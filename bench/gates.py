@@ -111,14 +111,14 @@ def cli(args, text: str) -> None:
     bundle = checkpoint.load(args.model)
     print(
         f"command line, one {len(text.split())}-word review (the model reads its "
-        f"{tokenizer.describe_cut(bundle.max_length, bundle.tail)}): predict {plain:.2f} s, predict --attributions "
+        f"{bundle.cut.describe()}): predict {plain:.2f} s, predict --attributions "
         f"{attributed:.2f} s: {attributed / plain:.2f}x (target <= 10x)"
     )
     from gru_sentiment.html_report import page
     from gru_sentiment.predict import predict
 
     bundle = checkpoint.load(args.model)
-    bundle.max_length = None  # the whole review, not only the tokens the shipped model reads
+    bundle.cut = tokenizer.Cut()  # the whole review, not only the tokens the shipped model reads
     pred = predict(bundle, [text], with_gates=True, with_attributions=True)[0]
     size = len(page([pred], labels=bundle.labels, full=True).encode())
     print(
@@ -135,7 +135,7 @@ def unit_search(args) -> None:
         bundle = checkpoint.load(args.model)
         texts = pq.read_table(imdb, columns=["text"]).column("text").to_pylist()[:1000]
         start = time.perf_counter()
-        ids = tokenizer.encode_ids(bundle.tokenizer, texts, bundle.max_length, bundle.tail)
+        ids = tokenizer.encode_ids(bundle.tokenizer, texts, bundle.cut)
         batching.logits_for(bundle.model, ids, 64, torch.device("cpu"), bundle.model.config.pad_id)
         predicted = time.perf_counter() - start
         start = time.perf_counter()

@@ -46,7 +46,7 @@ def imdb_lengths(data_dir: Path, limit: int = 6400) -> list[int]:
 
         texts = pq.read_table(path, columns=["text"]).column("text").to_pylist()[:limit]
         tok = tokenizer.load(str(model_dir / "tokenizer.json"))
-        return [len(ids) for ids in tokenizer.encode_ids(tok, texts, 512)], "IMDB train (tokenized)"
+        return [len(ids) for ids in tokenizer.encode_ids(tok, texts, tokenizer.Cut(512))], "IMDB train (tokenized)"
     rng = random.Random(0)  # log-normal with IMDB's median (~230 tokens) and spread, cut at 512
     return [min(512, max(8, int(rng.lognormvariate(5.45, 0.65)))) for _ in range(limit)], "synthetic IMDB-like"
 

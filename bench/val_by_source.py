@@ -80,12 +80,11 @@ def main() -> None:
         if recorded and not args.unseen_by_both_carves and jobs.DataSpec.from_dict(recorded).val_groups != grouped:
             carve = "in groups" if grouped else "at random"
             raise SystemExit(f"{model} was trained on another carve than this split ({carve}): see --no-val-groups")
-        for tail in args.tail or [bundle.tail]:
+        for tail in args.tail or [bundle.cut.tail]:
             try:
-                tokenizer.check_tail(bundle.max_length, tail)
+                bundle.cut = tokenizer.Cut(bundle.cut.max_length, tail)
             except ValueError as exc:
                 raise SystemExit(f"{model}: --tail {tail}: {exc}") from exc
-            bundle.tail = tail
             row = [jobs.evaluate_model(bundle, val.subset(rows))["accuracy"] for rows in columns.values()]
             row += [jobs.evaluate_model(bundle, d)["accuracy"] for d in extras.values()]
             scored = [a for h, a in zip(heads, row) if h in in_mean]

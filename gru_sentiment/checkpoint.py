@@ -27,7 +27,7 @@ from gru_sentiment import __version__
 from gru_sentiment.errors import ModelError
 from gru_sentiment.model import GRUClassifier, ModelConfig, weight_shapes
 from gru_sentiment.textio import give_default_modes
-from gru_sentiment.tokenizer import check_tail
+from gru_sentiment.tokenizer import Cut
 
 FORMAT = "gru-sentiment"
 FORMAT_VERSION = 1
@@ -85,10 +85,9 @@ class Bundle:
     model: GRUClassifier
     tokenizer: Tokenizer
     labels: list[str]
-    max_length: int | None = None
+    cut: Cut = Cut()  # what the model reads of a text
     tokenizer_kind: str = "wordpiece"
     training: RunRecord = field(default_factory=RunRecord)
-    tail: int = 0  # of a text longer than max_length, how many of the tokens read come from its end
 
     def to_config(self) -> dict:
         return {
@@ -100,8 +99,8 @@ class Bundle:
             "tokenizer": {
                 "kind": self.tokenizer_kind,
                 "vocab_size": self.tokenizer.get_vocab_size(),
-                "max_length": self.max_length,
-                "tail": self.tail,
+                "max_length": self.cut.max_length,
+                "tail": self.cut.tail,
             },
             "training": self.training.to_dict(),
         }
@@ -277,14 +276,10 @@ def load(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Bu
         raise ModelError(f"{path}: {len(labels)} label names for a model with {model_config.num_labels} outputs")
     if not all(isinstance(name, str) for name in labels) or len(set(labels)) != len(labels):
         raise ModelError(f"{path / 'config.json'}: labels must be distinct strings, not {labels!r}")
-    max_length = tok_settings.get("max_length") if isinstance(tok_settings, dict) else "?"
-    if max_length is not None and (not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1):
-        raise ModelError(
-            f"{path / 'config.json'}: tokenizer max_length must be a positive integer or null, not {max_length!r}"
-        )
-    tail = tok_settings.get("tail", 0)  # models saved before head+tail truncation read the beginning only
-    try:
-        check_tail(max_length, tail)
+    if not isinstance(tok_settings, dict):
+        tok_settings = {"max_length": "?"}  # refused just below, as no length at all
+    try:  # models saved before head+tail truncation have no tail: they read the beginning only
+        cut = Cut(tok_settings.get("max_length"), tok_settings.get("tail", 0))
     except ValueError as exc:
         raise ModelError(f"{path / 'config.json'}: tokenizer {exc}") from exc
     try:
@@ -313,10 +308,9 @@ def load(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Bu
         model,
         tokenizer,
         labels,
-        tok_settings.get("max_length"),
+        cut,
         tok_settings.get("kind", "wordpiece"),
         RunRecord.from_dict(config.get("training", {})),
-        tail,
     )
 
 
@@ -398,7 +392,7 @@ def _classifier_encoder(path: Path) -> Encoder:
     made = {"command": run.command, "best": run.best, "seconds": run.seconds, "init_from": run.init_from}
     if run.data:  # what it trained and validated on, so that a run from it can check its carve
         made.update(data=run.data, seed=run.config.get("seed"))
-    encoder = Encoder.of(bundle.model, bundle.tokenizer, bundle.max_length, bundle.tokenizer_kind, made)
+    encoder = Encoder.of(bundle.model, bundle.tokenizer, bundle.cut.max_length, bundle.tokenizer_kind, made)
     encoder.source = str(path)
     return encoder
 

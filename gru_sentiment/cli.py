@@ -814,7 +814,7 @@ def predict(
         )
         if views.traced:
             preds = writers.gate_views(preds, layer, direction.value if direction else None, words)
-        writers.emit(preds, format, bundle.labels, views, bundle.max_length, bundle.tail)
+        writers.emit(preds, format, bundle.labels, views, bundle.cut)
 
 
 @app.command()

@@ -174,7 +174,7 @@ def saturation(bundle: Bundle, texts: list[str], batch_size: int = 64, device: s
     right-saturated (> 0.9), and its mean. Summaries average over units.
     """
     model = bundle.model
-    encoded = tokenizer.encode_ids(bundle.tokenizer, texts, bundle.max_length, bundle.tail)
+    encoded = tokenizer.encode_ids(bundle.tokenizer, texts, bundle.cut)
     counts: dict[tuple[int, str, str], _Counts] = {}
     for _, ids, lengths in batching.length_sorted(encoded, batch_size, device, model.config.pad_id):
         result = gates.trace(model, ids, lengths)
@@ -234,7 +234,7 @@ def find_units(
     except re.error as exc:
         raise UsageError(f"--find {pattern!r} is not a regular expression: {exc}") from exc
     model = bundle.model
-    encoded = tokenizer.encode_batch(bundle.tokenizer, texts, bundle.max_length, tail=bundle.tail)
+    encoded = tokenizer.encode_batch(bundle.tokenizer, texts, bundle.cut)
     marks = []
     for text, enc in zip(texts, encoded):
         ids = tokenizer.word_ids(enc.tokens, enc.offsets)

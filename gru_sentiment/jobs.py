@@ -36,10 +36,16 @@ from gru_sentiment.train import TrainConfig, loss_function, validator
 
 @dataclass(frozen=True)
 class TokenizerSettings:
+    """The tokenizer options of a job, as the command line gives them; `cut` is what the model reads of a text."""
+
     kind: str = "wordpiece"
     vocab_size: int = 20000
     max_length: int | None = 400
     tail: int = 0  # of a longer text, the tokens kept from its end (the rest of max_length from its start)
+
+    @property
+    def cut(self) -> tokenizer.Cut:
+        return tokenizer.Cut(self.max_length, self.tail)
 
 
 def check_trainable(data: TextData) -> None:
@@ -218,10 +224,9 @@ def _new_bundle(
         model,
         tok,
         list(label_names),
-        tok_settings.max_length,
+        tok_settings.cut,
         init.tokenizer_kind if init else tok_settings.kind,
         training,
-        tok_settings.tail,
     )
 
 
@@ -271,8 +276,8 @@ def _source_and_loss(
         if config.adversarial.needs_unlabelled:
             raise UsageError("--vat and --entmin need the training texts in memory: drop --streaming")
         return train, loss_function(bundle.model, config)
-    tok, max_length, tail, pad_id = bundle.tokenizer, bundle.max_length, bundle.tail, bundle.model.config.pad_id
-    seqs = tokenizer.encode_data(train, tok, max_length, tail=tail)
+    tok, cut, pad_id = bundle.tokenizer, bundle.cut, bundle.model.config.pad_id
+    seqs = tokenizer.encode_data(train, tok, cut)
     counts = None
     if spec is not None and spec.mix:
         groups = train.groups or [0] * len(train)
@@ -287,7 +292,7 @@ def _source_and_loss(
     if config.adversarial.needs_unlabelled:
         extra = unlabelled_texts(spec, train)[len(train) :] if spec is not None else train.unlabelled
         pool = UnlabelledPool(
-            [*seqs, *tokenizer.encode_ids(tok, extra, max_length, tail)],
+            [*seqs, *tokenizer.encode_ids(tok, extra, cut)],
             config.vat_batch_size or config.batch_size,
             pad_id,
         )
@@ -309,9 +314,9 @@ def _run(
     dist: Dist | None = None,
     spec: DataSpec | None = None,
 ) -> History:
-    max_length, training = bundle.max_length, bundle.training
+    training = bundle.training
     source, loss_fn = _source_and_loss(bundle, train, config, spec, dist)
-    val_ids = tokenizer.encode_data(val, bundle.tokenizer, max_length, tail=bundle.tail)
+    val_ids = tokenizer.encode_data(val, bundle.tokenizer, bundle.cut)
     validate = validator(
         val_ids, val.labels, bundle.labels, config.batch_size * 2, device, dist, val.groups, val.group_names or ()
     )
@@ -371,7 +376,7 @@ def predicted_labels(
         )
     index = {name: i for i, name in enumerate(bundle.labels)}
     labels = [index[data.label_names[i]] for i in data.labels]
-    ids = tokenizer.encode_data(data, bundle.tokenizer, bundle.max_length, tail=bundle.tail)
+    ids = tokenizer.encode_data(data, bundle.tokenizer, bundle.cut)
     model = bundle.model.to(device).eval()
     return labels, batching.logits_for(model, ids, batch_size, device).argmax(-1).tolist()
 
@@ -447,14 +452,7 @@ def train_streaming(
     )
     rank, world = (dist.rank, dist.world_size) if dist else (0, 1)
     shard = stream.shuffled(config.seed, shuffle_buffer, rank, world)
-    batches = BatchStream(
-        shard.epoch,
-        bundle.tokenizer,
-        tok_settings.max_length,
-        config.batch_size,
-        bundle.model.config.pad_id,
-        tail=tok_settings.tail,
-    )
+    batches = BatchStream(shard.epoch, bundle.tokenizer, bundle.cut, config.batch_size, bundle.model.config.pad_id)
     return bundle, _run(bundle, batches, val, config, output, device, on_step, on_eval, dist=dist)
 
 
@@ -489,7 +487,7 @@ def pretrain_encoder(
     if tok is None:
         tok = tokenizer.train([texts[i] for i in train_index], tok_settings.kind, tok_settings.vocab_size)
     tokenizer_seconds = time.perf_counter() - start
-    seqs = [ids for p in parts for ids in tokenizer.encode_data(p, tok, tok_settings.max_length)]
+    seqs = [ids for p in parts for ids in tokenizer.encode_data(p, tok, tok_settings.cut)]
     train_seqs, val_seqs = [seqs[i] for i in train_index], [seqs[i] for i in val_index]
     torch.manual_seed(config.seed)
     encoder = GRUClassifier(

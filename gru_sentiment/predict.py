@@ -35,9 +35,7 @@ def predict(
     tokens, offsets and attributions when the gates were not asked for)."""
     if not texts:
         return []
-    encoded = tokenizer.encode_batch(
-        bundle.tokenizer, texts, bundle.max_length, with_gates or with_attributions, tail=bundle.tail
-    )
+    encoded = tokenizer.encode_batch(bundle.tokenizer, texts, bundle.cut, with_gates or with_attributions)
     model = bundle.model
     if with_gates:
         probs = [None] * len(texts)

@@ -39,13 +39,12 @@ class BatchStream:
         self,
         open_epoch: Callable[[int], Iterable[tuple[str, int]]],
         tok: Tokenizer,
-        max_length: int | None,
+        cut: tokenizer.Cut,
         batch_size: int,
         pad_id: int = 0,
         pool: int = 50,
-        tail: int = 0,
     ):
-        self.open_epoch, self.tok, self.max_length, self.tail = open_epoch, tok, max_length, tail
+        self.open_epoch, self.tok, self.cut = open_epoch, tok, cut
         self.batch_size, self.pad_id, self.pool = batch_size, pad_id, pool
 
     def steps_per_epoch(self, world_size: int = 1) -> None:
@@ -65,7 +64,7 @@ class BatchStream:
             yield from self._chunk_batches(chunk, rng)
 
     def _chunk_batches(self, chunk, rng):
-        ids = tokenizer.encode_ids(self.tok, [text for text, _ in chunk], self.max_length, self.tail)
+        ids = tokenizer.encode_ids(self.tok, [text for text, _ in chunk], self.cut)
         labels = [label for _, label in chunk]
         yield from batching.iterate(
             ids, labels, batching.bucketed([len(i) for i in ids], self.batch_size, rng, self.pool), self.pad_id

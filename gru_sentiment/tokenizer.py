@@ -20,7 +20,7 @@ KINDS = ("wordpiece", "bpe")
 
 @dataclass(frozen=True)
 class Encoded:
-    """Token ids of one text, cut to a maximum length (see `cut`), with the pieces and their character spans
+    """Token ids of one text, cut to a maximum length (see `Cut`), with the pieces and their character spans
     (empty when encoded without `with_tokens`)."""
 
     ids: list[int]
@@ -77,24 +77,46 @@ def _batches(texts: Iterable[str], size: int = 1000) -> Iterator[list[str]]:
         yield batch
 
 
-def cut(seq: list, max_length: int, tail: int = 0) -> list:
-    """The first `max_length - tail` and the last `tail` items of a sequence longer than `max_length`.
+@dataclass(frozen=True)
+class Cut:
+    """What the model reads of a text: at most `max_length` tokens (None: all of them), the last `tail` of them
+    from the text's end and the rest from its start.
 
     Head+tail truncation (Sun et al. 2019, "How to Fine-Tune BERT for Text Classification?"): a long review
     often states its verdict at the end, which keeping only the beginning throws away."""
-    if len(seq) <= max_length:
-        return seq
-    return seq[: max_length - tail] + (seq[len(seq) - tail :] if tail else [])
 
+    max_length: int | None = None
+    tail: int = 0
 
-def describe_cut(max_length: int | None, tail: int = 0) -> str:
-    """What the model reads of a long text, in words: 'first 512 tokens', 'first 130 and last 382 tokens'."""
-    if max_length is None:
-        return "all its tokens"
-    if not tail:
-        return f"first {max_length} tokens"
-    head = max_length - tail
-    return f"last {tail} tokens" if head == 0 else f"first {head} and last {tail} tokens"
+    def __post_init__(self):
+        max_length, tail = self.max_length, self.tail
+        positive = isinstance(max_length, int) and not isinstance(max_length, bool) and max_length >= 1
+        if max_length is not None and not positive:
+            raise ValueError(f"max_length must be a positive integer or null, not {max_length!r}")
+        if isinstance(tail, bool) or not isinstance(tail, int) or tail < 0:
+            raise ValueError(f"tail must be a non-negative integer, not {tail!r}")
+        if tail and (max_length is None or tail > max_length):  # without a maximum length nothing is cut
+            raise ValueError(f"tail {tail} does not fit in max_length {max_length}")
+
+    def cuts(self, length: int) -> bool:
+        """Whether a text of `length` tokens is longer than what the model reads of it."""
+        return self.max_length is not None and length > self.max_length
+
+    def apply(self, seq: list) -> list:
+        """The first `max_length - tail` and the last `tail` items of a sequence longer than `max_length`."""
+        if not self.cuts(len(seq)):
+            return seq
+        head = self.max_length - self.tail
+        return seq[:head] + (seq[len(seq) - self.tail :] if self.tail else [])
+
+    def describe(self) -> str:
+        """What the model reads of a long text, in words: 'first 512 tokens', 'first 130 and last 382 tokens'."""
+        if self.max_length is None:
+            return "all its tokens"
+        if not self.tail:
+            return f"first {self.max_length} tokens"
+        head = self.max_length - self.tail
+        return f"last {self.tail} tokens" if head == 0 else f"first {head} and last {self.tail} tokens"
 
 
 def skipped(text: str, end: int, start: int) -> bool:
@@ -103,18 +125,8 @@ def skipped(text: str, end: int, start: int) -> bool:
     return bool(re.sub(LINE_BREAK, " ", text[end:start]).strip())
 
 
-def check_tail(max_length: int | None, tail: int) -> None:
-    """A tail must fit inside the length it is cut from; without a maximum length nothing is cut."""
-    if isinstance(tail, bool) or not isinstance(tail, int) or tail < 0:
-        raise ValueError(f"tail must be a non-negative integer, not {tail!r}")
-    if tail and (max_length is None or tail > max_length):
-        raise ValueError(f"tail {tail} does not fit in max_length {max_length}")
-
-
-def encode_batch(
-    tok: Tokenizer, texts: list[str], max_length: int | None, with_tokens: bool = True, tail: int = 0
-) -> list[Encoded]:
-    """Encode texts in parallel, cut to `max_length` tokens with the last `tail` of them from the text's end.
+def encode_batch(tok: Tokenizer, texts: list[str], cut: Cut, with_tokens: bool = True) -> list[Encoded]:
+    """Encode texts in parallel, each cut as `cut` says.
     A text with no tokens gets one `[UNK]` so every sequence has length >= 1.
     Without `with_tokens`, `tokens` and `offsets` are empty (but for the `[UNK]` of an empty text): building
     them as Python objects costs a third of the encoding time, and only a view of the text needs them."""
@@ -123,18 +135,18 @@ def encode_batch(
     for enc in tok.encode_batch(texts, add_special_tokens=False):
         ids = enc.ids
         tokens, offsets = (enc.tokens, enc.offsets) if with_tokens else ([], [])
-        truncated = max_length is not None and len(ids) > max_length
+        truncated = cut.cuts(len(ids))
         if truncated:
-            ids, tokens, offsets = (cut(x, max_length, tail) for x in (ids, tokens, offsets))
+            ids, tokens, offsets = (cut.apply(x) for x in (ids, tokens, offsets))
         if not ids:
             ids, tokens, offsets = [unk], [UNK], [(0, 0)]
         out.append(Encoded(ids, tokens, offsets, truncated))
     return out
 
 
-def encode_ids(tok: Tokenizer, texts: list[str], max_length: int | None, tail: int = 0) -> list[list[int]]:
+def encode_ids(tok: Tokenizer, texts: list[str], cut: Cut) -> list[list[int]]:
     """Only the ids of `encode_batch`, for training."""
-    return [e.ids for e in encode_batch(tok, texts, max_length, with_tokens=False, tail=tail)]
+    return [e.ids for e in encode_batch(tok, texts, cut, with_tokens=False)]
 
 
 def load(path: str) -> Tokenizer:
@@ -169,21 +181,19 @@ def word_ids(tokens: list[str], offsets: list[tuple[int, int]] | None = None) ->
 class _Encoder:
     """Batched tokenization for `datasets.map`; picklable, and its hash (tokenizer included) keys the cache."""
 
-    def __init__(self, tok, max_length: int | None, column: str, tail: int = 0):
-        self.tok, self.max_length, self.column, self.tail = tok, max_length, column, tail
+    def __init__(self, tok, cut: Cut, column: str):
+        self.tok, self.cut, self.column = tok, cut, column
 
     def __call__(self, batch: dict) -> dict:
-        return {"ids": encode_ids(self.tok, batch[self.column], self.max_length, self.tail)}
+        return {"ids": encode_ids(self.tok, batch[self.column], self.cut)}
 
 
-def encode_data(
-    data, tok, max_length: int | None, num_proc: int | None = None, min_rows: int = 10000, tail: int = 0
-) -> list[list[int]]:
-    """Token ids of every text of a `data.TextData`. Large tables go through
+def encode_data(data, tok, cut: Cut, num_proc: int | None = None, min_rows: int = 10000) -> list[list[int]]:
+    """Token ids of every text of a `data.TextData`, each cut as `cut` says. Large tables go through
     `datasets.map(batched=True, num_proc=...)`, whose cache
     makes a second run on the same data and tokenizer instant; anything else through the tokenizer directly."""
     if data.table is None or len(data.table) < min_rows:
-        return encode_ids(tok, data.texts, max_length, tail)
+        return encode_ids(tok, data.texts, cut)
     from gru_sentiment.data import _datasets
 
     _datasets()
@@ -193,7 +203,7 @@ def encode_data(
     environ, parallelism = os.environ, os.environ.get("TOKENIZERS_PARALLELISM")
     try:
         mapped = data.table.map(
-            _Encoder(tok, max_length, data.text_column, tail),
+            _Encoder(tok, cut, data.text_column),
             batched=True,
             batch_size=1000,
             num_proc=num_proc or min(os.cpu_count() or 1, 8),

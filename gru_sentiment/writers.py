@@ -14,7 +14,7 @@ from rich.console import Console
 from gru_sentiment import explain, render
 from gru_sentiment.errors import UsageError, UserError
 from gru_sentiment.options import PredictFormat
-from gru_sentiment.tokenizer import describe_cut
+from gru_sentiment.tokenizer import Cut
 
 
 def gate_views(preds, layer, direction, words):
@@ -44,7 +44,7 @@ class Views:
         return self.gates is not None or self.attributions
 
 
-def emit(preds, format: PredictFormat, labels: list[str], views: Views, max_length: int | None, tail: int = 0) -> None:
+def emit(preds, format: PredictFormat, labels: list[str], views: Views, cut: Cut) -> None:
     kept = [] if (views.html is not None or views.plot is not None) else None
     count = 0
     items = []  # json: records; table without gates: predictions for one table at the end
@@ -95,8 +95,8 @@ def emit(preds, format: PredictFormat, labels: list[str], views: Views, max_leng
         raise UserError("no texts to predict: the input was empty")
     if truncated:
         Console(stderr=True).print(
-            f"note: {truncated} of {count} texts were longer than {max_length} tokens; "
-            f"the model read only their {describe_cut(max_length, tail)}",
+            f"note: {truncated} of {count} texts were longer than {cut.max_length} tokens; "
+            f"the model read only their {cut.describe()}",
             highlight=False,
             soft_wrap=True,
         )

@@ -15,10 +15,10 @@ def test_save_load_gives_identical_logits(tiny_model, tmp_path):
     bundle = checkpoint.load(tiny_model)
     copy = checkpoint.save(bundle, tmp_path / "copy")
     again = checkpoint.load(copy)
-    ids, lengths = pad(tokenizer.encode_ids(bundle.tokenizer, ["a wonderful film .", "dull ."], 64))
+    ids, lengths = pad(tokenizer.encode_ids(bundle.tokenizer, ["a wonderful film .", "dull ."], tokenizer.Cut(64)))
     with torch.no_grad():
         assert torch.equal(bundle.model(ids, lengths), again.model(ids, lengths))
-    assert again.labels == ["neg", "pos"] and again.max_length == 64
+    assert again.labels == ["neg", "pos"] and again.cut == tokenizer.Cut(64)
     config = json.loads((copy / "config.json").read_text())
     assert config["format_version"] == checkpoint.FORMAT_VERSION and config["model"]["hidden_size"] == 12
     assert config["training"]["best"]["val_accuracy"] > 0.5

@@ -126,15 +126,16 @@ def test_encode_through_datasets_map_matches_the_tokenizer_and_is_cached(tmp_pat
     folder = write_splits(tmp_path / "d", "parquet", texts, labels)
     loaded = data.load(str(folder), "train")
     tok = tokenizer.train(texts, vocab_size=120)
-    direct = tokenizer.encode_ids(tok, texts, 12)
-    assert tokenizer.encode_data(loaded, tok, 12, num_proc=2, min_rows=1) == direct
+    first, head_tail = tokenizer.Cut(12), tokenizer.Cut(12, tail=5)
+    direct = tokenizer.encode_ids(tok, texts, first)
+    assert tokenizer.encode_data(loaded, tok, first, num_proc=2, min_rows=1) == direct
     part = loaded.subset([5, 0, 299])
-    assert tokenizer.encode_data(part, tok, 12, num_proc=2, min_rows=1) == [direct[5], direct[0], direct[299]]
-    head_tail = tokenizer.encode_ids(tok, texts, 12, tail=5)  # a tail is part of the cache key, not lost in it
-    assert head_tail != direct and tokenizer.encode_data(loaded, tok, 12, num_proc=2, min_rows=1, tail=5) == head_tail
+    assert tokenizer.encode_data(part, tok, first, num_proc=2, min_rows=1) == [direct[5], direct[0], direct[299]]
+    both_ends = tokenizer.encode_ids(tok, texts, head_tail)  # a tail is part of the cache key, not lost in it
+    assert both_ends != direct and tokenizer.encode_data(loaded, tok, head_tail, num_proc=2, min_rows=1) == both_ends
     # datasets swaps os.environ for a copy while it maps in processes: encode_data puts the original back
     environ, parallelism = os.environ, os.environ.get("TOKENIZERS_PARALLELISM")
-    tokenizer.encode_data(loaded, tok, 11, num_proc=2, min_rows=1)
+    tokenizer.encode_data(loaded, tok, tokenizer.Cut(11), num_proc=2, min_rows=1)
     assert os.environ is environ and os.environ.get("TOKENIZERS_PARALLELISM") == parallelism
     from pathlib import Path
 

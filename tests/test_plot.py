@@ -34,7 +34,7 @@ def bundle():
         dropout=0.0,
         pad_id=tok.token_to_id(tokenizer.PAD),
     )
-    return checkpoint.Bundle(GRUClassifier(config).eval(), tok, ["neg", "pos"], 64)
+    return checkpoint.Bundle(GRUClassifier(config).eval(), tok, ["neg", "pos"], tokenizer.Cut(64))
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,9 @@ def test_attributions_only(tmp_path):
 
 def test_a_long_text_gives_an_image_of_sensible_size(bundle):
     text = " ".join(["film"] * 600 + ["was"] * 400)
-    long = predict(checkpoint.Bundle(bundle.model, bundle.tokenizer, bundle.labels, None), [text], with_gates=True)
+    long = predict(
+        checkpoint.Bundle(bundle.model, bundle.tokenizer, bundle.labels, tokenizer.Cut()), [text], with_gates=True
+    )
     assert len(long[0].gates.tokens) == 1000
     fig = plot.figure(long)
     width, height = fig.get_size_inches()

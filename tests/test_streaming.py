@@ -87,7 +87,7 @@ def test_batch_stream_reads_one_chunk_at_a_time():
             yield pair
 
     tok = tokenizer.train(texts[:200], vocab_size=100)
-    batches = BatchStream(pairs, tok, 32, batch_size=8, pool=5).batches(1, random.Random(0))
+    batches = BatchStream(pairs, tok, tokenizer.Cut(32), batch_size=8, pool=5).batches(1, random.Random(0))
     ids, lengths, target = next(batches)
     assert len(consumed) == 8 * 5 and ids.shape[0] == 8 and len(target) == 8  # one chunk, not the whole stream
     assert sum(t.shape[0] for _, _, t in batches) == 1000 - 8  # every row comes out once

@@ -17,7 +17,7 @@ def test_special_tokens_have_fixed_ids(tok):
 
 def test_offsets_point_into_the_original_text(tok):
     text = "I didn't quite enjoy the BOOK.<br /><br />Café!"
-    enc = tokenizer.encode_batch(tok, [text], None)[0]
+    enc = tokenizer.encode_batch(tok, [text], tokenizer.Cut())[0]
     pieces = [text[a:b] for a, b in enc.offsets]
     assert "<br" not in "".join(pieces) and "br" not in pieces
     assert pieces[:3] == ["I", "didn", "'"]
@@ -37,15 +37,15 @@ def test_round_trip_through_file(tok, tmp_path):
 
 
 def test_truncation_is_reported_and_empty_text_gets_one_token(tok):
-    long, empty = tokenizer.encode_batch(tok, ["great " * 50, ""], 10)
+    long, empty = tokenizer.encode_batch(tok, ["great " * 50, ""], tokenizer.Cut(10))
     assert len(long.ids) == 10 and long.truncated
     assert empty.ids == [tok.token_to_id(tokenizer.UNK)] and not empty.truncated
 
 
 def test_encoding_without_tokens_gives_the_same_ids_and_truncation(tok):
     texts = ["great " * 50, "", "I didn't quite enjoy the book."]
-    full = tokenizer.encode_batch(tok, texts, 10)
-    bare = tokenizer.encode_batch(tok, texts, 10, with_tokens=False)
+    full = tokenizer.encode_batch(tok, texts, tokenizer.Cut(10))
+    bare = tokenizer.encode_batch(tok, texts, tokenizer.Cut(10), with_tokens=False)
     assert [(e.ids, e.truncated) for e in bare] == [(e.ids, e.truncated) for e in full]
     assert bare[0].tokens == [] and bare[2].offsets == []
 
@@ -65,7 +65,7 @@ def test_words_as_people_write_them_keep_contractions_whole():
 
     tok = tokenizer.load(str(Path(__file__).resolve().parents[1] / "models" / "gru-reviews" / "tokenizer.json"))
     text = "I didn't like it, wasn't moved and can't recommend the hotel's 'famous' breakfast."
-    encoded = tokenizer.encode_batch(tok, [text], None)[0]
+    encoded = tokenizer.encode_batch(tok, [text], tokenizer.Cut())[0]
     ids = tokenizer.word_ids(encoded.tokens, encoded.offsets)
     words = {}
     for index, word in enumerate(ids):

@@ -15,6 +15,7 @@ from gru_sentiment.data import TextData
 from gru_sentiment.errors import ModelError
 from gru_sentiment.jobs import TokenizerSettings, train_model
 from gru_sentiment.render_gates import heat_line
+from gru_sentiment.tokenizer import Cut
 from gru_sentiment.train import TrainConfig
 from tests.corpus import reviews
 
@@ -23,26 +24,49 @@ LONG = "the opening scene was slow . " + "the plot moved on . " * 30 + "in the e
 
 def test_cut_keeps_the_first_and_the_last_items():
     seq = list(range(10))
-    assert tokenizer.cut(seq, 6, 4) == [0, 1, 6, 7, 8, 9]
-    assert tokenizer.cut(seq, 6) == [0, 1, 2, 3, 4, 5]
-    assert tokenizer.cut(seq, 6, 6) == [4, 5, 6, 7, 8, 9]
-    assert tokenizer.cut(seq[:5], 6, 3) == [0, 1, 2, 3, 4]  # short enough: untouched
-    assert tokenizer.describe_cut(512, 382) == "first 130 and last 382 tokens"
-    assert tokenizer.describe_cut(512) == "first 512 tokens"
+    assert Cut(6, 4).apply(seq) == [0, 1, 6, 7, 8, 9]
+    assert Cut(6).apply(seq) == [0, 1, 2, 3, 4, 5]
+    assert Cut(6, 6).apply(seq) == [4, 5, 6, 7, 8, 9]
+    assert Cut(6, 3).apply(seq[:5]) == [0, 1, 2, 3, 4]  # short enough: untouched
+    assert Cut().apply(seq) == seq
+    assert Cut(6).cuts(7) and not Cut(6).cuts(6) and not Cut().cuts(10**6)
+    assert Cut(512, 382).describe() == "first 130 and last 382 tokens"
+    assert Cut(512).describe() == "first 512 tokens"
+    assert Cut(6, 6).describe() == "last 6 tokens"
+    assert Cut().describe() == "all its tokens"
+
+
+@pytest.mark.parametrize(
+    "max_length, tail, message",
+    [
+        (64, 65, "tail 65 does not fit in max_length 64"),
+        (None, 1, "tail 1 does not fit in max_length None"),
+        (64, -1, "tail must be a non-negative integer, not -1"),
+        (64, True, "tail must be a non-negative integer, not True"),
+        (64, 1.5, "tail must be a non-negative integer, not 1.5"),
+        (0, 0, "max_length must be a positive integer or null, not 0"),
+        (True, 0, "max_length must be a positive integer or null, not True"),
+        ("64", 0, "max_length must be a positive integer or null, not '64'"),
+    ],
+)
+def test_a_cut_that_cannot_be_made_is_refused(max_length, tail, message):
+    with pytest.raises(ValueError) as caught:
+        Cut(max_length, tail)
+    assert str(caught.value) == message
 
 
 def test_encoding_cuts_ids_tokens_and_offsets_alike():
     tok = tokenizer.train(reviews(200)[0] + [LONG], "wordpiece", vocab_size=300, min_frequency=1)
-    full = tokenizer.encode_batch(tok, [LONG], None)[0]
-    enc = tokenizer.encode_batch(tok, [LONG, "a fine film ."], 20, tail=8)
+    full = tokenizer.encode_batch(tok, [LONG], Cut())[0]
+    enc = tokenizer.encode_batch(tok, [LONG, "a fine film ."], Cut(20, tail=8))
     long, short = enc
     assert long.truncated and not short.truncated and len(long.ids) == 20
     assert long.ids == full.ids[:12] + full.ids[-8:]
     assert long.tokens == full.tokens[:12] + full.tokens[-8:] and long.offsets == full.offsets[:12] + full.offsets[-8:]
     assert LONG[long.offsets[-1][0] : long.offsets[-1][1]] == "."  # the text's very last token is read
     assert "tedious" in [LONG[a:b] for a, b in long.offsets[12:]]
-    assert tokenizer.encode_ids(tok, [LONG], 20, 8) == [long.ids]
-    assert short.ids == tokenizer.encode_batch(tok, ["a fine film ."], 20)[0].ids
+    assert tokenizer.encode_ids(tok, [LONG], Cut(20, 8)) == [long.ids]
+    assert short.ids == tokenizer.encode_batch(tok, ["a fine film ."], Cut(20))[0].ids
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +90,8 @@ def tail_model(tmp_path_factory):
 def test_the_tail_is_saved_and_used_by_predict(tail_model):
     assert json.loads((tail_model / "config.json").read_text())["tokenizer"]["tail"] == 10
     bundle = checkpoint.load(tail_model)
-    assert (bundle.max_length, bundle.tail) == (24, 10)
-    ids = tokenizer.cut(tokenizer.encode_batch(bundle.tokenizer, [LONG], None)[0].ids, 24, 10)
+    assert bundle.cut == Cut(24, 10)
+    ids = Cut(24, 10).apply(tokenizer.encode_batch(bundle.tokenizer, [LONG], Cut())[0].ids)
     with torch.no_grad():
         expected = torch.softmax(bundle.model(torch.tensor([ids]), torch.tensor([len(ids)])), -1)[0]
     pred = predict.predict(bundle, [LONG], with_gates=True)[0]
@@ -81,7 +105,7 @@ def test_models_saved_before_the_tail_read_the_beginning(tiny_model, tmp_path):
     config = json.loads((copy / "config.json").read_text())
     config["tokenizer"].pop("tail", None)
     (copy / "config.json").write_text(json.dumps(config))
-    assert checkpoint.load(copy).tail == 0
+    assert checkpoint.load(copy).cut == Cut(64, 0)
 
 
 @pytest.mark.parametrize("tail, message", [(65, "does not fit in max_length 64"), (-1, "non-negative integer")])
@@ -120,7 +144,7 @@ def test_a_view_marks_the_skipped_middle():
 def test_line_breaks_are_not_shown_as_skipped_text():
     tok = tokenizer.train(reviews(200)[0], "wordpiece", vocab_size=300, min_frequency=1)
     text = "a good film .<br /><br />i liked it ."
-    enc = tokenizer.encode_batch(tok, [text], None)[0]
+    enc = tokenizer.encode_batch(tok, [text], Cut())[0]
     assert heat_line(text, enc.tokens, enc.offsets, [0.5] * len(enc.ids)).plain == "a good film . i liked it ."
     assert tokenizer.skipped(text, 13, 25) is False and tokenizer.skipped("a b c", 1, 4) is True
 
@@ -141,10 +165,10 @@ def test_every_way_of_reading_training_text_cuts_the_same(tail_model, tmp_path):
     from tests.corpus import write_splits
 
     bundle = checkpoint.load(tail_model)
-    expected = tokenizer.cut(tokenizer.encode_batch(bundle.tokenizer, [LONG], None)[0].ids, 24, 10)
+    expected = Cut(24, 10).apply(tokenizer.encode_batch(bundle.tokenizer, [LONG], Cut())[0].ids)
     folder = write_splits(tmp_path / "long", "parquet", [LONG, "a fine film ."], ["neg", "pos"])
     table = data_module.load(str(folder), "train", label_names=["neg", "pos"])
-    assert expected in tokenizer.encode_data(table, bundle.tokenizer, 24, tail=10)  # datasets.map: test_data.py
-    stream = BatchStream(lambda epoch: [(LONG, 0)], bundle.tokenizer, 24, batch_size=1, tail=10)
+    assert expected in tokenizer.encode_data(table, bundle.tokenizer, Cut(24, 10))  # datasets.map: test_data.py
+    stream = BatchStream(lambda epoch: [(LONG, 0)], bundle.tokenizer, Cut(24, 10), batch_size=1)
     (ids, lengths, _), *_ = stream.batches(0, random.Random(0))
     assert ids[0, : int(lengths[0])].tolist() == expected

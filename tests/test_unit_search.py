@@ -36,7 +36,7 @@ def _model_with_a_marker_unit(tmp_path):
         gru.weight_ih_l0[:, 0] = 0.0
         gru.weight_ih_l0[3 + 1, 0] = 12.0  # update gate (rows H..2H) of unit 1 reads it
         gru.bias_ih_l0[3 + 1] = -4.0  # and is low otherwise
-    bundle = checkpoint.Bundle(model.eval(), tok, ["neg", "pos"], 64)
+    bundle = checkpoint.Bundle(model.eval(), tok, ["neg", "pos"], tokenizer.Cut(64))
     return bundle, texts, checkpoint.save(bundle, tmp_path / "marker")
 
 

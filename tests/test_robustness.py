@@ -179,3 +179,25 @@ def test_threads_option_sets_torch_threads(tiny_model):
         assert result.exit_code == 0 and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_predictions_are_the_same_with_one_thread_and_with_batches_side_by_side(tiny_model, tmp_path):
+    import torch
+
+    path = tmp_path / "reviews.txt"
+    path.write_text("\n".join(f"{'great ' * (i % 5)}{'awful ' * (i % 3)}film {i}" for i in range(300)) + "\n")
+    before = torch.get_num_threads()
+    outputs = {}
+    try:
+        for threads in ("1", "3"):
+            args = ["predict", "-m", str(tiny_model), "--file", str(path), "--format", "jsonl", "--threads", threads]
+            result = runner.invoke(app, args)
+            assert result.exit_code == 0, result.output
+            outputs[threads] = [json.loads(line) for line in result.stdout.splitlines()]
+            assert torch.get_num_threads() == int(threads)  # the workers put the setting back
+    finally:
+        torch.set_num_threads(before)
+    one, three = outputs["1"], outputs["3"]
+    assert len(one) == len(three) == 300
+    assert [p["label"] for p in one] == [p["label"] for p in three]
+    assert all(abs(a["probabilities"]["pos"] - b["probabilities"]["pos"]) < 1e-5 for a, b in zip(one, three))

@@ -65,7 +65,8 @@ def inference_workers(device: torch.device | str) -> int:
 
 @contextmanager
 def one_thread_per_op() -> Iterator[None]:
-    """Torch's intra-op threads set to 1 (process-wide) for the duration, then put back."""
+    """Torch's intra-op threads set to 1 for the duration, then put back. The setting is the calling thread's,
+    and the default of threads started meanwhile (the workers); a thread already running keeps its own."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

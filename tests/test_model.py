@@ -143,3 +143,43 @@ def test_parallel_inference_puts_the_threads_back_when_a_batch_fails():
     with pytest.raises(RuntimeError, match="out of memory"):
         logits_for(broken, [[1, 2], [3], [4, 5, 6]], 1, "cpu", workers=2)
     assert torch.get_num_threads() == threads
+
+
+def test_two_threads_predicting_at_once_each_get_their_logits_and_their_thread_setting_back():
+    import threading
+
+    from gru_sentiment.batching import logits_for
+
+    model = make(bidirectional=True)
+    seqs = [[i % 49 + 1] * (i % 9 + 1) for i in range(40)]
+    expected = logits_for(model, seqs, 4, "cpu", workers=1)
+    both_inside = threading.Barrier(2, timeout=60)
+    results, errors = {}, []
+
+    def caller(name):
+        lock, first = threading.Lock(), []
+
+        def meet_then_run(ids, lengths):  # each caller's first batch waits for the other's: both are inside
+            with lock:
+                go, first[:] = not first, [True]
+            if go:
+                both_inside.wait()
+            return model(ids, lengths)
+
+        try:
+            before = torch.get_num_threads()
+            results[name] = logits_for(meet_then_run, seqs, 4, "cpu", workers=2)
+            results[name + " threads"] = (before, torch.get_num_threads())
+        except Exception as exc:  # noqa: BLE001 -- reported below
+            errors.append(exc)
+
+    callers = [threading.Thread(target=caller, args=(name,)) for name in ("a", "b")]
+    for thread in callers:
+        thread.start()
+    for thread in callers:
+        thread.join()
+    assert not errors
+    for name in ("a", "b"):
+        assert torch.allclose(results[name], expected, atol=1e-6)
+        before, after = results[name + " threads"]
+        assert after == before

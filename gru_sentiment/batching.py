@@ -64,11 +64,13 @@ def inference_workers(device: torch.device | str) -> int:
 
 
 @contextmanager
-def one_thread_per_op() -> Iterator[None]:
-    """Torch's intra-op threads set to 1 for the duration, then put back. The setting is the calling thread's,
-    and the default of threads started meanwhile (the workers); a thread already running keeps its own."""
+def threads_per_op(threads: int) -> Iterator[None]:
+    """Torch's intra-op threads set to `threads` for the duration, then put back. The setting is the calling
+    thread's and the default of threads started meanwhile (the workers); a thread already running keeps its own.
+    Two threads predicting at once each get their own setting back, but one started while another is inside
+    takes the lowered value as its default: this is meant for one caller at a time, as in the command line."""
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     try:
         yield
     finally:
@@ -85,9 +87,9 @@ def logits_for(
 ) -> torch.Tensor:
     """Logits (N, K) for every sequence, in input order, computed in length-sorted batches.
 
-    `workers` batches run at once, each in its own thread with one intra-op thread (default: `inference_workers`).
-    A batch's logits do not depend on which worker ran it, so the result is the same for any number of workers
-    above one; against one worker with several intra-op threads it may differ in the last bits of a float.
+    Up to `workers` batches (default: `inference_workers`) run at once, longest first, each in its own thread,
+    and the intra-op threads are shared out among them (one each when there are batches enough). The logits
+    may differ in the last bits of a float with the number of threads a batch ran on.
     """
     device = torch.device(device)
     batches = bucketed([len(s) for s in seqs], batch_size)
@@ -100,7 +102,8 @@ def logits_for(
     workers = min(inference_workers(device) if workers is None else workers, len(batches))
     results: list[torch.Tensor | None] = [None] * len(seqs)
     if workers > 1:
-        with one_thread_per_op(), ThreadPoolExecutor(workers) as pool:  # longest first: no long batch runs alone last
+        each = max(1, torch.get_num_threads() // workers)
+        with threads_per_op(each), ThreadPoolExecutor(workers) as pool:  # longest first: none runs alone at the end
             done = list(pool.map(run, batches[::-1]))
     else:
         done = map(run, batches)

@@ -477,6 +477,7 @@ def train(
             progress.console.print(line, highlight=False, soft_wrap=True)
 
         with progress:
+            finished = False
             try:
                 if resume is not None:
                     bundle, history = jobs.resume_model(str(resume), torch_device, on_step, on_eval)
@@ -484,6 +485,7 @@ def train(
                     bundle, history = jobs.run_train(
                         job, torch_device, on_step=on_step, on_eval=on_eval, on_data=on_data, dist=dist, encoder=encoder
                     )
+                finished = True
             except KeyboardInterrupt:
                 if output.exists():
                     err.print(
@@ -495,7 +497,7 @@ def train(
                     err.print("[yellow]interrupted[/yellow] before the first validation: no model written")
                 raise typer.Exit(130) from None
             finally:
-                distributed.shutdown()
+                distributed.shutdown(together=finished)
         best = history.best
         score = (
             f"best mean validation accuracy over sources {best.value:.4f}"

@@ -45,8 +45,13 @@ def barrier() -> None:
     torch_dist.barrier()
 
 
-def shutdown() -> None:
+def shutdown(together: bool = False) -> None:
+    """Leave the process group. `together` (after a run every rank finished): first wait for every rank, so no
+    rank tears down its connections while another is still using them; not after a failure, when a rank that
+    is gone would never arrive."""
     if torch_dist.is_initialized():
+        if together:
+            torch_dist.barrier()
         torch_dist.destroy_process_group()
 
 

@@ -63,7 +63,8 @@ ThreadsOpt = Annotated[
     Optional[int],
     typer.Option(
         min=1,
-        help="CPU threads (default: all cores). Plain predictions and validation run this many batches side by side.",
+        help="CPU threads (default: all cores). On the CPU, predict (without gates), evaluate and validation during"
+        " training run this many batches side by side.",
         show_default=False,
     ),
 ]

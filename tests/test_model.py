@@ -133,6 +133,35 @@ def test_parallel_inference_gives_each_text_its_own_logits_in_input_order():
     assert torch.allclose(three, alone, atol=1e-5)
 
 
+def test_parallel_inference_really_runs_batches_side_by_side_on_one_thread_each_longest_first():
+    import threading
+
+    from gru_sentiment.batching import logits_for
+
+    model = make()
+    seqs = [[i % 49 + 1] * (i % 9 + 1) for i in range(40)]
+    together = threading.Barrier(2, timeout=60)  # the first two batches must be inside at once, or this breaks
+    seen, lock = [], threading.Lock()
+
+    def probe(ids, lengths):
+        with lock:
+            seen.append((threading.get_ident(), torch.get_num_threads(), ids.shape[1]))
+            first_two = len(seen) <= 2
+        if first_two:
+            together.wait()
+        return model(ids, lengths)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        logits_for(probe, seqs, 4, "cpu", workers=2)
+    finally:
+        torch.set_num_threads(threads)
+    assert len({ident for ident, _, _ in seen}) == 2
+    assert {n for _, n, _ in seen} == {1}  # two threads shared out over two workers
+    assert max(length for _, _, length in seen[:2]) == max(len(s) for s in seqs)  # the longest started first
+
+
 def test_parallel_inference_puts_the_threads_back_when_a_batch_fails():
     from gru_sentiment.batching import logits_for
 

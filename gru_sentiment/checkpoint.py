@@ -55,6 +55,7 @@ class RunRecord:
     init_from: dict | None = None
     mix: dict | None = None
     vat_unlabelled_texts: int | None = None
+    teachers: dict | None = None  # distillation teachers: model directory -> texts read, how it was made
     tokenizer_seconds: float | None = None
     best: dict | None = None
     steps: int = 0

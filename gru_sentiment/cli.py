@@ -370,6 +370,24 @@ def train(
             show_default=False,
         ),
     ] = None,
+    teacher: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--teacher",
+            help="Distil from a trained model: MODEL for every --dataset, or SOURCE=MODEL for one (its name in the "
+            "per-source validation report, e.g. sst2=runs/film). Repeat for several. A text with a teacher "
+            "trains toward a blend of its label and the teacher's probabilities (see --teacher-weight).",
+            show_default=False,
+        ),
+    ] = None,
+    teacher_weight: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of the teacher's probabilities in a distilled text's target (the rest is its label).",
+        ),
+    ] = 0.5,
 ) -> None:
     """Learn a tokenizer and a GRU classifier from a labelled data set; keep the best model on validation.
 
@@ -377,7 +395,7 @@ def train(
     gloo on CPU, nccl on CUDA; rank 0 prints and writes.
     """
     with _errors(ctx):
-        from gru_sentiment import jobs
+        from gru_sentiment import distill, jobs
         from gru_sentiment.errors import UsageError
         from gru_sentiment.train import TrainConfig
 
@@ -435,6 +453,8 @@ def train(
                 vat_batch_size=vat_batch_size,
                 entmin=entmin,
                 layer_lr_decay=layer_lr_decay,
+                teachers=distill.parse_teachers(teacher or ()),
+                teacher_weight=teacher_weight,
             ),
             model=jobs.ModelSettings(
                 embed_dim=embed_dim,

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer
 
-from gru_sentiment import __version__, batching, checkpoint, distributed, tokenizer
+from gru_sentiment import __version__, batching, checkpoint, distill, distributed, tokenizer
 from gru_sentiment import data as data_mod
 from gru_sentiment.checkpoint import RunRecord
 from gru_sentiment.data import TextData
@@ -250,7 +250,7 @@ def resume_model(
     if not training.data:
         raise UsageError(f"{output} does not record its training data, so it cannot be resumed")
     spec = DataSpec.from_dict(training.data)
-    config = TrainConfig(**training.config)
+    config = TrainConfig.from_dict(training.config)
     train, val = load_training_data(spec, config.seed)
     if len(val) != training.validation_examples:
         raise ModelError(
@@ -273,8 +273,8 @@ def _source_and_loss(
     if config.adversarial.active and dist is not None:
         raise UsageError("--adv, --vat and --entmin run in a single process, not under torchrun")
     if isinstance(train, BatchStream):
-        if config.adversarial.needs_unlabelled:
-            raise UsageError("--vat and --entmin need the training texts in memory: drop --streaming")
+        if config.adversarial.needs_unlabelled or config.teachers:
+            raise UsageError("--vat, --entmin and --teacher need the training texts in memory: drop --streaming")
         return train, loss_function(bundle.model, config)
     tok, cut, pad_id = bundle.tokenizer, bundle.cut, bundle.model.config.pad_id
     seqs = tokenizer.encode_data(train, tok, cut)
@@ -287,7 +287,19 @@ def _source_and_loss(
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
         bundle.training.mix = dict(zip(train.group_names or [train.source], counts))
-    source = InMemoryBatches(seqs, train.labels, config.batch_size, pad_id, train.groups, counts)
+    targets = None
+    if config.teachers:
+        targets, read = distill.blended_targets(
+            train.texts,
+            train.labels,
+            train.groups,
+            train.group_names or (),
+            bundle.labels,
+            config.teachers,
+            config.teacher_weight,
+        )
+        bundle.training.teachers = {model: {"texts": n, **teacher_record(model)} for model, n in read.items()}
+    source = InMemoryBatches(seqs, train.labels, config.batch_size, pad_id, train.groups, counts, targets)
     pool = None
     if config.adversarial.needs_unlabelled:
         extra = unlabelled_texts(spec, train)[len(train) :] if spec is not None else train.unlabelled
@@ -298,6 +310,12 @@ def _source_and_loss(
         )
         bundle.training.vat_unlabelled_texts = len(pool)
     return source, loss_function(bundle.model, config, pool)
+
+
+def teacher_record(model_dir: str) -> dict:
+    """What a teacher's model directory says of how it was made: its command and best validation."""
+    made = checkpoint.read_config(model_dir).get("training")
+    return {k: made[k] for k in ("command", "best") if k in made} if isinstance(made, dict) else {}
 
 
 def _run(

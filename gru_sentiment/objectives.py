@@ -15,7 +15,8 @@ Miyato et al. normalise the embeddings (unit variance per dimension) so that eps
 same in every model; here `eps` and `xi` are in units of the embedding's standard deviation, which keeps the
 model (and its gate trace) unchanged.
 The clean and perturbed passes of one text draw the same dropout masks, so the penalties measure the
-perturbation, not dropout noise. Each returns (loss, tokens read).
+perturbation, not dropout noise. Each returns (loss, tokens read). A batch that carries distillation targets
+(`distill`) trains toward them in place of the gold labels, in the clean and the adversarial pass alike.
 """
 
 from __future__ import annotations
@@ -46,9 +47,22 @@ class Adversarial:
         return self.vat > 0 or self.entmin > 0
 
 
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy against target distributions (rows summing to 1)."""
+    return -(targets * nn.functional.log_softmax(logits, -1)).sum(-1).mean()
+
+
+def supervised(logits: torch.Tensor, batch) -> torch.Tensor:
+    """Cross-entropy against the gold labels (ids, lengths, labels), or against the blended targets of a
+    distillation batch (ids, lengths, labels, targets): see `distill`."""
+    if len(batch) > 3:
+        return soft_cross_entropy(logits, batch[3])
+    return nn.functional.cross_entropy(logits, batch[2])
+
+
 def cross_entropy(net: nn.Module, batch) -> tuple[torch.Tensor, int]:
-    ids, lengths, target = batch
-    return nn.functional.cross_entropy(net(ids, lengths), target), int(lengths.sum())
+    ids, lengths = batch[0], batch[1]
+    return supervised(net(ids, lengths), batch), int(lengths.sum())
 
 
 def _rng_state(device: torch.device):
@@ -92,7 +106,7 @@ class AdversarialLoss:
         return float(self.embedding.weight.detach().std())
 
     def __call__(self, net: nn.Module, batch) -> tuple[torch.Tensor, int]:
-        ids, lengths, target = batch
+        ids, lengths = batch[0], batch[1]
         s, device = self.settings, ids.device
         tokens = int(lengths.sum())
         if s.at <= 0:
@@ -100,11 +114,11 @@ class AdversarialLoss:
         else:
             state = _rng_state(device)
             delta = torch.zeros(*ids.shape, self.embedding.embedding_dim, device=device, requires_grad=True)
-            loss = nn.functional.cross_entropy(net(ids, lengths, delta), target)
+            loss = supervised(net(ids, lengths, delta), batch)
             (grad,) = torch.autograd.grad(loss, delta, retain_graph=True)
             r_adv = s.eps * self._scale() * _unit(grad, lengths)
             _set_rng_state(device, state)
-            loss = loss + s.at * nn.functional.cross_entropy(net(ids, lengths, r_adv.detach()), target)
+            loss = loss + s.at * supervised(net(ids, lengths, r_adv.detach()), batch)
         if s.needs_unlabelled:
             u_ids, u_lengths = (t.to(device) for t in self.unlabelled.sample())
             loss = loss + self.unlabelled_loss(net, u_ids, u_lengths)

@@ -1,8 +1,9 @@
 """Batch sources for the training loop (`loop.BatchSource`): token ids held in memory, in length buckets.
 
-`InMemoryBatches` serves classifier batches (ids, lengths, labels) or, without labels, language-model batches
-(ids, lengths). With `groups` (which data set each text came from) and per-group `counts`, every epoch draws
-that many texts of each group: the mixing rule of `--mix` (see `mix_counts`). Streams are in `streaming.py`.
+`InMemoryBatches` serves classifier batches (ids, lengths, labels), with distillation targets (ids, lengths,
+labels, targets), or, without labels, language-model batches (ids, lengths). With `groups` (which data set
+each text came from) and per-group `counts`, every epoch draws that many texts of each group: the mixing rule
+of `--mix` (see `mix_counts`). Streams are in `streaming.py`.
 """
 
 from __future__ import annotations
@@ -60,8 +61,10 @@ class InMemoryBatches:
         pad_id: int = 0,
         groups: Sequence[int] | None = None,
         counts: Sequence[int] | None = None,
+        targets: torch.Tensor | None = None,
     ):
         self.seqs, self.labels, self.batch_size, self.pad_id = seqs, labels, batch_size, pad_id
+        self.targets = targets  # (N, K) target distributions (see distill), or None
         self.lengths = [len(s) for s in seqs]
         self.members: list[list[int]] | None = None
         if counts is not None:
@@ -97,8 +100,11 @@ class InMemoryBatches:
             ids, lengths = batching.pad([self.seqs[i] for i in rows], self.pad_id)
             if self.labels is None:
                 yield ids, lengths
-            else:
+            elif self.targets is None:
                 yield ids, lengths, torch.tensor([self.labels[i] for i in rows], dtype=torch.long)
+            else:
+                labels = torch.tensor([self.labels[i] for i in rows], dtype=torch.long)
+                yield ids, lengths, labels, self.targets[rows]
 
 
 class UnlabelledPool:

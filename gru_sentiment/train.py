@@ -37,13 +37,15 @@ class TrainConfig:
     vat_batch_size: int | None = None  # unlabelled texts per step (default: batch_size)
     entmin: float = 0.0  # entropy minimisation weight, on the same unlabelled texts; 0: off
     layer_lr_decay: float = 1.0  # discriminative learning rates: lr / decay**depth below the head
+    teachers: tuple[tuple[str, str], ...] = ()  # (data set or "*", model directory): see distill
+    teacher_weight: float = 0.5  # share of the teacher's probabilities in a distilled text's target
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
-        return cls(**data)
+        return cls(**{**data, "teachers": tuple(tuple(pair) for pair in data.get("teachers", ()))})
 
     def loop(self) -> LoopConfig:
         return LoopConfig.of(self)

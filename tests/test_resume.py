@@ -61,9 +61,19 @@ def small_run(spec, config):
     return run
 
 
-@pytest.mark.parametrize("config, mix", [(CONFIG, None), (ADVERSARIAL, "1,0.5")], ids=["plain", "mixed-adv-vat-entmin"])
-def test_resume_reaches_the_uninterrupted_result(folder, tmp_path, config, mix):
+DISTILLED = dataclasses.replace(ADVERSARIAL, teachers=(("data#2", "tiny_model"),), teacher_weight=0.6)
+
+
+@pytest.mark.parametrize(
+    "config, mix",
+    [(CONFIG, None), (ADVERSARIAL, "1,0.5"), (DISTILLED, "1,0.5")],
+    ids=["plain", "mixed-adv-vat-entmin", "mixed-adv-distilled"],
+)
+def test_resume_reaches_the_uninterrupted_result(folder, tmp_path, config, mix, request):
     torch.set_num_threads(1)
+    if config.teachers:  # the teacher is a model trained by a fixture
+        teachers = tuple((source, str(request.getfixturevalue(model))) for source, model in config.teachers)
+        config = dataclasses.replace(config, teachers=teachers)
     datasets = (str(folder),) if mix is None else (str(folder), str(folder))
     spec = jobs.DataSpec(datasets, label_names=("neg", "pos"), mix=mix)
     whole, cut = tmp_path / "whole", tmp_path / "cut"
@@ -76,6 +86,9 @@ def test_resume_reaches_the_uninterrupted_result(folder, tmp_path, config, mix):
     a, b = weights(whole), weights(cut)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert not (cut / "resume").exists()  # a finished run keeps no resume state
+    if config.teachers:  # the teacher read the second data set's training texts, in both runs
+        read = [json.loads((d / "config.json").read_text())["training"]["teachers"] for d in (whole, cut)]
+        assert read[0] == read[1] and 0 < read[0][config.teachers[0][1]]["texts"] < 160
     with pytest.raises(Exception, match="no saved training state"):
         checkpoint.load_snapshot(cut)
 

@@ -48,3 +48,15 @@ def test_two_processes_write_one_model_with_the_weights_of_every_rank(tmp_path):
     assert single.returncode == 0, single.stderr[-2000:]
     one = json.loads((models / "one" / "config.json").read_text())["training"]["best"]["val_accuracy"]
     assert abs(config["training"]["best"]["val_accuracy"] - one) <= 0.1  # 40 validation texts: within noise
+
+
+def test_distillation_runs_under_torchrun_and_records_its_teacher(tmp_path, tiny_model):
+    folder = write_splits(tmp_path / "data", "csv", *reviews(200, seed=4))
+    out = tmp_path / "ddp"
+    teach = ["--teacher", str(tiny_model), "--teacher-weight", "0.7"]
+    result = train("-d", str(folder), "-o", str(out), "--batch-size", "16", *ARGS, *teach, nproc=2)
+    assert result.returncode == 0, result.stderr[-2000:]
+    training = json.loads((out / "config.json").read_text())["training"]
+    assert 150 <= training["teachers"][str(tiny_model)]["texts"] < 200  # every training text (the rest: validation)
+    digests = training["distributed"]["weights_sha256_by_rank"]
+    assert digests[0] == digests[1] == weights_digest(load_file(str(out / "model.safetensors")))

@@ -481,7 +481,11 @@ def train(
             mark = " (best, saved)" if info.improved else ""
             by_source = info.metrics.get("by_source")
             sources = (
-                (f" (by source: {', '.join(f'{k} {v:.4f}' for k, v in by_source.items())}; mean {info.value:.4f})")
+                (
+                    f" (by source: {', '.join(f'{k} {v:.4f}' for k, v in by_source.items())}; "
+                    f"mean{' of ' + ', '.join(info.metrics['mean_of']) if 'mean_of' in info.metrics else ''} "
+                    f"{info.value:.4f})"
+                )
                 if by_source
                 else ""
             )
@@ -520,7 +524,7 @@ def train(
                 distributed.shutdown(together=finished)
         best = history.best
         score = (
-            f"best mean validation accuracy over sources {best.value:.4f}"
+            f"best mean validation accuracy over {', '.join(best.metrics.get('mean_of', ['sources']))} {best.value:.4f}"
             if "by_source" in best.metrics
             else f"best validation accuracy {best.accuracy:.4f}"
         )

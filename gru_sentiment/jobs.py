@@ -335,8 +335,17 @@ def _run(
     training = bundle.training
     source, loss_fn = _source_and_loss(bundle, train, config, spec, dist)
     val_ids = tokenizer.encode_data(val, bundle.tokenizer, bundle.cut)
+    trained_on = [name for name, count in (training.mix or {}).items() if count > 0] or None
     validate = validator(
-        val_ids, val.labels, bundle.labels, config.batch_size * 2, device, dist, val.groups, val.group_names or ()
+        val_ids,
+        val.labels,
+        bundle.labels,
+        config.batch_size * 2,
+        device,
+        dist,
+        val.groups,
+        val.group_names or (),
+        trained_on,
     )
 
     def save(best_weights: dict, state, history: History) -> None:
@@ -351,6 +360,8 @@ def _run(
         if "by_source" in best_info.metrics:
             training.best["val_by_source"] = best_info.metrics["by_source"]
             training.best["val_mean_source_accuracy"] = best_info.value
+            if "mean_of" in best_info.metrics:
+                training.best["val_mean_of"] = best_info.metrics["mean_of"]
         training.seconds = round(history.seconds, 1)
         checkpoint.save(bundle, output, weights=best_weights, snapshot=state)
 

@@ -2,7 +2,8 @@
 
 Validation reports accuracy, macro F1 and loss, and, when the texts come from several data sets, the accuracy
 on each. The score that early stopping and keep-best watch is the accuracy, or, over several data sets, the
-mean of their accuracies, so that a large set (SST-2's 67k phrases) does not outvote the small ones.
+mean of their accuracies, so that a large set (SST-2's 67k phrases) does not outvote the small ones; a data set
+that the mix gives no texts is reported but not watched.
 """
 
 from __future__ import annotations
@@ -114,8 +115,11 @@ def validator(
     dist: Dist | None = None,
     groups: Sequence[int] | None = None,
     group_names: Sequence[str] = (),
+    watch: Sequence[str] | None = None,
 ) -> Callable[[nn.Module], Score]:
-    """The validation score of a classifier: accuracy, or the mean accuracy over `group_names` when several."""
+    """The validation score of a classifier: accuracy, or the mean accuracy over `group_names` when several, or
+    over the `watch` among them (the data sets a run trains on: one mixed in with weight 0 is reported, not
+    chosen on)."""
     several = groups is not None and len(group_names) > 1
 
     def validate(model: nn.Module) -> Score:
@@ -134,7 +138,10 @@ def validator(
         value = metrics["accuracy"]
         if several:
             result["by_source"] = {name: r["accuracy"] for name, r in zip(group_names, by_group) if r["n"]}
-            value = sum(result["by_source"].values()) / max(1, len(result["by_source"]))
+            watched = {k: v for k, v in result["by_source"].items() if watch is None or k in watch}
+            value = sum(watched.values()) / max(1, len(watched))
+            if len(watched) < len(result["by_source"]):
+                result["mean_of"] = list(watched)
             result["mean_source_accuracy"] = value
         return Score(value, True, result)
 

@@ -184,6 +184,28 @@ def test_one_loop_trains_a_classifier_with_mixing_and_vat_and_reports_each_sourc
     assert history.steps == 6 * 9  # 140 texts an epoch in batches of 16
 
 
+def test_a_data_set_mixed_in_with_weight_zero_is_reported_but_not_chosen_on(tmp_path):
+    from tests.corpus import reviews, write_splits
+
+    films = write_splits(tmp_path / "films", "csv", *reviews(90, seed=3))
+    hotels = write_splits(tmp_path / "hotels", "csv", *reviews(60, seed=4))
+    spec = jobs.DataSpec((str(films), str(hotels)), label_names=("neg", "pos"), mix="1,0")
+    train, val = jobs.load_training_data(spec, 0)
+    torch.set_num_threads(1)
+    config = TrainConfig(epochs=2, batch_size=16, lr=1e-2, patience=5, evals_per_epoch=2)
+    settings = jobs.TokenizerSettings("wordpiece", 120, 24)
+    model = dict(embed_dim=8, hidden_size=6, dropout=0.1)
+    out = tmp_path / "m"
+    bundle, history = jobs.train_model(
+        train, val, settings, model, config, str(out), torch.device("cpu"), data_spec=spec
+    )
+    assert bundle.training.mix["hotels"] == 0 < bundle.training.mix["films"]
+    for info in history.evals:
+        assert set(info.metrics["by_source"]) == {"films", "hotels"}  # both reported
+        assert info.value == info.metrics["by_source"]["films"] and info.metrics["mean_of"] == ["films"]
+    assert bundle.training.best["val_mean_of"] == ["films"]
+
+
 def test_labels_of_minus_one_are_unlabelled_text(tmp_path):
     import pandas as pd
 

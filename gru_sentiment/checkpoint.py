@@ -56,6 +56,7 @@ class RunRecord:
     mix: dict | None = None
     vat_unlabelled_texts: int | None = None
     teachers: dict | None = None  # distillation teachers: model directory -> texts read, how it was made
+    merged: dict | None = None  # made by `merge`: the weight, and the two models' own records
     tokenizer_seconds: float | None = None
     best: dict | None = None
     steps: int = 0

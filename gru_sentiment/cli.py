@@ -654,6 +654,32 @@ def pretrain(
 
 
 @app.command()
+def merge(
+    ctx: typer.Context,
+    first: Annotated[Path, typer.Argument(help="Model A: the result reads texts as it does.", show_default=False)],
+    second: Annotated[Path, typer.Argument(help="Model B.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory to write the merged model to.")],
+    weight: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of B: the result is (1 - W) x A + W x B.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing model at --output.")] = False,
+) -> None:
+    """Interpolate the weights of two models fine-tuned from the same pre-trained encoder (WiSE-FT, model soups):
+    for example a model of many domains with a specialist of one. Both need the same network, tokenizer and
+    labels. Choose the weight on validation data (bench/val_by_source.py), never on a test split."""
+    with _errors(ctx):
+        from gru_sentiment import checkpoint
+        from gru_sentiment import merge as merge_mod
+        from gru_sentiment.errors import UsageError
+
+        if output.exists() and not overwrite:
+            raise UsageError(f"{output} already exists: pass --overwrite to replace it")
+        a, b = checkpoint.load(first), checkpoint.load(second)
+        command = " ".join(["gru-sentiment", *sys.argv[1:]])
+        merged = merge_mod.interpolate(a, b, weight, (str(first), str(second)), command)
+        checkpoint.save(merged, output)
+        _stdout().print(f"saved {output}: {1 - weight:g} x {first} + {weight:g} x {second}", highlight=False)
+
+
+@app.command()
 def evaluate(
     ctx: typer.Context,
     dataset: DatasetOpt,

@@ -313,7 +313,8 @@ def train(
         typer.Option(
             help="How many texts of each --dataset an epoch reads: `natural` (each once), an exponent a in "
             "(0,1] (temperature sampling: shares proportional to size**a, so 0.5 lifts small sets), or "
-            "one weight per data set, e.g. `1,0.3,2,2` (0.3 = 30% of that set per epoch, 2 = twice).",
+            "one weight per data set, e.g. `1,0.3,2,2` (0.3 = 30% of that set per epoch, 2 = twice; 0 = "
+            "validated on, but neither trained on nor watched by keep-best).",
             show_default=False,
         ),
     ] = None,

@@ -314,7 +314,7 @@ def train(
             help="How many texts of each --dataset an epoch reads: `natural` (each once), an exponent a in "
             "(0,1] (temperature sampling: shares proportional to size**a, so 0.5 lifts small sets), or "
             "one weight per data set, e.g. `1,0.3,2,2` (0.3 = 30% of that set per epoch, 2 = twice; 0 = "
-            "validated on, but neither trained on nor watched by keep-best).",
+            "validated on, but never drawn and not watched by keep-best).",
             show_default=False,
         ),
     ] = None,
@@ -413,6 +413,10 @@ def train(
             raise UsageError(f"{output} already exists: pass --overwrite to replace it")
         if tail > max_length:
             raise UsageError(f"--tail {tail} does not fit in --max-length {max_length}: give a smaller --tail")
+        if teacher_weight != 0.5 and not teacher and resume is None:
+            raise UsageError("--teacher-weight needs --teacher")
+        if teacher and streaming:
+            raise UsageError("--teacher needs the training texts in memory: drop --streaming")
         from gru_sentiment import distributed
 
         dist = distributed.from_env()

@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from gru_sentiment import batching, checkpoint, tokenizer
-from gru_sentiment.errors import UsageError
+from gru_sentiment.distributed import weights_digest
+from gru_sentiment.errors import ModelError, UsageError
 
 EVERY = "*"
 
@@ -52,6 +53,8 @@ def assign(teachers: Sequence[tuple[str, str]], group_names: Sequence[str]) -> d
     for source, model in teachers:
         if source == EVERY:
             plan.setdefault(model, []).extend(range(len(names)))
+        elif not group_names:
+            raise UsageError(f"--teacher {source}={model}: with one data set, give --teacher {model}")
         elif source in names:
             plan.setdefault(model, []).append(names.index(source))
         else:
@@ -71,26 +74,27 @@ def blended_targets(
     batch_size: int = 128,
     device: torch.device | str = "cpu",
 ) -> tuple[torch.Tensor, dict[str, int]]:
-    """(N, K) training targets, and how many texts each teacher read. Every teacher must know the same labels in
-    the same order as the student."""
+    """(N, K) training targets, and for each teacher the texts it read and the SHA-256 of its weights. Every
+    teacher must know the same labels in the same order as the student."""
     if not 0.0 <= weight <= 1.0:
         raise UsageError(f"--teacher-weight must be between 0 and 1, not {weight}")
     k = len(label_names)
     targets = nn.functional.one_hot(torch.tensor(list(labels), dtype=torch.long), k).float()
     groups = list(groups) if groups is not None else [0] * len(texts)
-    read: dict[str, int] = {}
+    read: dict[str, dict] = {}
     for model_dir, members in assign(teachers, group_names).items():
         bundle = checkpoint.load(model_dir, device)
         if list(bundle.labels) != list(label_names):
-            raise UsageError(
+            raise ModelError(
                 f"teacher {model_dir} has labels {', '.join(bundle.labels)}, the student {', '.join(label_names)}"
             )
-        rows = [i for i, g in enumerate(groups) if g in set(members)]
+        taught = set(members)
+        rows = [i for i, g in enumerate(groups) if g in taught]
         seqs = tokenizer.encode_ids(bundle.tokenizer, [texts[i] for i in rows], bundle.cut)
         bundle.model.eval()
         probs = batching.logits_for(bundle.model, seqs, batch_size, device).softmax(-1)
         if rows:
             index = torch.tensor(rows, dtype=torch.long)
             targets[index] = (1.0 - weight) * targets[index] + weight * probs
-        read[model_dir] = len(rows)
+        read[model_dir] = {"texts": len(rows), "weights_sha256": weights_digest(bundle.model.state_dict())}
     return targets, read

@@ -268,8 +268,10 @@ def _source_and_loss(
     config: TrainConfig,
     spec: DataSpec | None,
     dist: Dist | None,
+    device: torch.device | str = "cpu",
 ):
-    """The loop's batch source (mixed as `spec.mix` says) and the objective (with AT/VAT as `config` says)."""
+    """The loop's batch source (mixed as `spec.mix` says, with distillation targets when `config` has teachers,
+    computed on `device`) and the objective (with AT/VAT as `config` says)."""
     if config.adversarial.active and dist is not None:
         raise UsageError("--adv, --vat and --entmin run in a single process, not under torchrun")
     if isinstance(train, BatchStream):
@@ -297,8 +299,13 @@ def _source_and_loss(
             bundle.labels,
             config.teachers,
             config.teacher_weight,
+            device=device,
         )
-        bundle.training.teachers = {model: {"texts": n, **teacher_record(model)} for model, n in read.items()}
+        for model, now in read.items():  # a resumed run must learn from the very teachers it started with
+            before = (bundle.training.teachers or {}).get(model, {}).get("weights_sha256")
+            if before is not None and before != now["weights_sha256"]:
+                raise ModelError(f"teacher {model} has changed since this run started, so it cannot be resumed exactly")
+        bundle.training.teachers = {model: {**now, **teacher_record(model)} for model, now in read.items()}
     source = InMemoryBatches(seqs, train.labels, config.batch_size, pad_id, train.groups, counts, targets)
     pool = None
     if config.adversarial.needs_unlabelled:
@@ -333,7 +340,7 @@ def _run(
     spec: DataSpec | None = None,
 ) -> History:
     training = bundle.training
-    source, loss_fn = _source_and_loss(bundle, train, config, spec, dist)
+    source, loss_fn = _source_and_loss(bundle, train, config, spec, dist, device)
     val_ids = tokenizer.encode_data(val, bundle.tokenizer, bundle.cut)
     trained_on = [name for name, count in (training.mix or {}).items() if count > 0] or None
     validate = validator(

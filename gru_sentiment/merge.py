@@ -15,14 +15,14 @@ from __future__ import annotations
 import torch
 
 from gru_sentiment.checkpoint import Bundle, RunRecord
-from gru_sentiment.errors import ModelError
+from gru_sentiment.errors import ModelError, UsageError
 from gru_sentiment.model import GRUClassifier
 
 
 def interpolate(a: Bundle, b: Bundle, weight: float, names: tuple[str, str] = ("A", "B"), command: str = "") -> Bundle:
     """The model (1 - weight) x a + weight x b; `names` say which model is which in errors and in its record."""
     if not 0.0 <= weight <= 1.0:
-        raise ModelError(f"the weight of {names[1]} must be between 0 and 1, not {weight}")
+        raise UsageError(f"the weight of {names[1]} must be between 0 and 1, not {weight}")
     problem = None
     if a.model.config != b.model.config:
         problem = "their networks differ"
@@ -33,20 +33,21 @@ def interpolate(a: Bundle, b: Bundle, weight: float, names: tuple[str, str] = ("
     if problem:
         raise ModelError(f"{names[0]} and {names[1]} cannot be merged: {problem}")
     wa, wb = a.model.state_dict(), b.model.state_dict()
-    with torch.no_grad():
-        state = {k: torch.lerp(wa[k].float(), wb[k].float(), weight).to(wa[k].dtype) for k in wa}
+    with torch.no_grad():  # floating-point tensors interpolated; any other (none today) taken from A
+        state = {k: torch.lerp(v, wb[k], weight) if v.is_floating_point() else v for k, v in wa.items()}
     model = GRUClassifier(a.model.config)
     model.load_state_dict(state)
     model.eval()
     made = a.training
+    same = same_carve(a.training, b.training)  # then the merged model keeps A's data and carve, else none
     record = RunRecord(
         command=command,
-        dataset=made.dataset,
-        validation=made.validation,
-        train_examples=made.train_examples,
-        validation_examples=made.validation_examples,
-        config=made.config,
-        data=made.data,
+        dataset=made.dataset if same else "",
+        validation=made.validation if same else "",
+        train_examples=made.train_examples if same else None,
+        validation_examples=made.validation_examples if same else 0,
+        config=made.config if same else {},
+        data=made.data if same else None,
         merged={
             "weight": weight,
             "a": {"model": names[0], **a.training.to_dict()},
@@ -54,3 +55,12 @@ def interpolate(a: Bundle, b: Bundle, weight: float, names: tuple[str, str] = ("
         },
     )
     return Bundle(model, a.tokenizer, list(a.labels), a.cut, a.tokenizer_kind, record)
+
+
+def same_carve(a: RunRecord, b: RunRecord) -> bool:
+    """Whether two runs held out the same validation texts: the same data sets, split, carve and seed. Only then
+    is the merged model's validation split that of each of them (`bench/val_by_source.py` rebuilds it)."""
+    keys = ("datasets", "split", "val_split", "val_fraction", "limit", "val_groups")
+    if not a.data or not b.data:
+        return False
+    return all(a.data.get(k) == b.data.get(k) for k in keys) and a.config.get("seed") == b.config.get("seed")

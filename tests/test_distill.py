@@ -7,10 +7,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from gru_sentiment import checkpoint, distill, objectives
+from gru_sentiment import batching, checkpoint, distill, jobs, objectives, tokenizer
 from gru_sentiment.cli import app
-from gru_sentiment.errors import UsageError
+from gru_sentiment.data import TextData
+from gru_sentiment.errors import ModelError, UsageError
 from gru_sentiment.sources import InMemoryBatches
+from gru_sentiment.train import TrainConfig
 from tests.corpus import reviews, write_splits
 
 
@@ -30,6 +32,8 @@ def test_teacher_options_name_a_model_for_all_or_one_model_per_data_set():
     }
     with pytest.raises(UsageError, match="no data set is called 'yelp' .they are: imdb, sst2"):
         distill.assign((("yelp", "a"),), ["imdb", "sst2"])
+    with pytest.raises(UsageError, match="with one data set, give --teacher a"):
+        distill.assign((("yelp", "a"),), [])
 
 
 def _probabilities_one_by_one(model_dir, texts):
@@ -50,7 +54,8 @@ def test_texts_of_a_taught_data_set_train_toward_the_blend_the_others_toward_the
     targets, read = distill.blended_targets(
         texts, labels, groups, ["films", "hotels"], ["neg", "pos"], (("hotels", str(tiny_model)),), 0.3
     )
-    assert read == {str(tiny_model): 6}
+    assert list(read) == [str(tiny_model)] and read[str(tiny_model)]["texts"] == 6
+    assert len(read[str(tiny_model)]["weights_sha256"]) == 64
     gold = torch.nn.functional.one_hot(torch.tensor(labels), 2).float()
     assert torch.equal(targets[:6], gold[:6])
     teacher = _probabilities_one_by_one(tiny_model, texts[6:])
@@ -61,7 +66,7 @@ def test_texts_of_a_taught_data_set_train_toward_the_blend_the_others_toward_the
 
 
 def test_a_teacher_must_know_the_students_labels(tiny_model):
-    with pytest.raises(UsageError, match="teacher .* has labels neg, pos, the student pos, neg"):
+    with pytest.raises(ModelError, match="teacher .* has labels neg, pos, the student pos, neg"):
         distill.blended_targets(["fine"], [0], None, [], ["pos", "neg"], (("*", str(tiny_model)),), 0.5)
     with pytest.raises(UsageError, match="between 0 and 1"):
         distill.blended_targets(["fine"], [0], None, [], ["neg", "pos"], (("*", str(tiny_model)),), 1.5)
@@ -118,3 +123,37 @@ def test_train_with_a_teacher_records_it_and_rejects_an_unknown_data_set(tiny_mo
     assert result.exit_code == 2
     assert "no data set is called 'yelp' (they are: films, hotels)" in result.output
     assert not (tmp_path / "x").exists()
+    result = runner.invoke(app, [*base, "-o", str(tmp_path / "y"), "--teacher-weight", "0.3"])
+    assert result.exit_code == 2 and "--teacher-weight needs --teacher" in result.output
+
+
+def test_the_teachers_targets_reach_the_loss(tiny_model, tmp_path):
+    """Labels all flipped: trained on them the student learns the flip; trained toward the teacher alone (weight
+    1) it learns what the teacher says."""
+    torch.set_num_threads(1)
+    texts, labels = reviews(200, seed=12)
+    labels = [1 - y for y in labels]
+    train = TextData(texts, labels, ["neg", "pos"], "corpus:train")
+    val = TextData(*reviews(32, seed=13), ["neg", "pos"], "corpus:val")
+    tok = checkpoint.load(tiny_model).tokenizer
+    results = {}
+    for name, teachers in (("labels", ()), ("teacher", (("*", str(tiny_model)),))):
+        config = TrainConfig(epochs=6, batch_size=16, lr=2e-2, patience=9, teachers=teachers, teacher_weight=1.0)
+        out = tmp_path / name
+        jobs.train_model(
+            train,
+            val,
+            jobs.TokenizerSettings("wordpiece", 200, 64),
+            dict(embed_dim=16, hidden_size=12),
+            config,
+            str(out),
+            torch.device("cpu"),
+            tok=tok,
+        )
+        bundle = checkpoint.load(out)
+        bundle.model.eval()
+        seqs = tokenizer.encode_ids(tok, texts, bundle.cut)
+        results[name] = batching.logits_for(bundle.model, seqs, 32, "cpu").softmax(-1)
+    teacher = _probabilities_one_by_one(tiny_model, texts)
+    agree = {k: float((p.argmax(-1) == teacher.argmax(-1)).float().mean()) for k, p in results.items()}
+    assert agree["teacher"] > 0.9 and agree["labels"] < 0.5, agree  # keep-best watched true validation labels

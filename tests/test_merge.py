@@ -51,6 +51,7 @@ def test_merge_writes_the_interpolated_weights_and_both_records(tiny_model, tmp_
     assert training["merged"]["weight"] == 0.25
     assert training["merged"]["a"]["model"] == str(tiny_model) and training["merged"]["b"]["model"] == str(other)
     assert "best" in training["merged"]["a"] and "best" not in training  # the merged model was never validated
+    assert "data" not in training  # neither model records its data, so no carve is claimed for the merge
     result = runner.invoke(app, ["predict", "-m", str(tmp_path / "m0.25"), "a wonderful film", "-f", "json"])
     assert result.exit_code == 0 and json.loads(result.stdout)[0]["label"] in ("neg", "pos")
 
@@ -75,3 +76,40 @@ def test_models_that_do_not_fit_together_are_refused(tiny_model, tmp_path):
         app, ["merge", str(tiny_model), str(tiny_model), "-o", str(tiny_model), "--weight", "1"]
     )
     assert result.exit_code == 2 and "already exists" in result.output
+
+
+def test_the_merged_model_keeps_the_carve_only_when_both_models_held_out_the_same_texts(tmp_path):
+    from gru_sentiment import jobs, tokenizer
+    from gru_sentiment.errors import UsageError
+    from tests.corpus import write_splits
+
+    torch.set_num_threads(1)
+    folder = write_splits(tmp_path / "data", "csv", *reviews(120, seed=30))
+    tok = tokenizer.train(reviews(60)[0], vocab_size=120)
+    models = {}
+    for name, seed, lr in (("a", 0, 1e-2), ("b", 0, 2e-2), ("c", 1, 1e-2)):
+        spec = jobs.DataSpec((str(folder),), label_names=("neg", "pos"))
+        train, val = jobs.load_training_data(spec, seed)
+        config = TrainConfig(epochs=1, batch_size=16, lr=lr, seed=seed)
+        settings = jobs.TokenizerSettings("wordpiece", 120, 24)
+        out = str(tmp_path / name)
+        jobs.train_model(
+            train,
+            val,
+            settings,
+            dict(embed_dim=8, hidden_size=6),
+            config,
+            out,
+            torch.device("cpu"),
+            tok=tok,
+            data_spec=spec,
+        )
+        models[name] = checkpoint.load(out)
+    same = merge.interpolate(models["a"], models["b"], 0.5).training
+    assert (
+        same.data == models["a"].training.data and same.validation_examples == models["a"].training.validation_examples
+    )
+    other = merge.interpolate(models["a"], models["c"], 0.5).training  # seed 1 held out other texts
+    assert other.data is None and other.config == {} and other.merged["b"]["config"]["seed"] == 1
+    with pytest.raises(UsageError, match="between 0 and 1"):
+        merge.interpolate(models["a"], models["b"], 1.5)

@@ -173,3 +173,21 @@ def test_killing_training_never_leaves_a_partial_model(folder, tmp_path, sig):
     assert out.exists(), "the process was never given time to save a model"
     if (out / "resume").exists():
         assert checkpoint.load_snapshot(out).meta["step"] > 0
+
+
+def test_resume_refuses_a_teacher_that_changed(folder, tmp_path, tiny_model):
+    import shutil
+
+    from safetensors.torch import save_file
+
+    teacher = tmp_path / "teacher"
+    shutil.copytree(tiny_model, teacher)
+    config = dataclasses.replace(CONFIG, teachers=(("*", str(teacher)),))
+    cut = tmp_path / "cut"
+    small_run(jobs.DataSpec((str(folder),), label_names=("neg", "pos")), config)(cut, stop_at=13)
+    state = weights(teacher)
+    state["head.bias"] = state["head.bias"] + 0.5  # the teacher retrained since
+    save_file(state, str(teacher / "model.safetensors"))
+    with pytest.raises(ModelError, match="teacher .* has changed since this run started"):
+        jobs.resume_model(str(cut), torch.device("cpu"))
+    assert checkpoint.load_snapshot(cut).meta["step"] < 13  # the saved state is still there

@@ -73,7 +73,7 @@ def blended_targets(
     weight: float,
     batch_size: int = 128,
     device: torch.device | str = "cpu",
-) -> tuple[torch.Tensor, dict[str, int]]:
+) -> tuple[torch.Tensor, dict[str, dict]]:
     """(N, K) training targets, and for each teacher the texts it read and the SHA-256 of its weights. Every
     teacher must know the same labels in the same order as the student."""
     if not 0.0 <= weight <= 1.0:

@@ -74,8 +74,9 @@ def blended_targets(
     batch_size: int = 128,
     device: torch.device | str = "cpu",
 ) -> tuple[torch.Tensor, dict[str, dict]]:
-    """(N, K) training targets, and for each teacher the texts it read and the SHA-256 of its weights. Every
-    teacher must know the same labels in the same order as the student."""
+    """(N, K) training targets, and for each teacher the texts it read, the SHA-256 of its weights and how it was
+    made (its command and best validation). Every teacher must know the same labels in the same order as the
+    student."""
     if not 0.0 <= weight <= 1.0:
         raise UsageError(f"--teacher-weight must be between 0 and 1, not {weight}")
     k = len(label_names)
@@ -96,5 +97,6 @@ def blended_targets(
         if rows:
             index = torch.tensor(rows, dtype=torch.long)
             targets[index] = (1.0 - weight) * targets[index] + weight * probs
-        read[model_dir] = {"texts": len(rows), "weights_sha256": weights_digest(bundle.model.state_dict())}
+        made = {k: v for k in ("command", "best") if (v := getattr(bundle.training, k))}
+        read[model_dir] = {"texts": len(rows), "weights_sha256": weights_digest(bundle.model.state_dict()), **made}
     return targets, read

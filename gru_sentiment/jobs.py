@@ -305,7 +305,7 @@ def _source_and_loss(
             before = (bundle.training.teachers or {}).get(model, {}).get("weights_sha256")
             if before is not None and before != now["weights_sha256"]:
                 raise ModelError(f"teacher {model} has changed since this run started, so it cannot be resumed exactly")
-        bundle.training.teachers = {model: {**now, **teacher_record(model)} for model, now in read.items()}
+        bundle.training.teachers = read
     source = InMemoryBatches(seqs, train.labels, config.batch_size, pad_id, train.groups, counts, targets)
     pool = None
     if config.adversarial.needs_unlabelled:
@@ -317,12 +317,6 @@ def _source_and_loss(
         )
         bundle.training.vat_unlabelled_texts = len(pool)
     return source, loss_function(bundle.model, config, pool)
-
-
-def teacher_record(model_dir: str) -> dict:
-    """What a teacher's model directory says of how it was made: its command and best validation."""
-    made = checkpoint.read_config(model_dir).get("training")
-    return {k: made[k] for k in ("command", "best") if k in made} if isinstance(made, dict) else {}
 
 
 def _run(

@@ -38,21 +38,17 @@ def interpolate(a: Bundle, b: Bundle, weight: float, names: tuple[str, str] = ("
     model = GRUClassifier(a.model.config)
     model.load_state_dict(state)
     model.eval()
-    made = a.training
-    same = same_carve(a.training, b.training)  # then the merged model keeps A's data and carve, else none
+    kept = ("dataset", "validation", "train_examples", "validation_examples", "config", "data")
+    # A's data and carve, only when B held out the same texts: only then is that split validation for the merge
+    carve = {k: getattr(a.training, k) for k in kept} if same_carve(a.training, b.training) else {}
     record = RunRecord(
         command=command,
-        dataset=made.dataset if same else "",
-        validation=made.validation if same else "",
-        train_examples=made.train_examples if same else None,
-        validation_examples=made.validation_examples if same else 0,
-        config=made.config if same else {},
-        data=made.data if same else None,
         merged={
             "weight": weight,
             "a": {"model": names[0], **a.training.to_dict()},
             "b": {"model": names[1], **b.training.to_dict()},
         },
+        **carve,
     )
     return Bundle(model, a.tokenizer, list(a.labels), a.cut, a.tokenizer_kind, record)
 

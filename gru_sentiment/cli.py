@@ -129,6 +129,20 @@ def default_model_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "models" / DEFAULT_MODEL_NAME
 
 
+def _refuse_to_replace(output: Path, overwrite: bool) -> None:
+    """A command that writes a model directory never replaces one unless asked to."""
+    from gru_sentiment.errors import UsageError
+
+    if output.exists() and not overwrite:
+        raise UsageError(f"{output} already exists: pass --overwrite to replace it")
+
+
+def _typed(ctx: typer.Context, name: str) -> bool:
+    """Whether the option `name` was given on the command line (not left at its default)."""
+    source = ctx.get_parameter_source(name)  # typer may vendor click: compare the name, not the enum
+    return source is not None and source.name == "COMMANDLINE"
+
+
 def _changed_train_options(ctx: typer.Context):
     """(option, value, default) for every `train` option other than --resume and the run-time ones."""
     runtime = {"resume", "device", "threads", "ctx"}
@@ -156,8 +170,7 @@ def _check_init_options(ctx: typer.Context, path: Path, model_settings: dict, to
     option = {"num_layers": "layers"}
     for name, value in fixed.items():
         cli_name = option.get(name, name)
-        source = ctx.get_parameter_source(cli_name)  # typer may vendor click: compare the name, not the enum
-        if source is not None and source.name == "COMMANDLINE" and given[name] != value:
+        if _typed(ctx, cli_name) and given[name] != value:
             flag = f"--{cli_name.replace('_', '-')}"
             raise UsageError(f"{flag} {given[name]} differs from the pre-trained encoder's {value}: drop {flag}")
     return encoder
@@ -409,11 +422,11 @@ def train(
             output = resume
         elif not dataset or output is None:
             raise UsageError("train needs --dataset and --output (or --resume DIR)")
-        elif output.exists() and not overwrite:
-            raise UsageError(f"{output} already exists: pass --overwrite to replace it")
+        else:
+            _refuse_to_replace(output, overwrite)
         if tail > max_length:
             raise UsageError(f"--tail {tail} does not fit in --max-length {max_length}: give a smaller --tail")
-        if teacher_weight != 0.5 and not teacher and resume is None:
+        if _typed(ctx, "teacher_weight") and not teacher and resume is None:
             raise UsageError("--teacher-weight needs --teacher")
         if teacher and streaming:
             raise UsageError("--teacher needs the training texts in memory: drop --streaming")
@@ -598,11 +611,9 @@ def pretrain(
     """
     with _errors(ctx):
         from gru_sentiment import jobs
-        from gru_sentiment.errors import UsageError
         from gru_sentiment.pretrain import PretrainConfig
 
-        if output.exists() and not overwrite:
-            raise UsageError(f"{output} already exists: pass --overwrite to replace it")
+        _refuse_to_replace(output, overwrite)
         sources = [jobs.split_source(spec) for spec in dataset]
         torch_device = _setup(device, threads)
         err = _stderr()
@@ -673,10 +684,8 @@ def merge(
     with _errors(ctx):
         from gru_sentiment import checkpoint
         from gru_sentiment import merge as merge_mod
-        from gru_sentiment.errors import UsageError
 
-        if output.exists() and not overwrite:
-            raise UsageError(f"{output} already exists: pass --overwrite to replace it")
+        _refuse_to_replace(output, overwrite)
         a, b = checkpoint.load(first), checkpoint.load(second)
         command = " ".join(["gru-sentiment", *sys.argv[1:]])
         merged = merge_mod.interpolate(a, b, weight, (str(first), str(second)), command)

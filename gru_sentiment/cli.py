@@ -245,7 +245,13 @@ def train(
         Optional[str],
         typer.Option(help="Use this split of the data set for validation instead of carving one from train."),
     ] = None,
-    val_fraction: Annotated[float, typer.Option(help="Share of the training split held out for validation.")] = 0.1,
+    val_fraction: Annotated[
+        float,
+        typer.Option(
+            help="Share of the training split held out for validation. 0: no validation, every text is trained on"
+            " and the last step's weights are kept (a final run, once settings were chosen on a held-out split)."
+        ),
+    ] = 0.1,
     val_groups: Annotated[
         bool,
         typer.Option(
@@ -531,23 +537,25 @@ def train(
             except KeyboardInterrupt:
                 if output.exists():
                     err.print(
-                        f"[yellow]interrupted:[/yellow] the best model so far is in {output}; "
+                        f"[yellow]interrupted:[/yellow] the last saved model is in {output}; "
                         f"continue with: gru-sentiment train --resume {output}",
                         soft_wrap=True,
                     )
                 else:
-                    err.print("[yellow]interrupted[/yellow] before the first validation: no model written")
+                    err.print("[yellow]interrupted[/yellow] before the first checkpoint: no model written")
                 raise typer.Exit(130) from None
             finally:
                 distributed.shutdown(together=finished)
         best = history.best
-        score = (
-            f"best mean validation accuracy over {', '.join(best.metrics.get('mean_of', ['sources']))} {best.value:.4f}"
-            if "by_source" in best.metrics
-            else f"best validation accuracy {best.accuracy:.4f}"
-        )
+        if best is None:
+            score = "no validation, the last step's weights"
+        elif "by_source" in best.metrics:
+            over = ", ".join(best.metrics.get("mean_of", ["sources"]))
+            score = f"best mean validation accuracy over {over} {best.value:.4f} (epoch {best.epoch})"
+        else:
+            score = f"best validation accuracy {best.accuracy:.4f} (epoch {best.epoch})"
         _stdout(quiet).print(
-            f"saved {output}: {score} (epoch {best.epoch}), {history.steps} steps in {history.seconds:.0f}s",
+            f"saved {output}: {score}, {history.steps} steps in {history.seconds:.0f}s",
             highlight=False,
             soft_wrap=True,
         )

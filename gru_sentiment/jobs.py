@@ -85,8 +85,8 @@ def _short_names(specs: tuple[str, ...]) -> list[str]:
 
 
 def load_training_data(spec: DataSpec, seed: int) -> tuple[TextData, TextData]:
-    """Training and validation texts: the data sets' `split` together, validation carved from it (or read).
-    Texts without a label (-1) stay in `train.unlabelled`."""
+    """Training and validation texts: the data sets' `split` together, validation carved from it (or read;
+    none with `val_fraction` 0). Texts without a label (-1) stay in `train.unlabelled`."""
     names = list(spec.label_names) if spec.label_names else None
     load = partial(data_mod.load, text_column=spec.text_column, label_column=spec.label_column)
     full = data_mod.concat([load(d, spec.split, label_names=names) for d in spec.datasets])
@@ -99,6 +99,8 @@ def load_training_data(spec: DataSpec, seed: int) -> tuple[TextData, TextData]:
         val = data_mod.concat([load(d, spec.val_split, label_names=train.label_names) for d in spec.datasets])
         if val.group_names:
             val.group_names = _short_names(spec.datasets)
+    elif spec.val_fraction == 0:  # settings already chosen: train on every text
+        val = train.subset([], f"{train.source} (no validation)")
     else:
         train, val = carve_validation(train, spec.val_fraction, seed, spec.val_groups)
     train.unlabelled = full.unlabelled
@@ -106,20 +108,20 @@ def load_training_data(spec: DataSpec, seed: int) -> tuple[TextData, TextData]:
 
 
 def check_init_carve(init: checkpoint.Encoder | None, spec: DataSpec, seed: int) -> None:
-    """Refuse to train from a model that was trained on the same data carved the other way: its training texts
+    """Refuse to train from a model that was trained on the same data carved another way: its training texts
     would sit in this run's validation split."""
     made = init.pretraining if init is not None else {}
-    if not made.get("data") or spec.val_split or made.get("seed") != seed:
+    if not made.get("data") or spec.val_split or spec.val_fraction == 0:
         return
     before = DataSpec.from_dict(made["data"])
-    same_data = (before.datasets, before.split, before.val_split, before.val_fraction, before.limit) == (
-        spec.datasets,
-        spec.split,
-        None,
-        spec.val_fraction,
-        spec.limit,
-    )
-    if same_data and before.val_groups != spec.val_groups:
+    if before.val_split or (before.datasets, before.split, before.limit) != (spec.datasets, spec.split, spec.limit):
+        return
+    if before.val_fraction == 0:
+        raise UsageError(
+            f"{init.source} was trained on every text of this data (--val-fraction 0): its training texts would be"
+            " in this run's validation; train from it with --val-fraction 0 too"
+        )
+    if made.get("seed") == seed and before.val_fraction == spec.val_fraction and before.val_groups != spec.val_groups:
         carve, flag = ("in groups", "--val-groups") if before.val_groups else ("at random", "--no-val-groups")
         raise UsageError(
             f"{init.source} was trained on the same data carved {carve}: its training texts would be in this"
@@ -337,20 +339,29 @@ def _run(
     source, loss_fn = _source_and_loss(bundle, train, config, spec, dist, device)
     val_ids = tokenizer.encode_data(val, bundle.tokenizer, bundle.cut)
     trained_on = [name for name, count in (training.mix or {}).items() if count > 0] or None
-    validate = validator(
-        val_ids,
-        val.labels,
-        bundle.labels,
-        config.batch_size * 2,
-        device,
-        dist,
-        val.groups,
-        val.group_names or (),
-        trained_on,
+    validate = (
+        validator(
+            val_ids,
+            val.labels,
+            bundle.labels,
+            config.batch_size * 2,
+            device,
+            dist,
+            val.groups,
+            val.group_names or (),
+            trained_on,
+        )
+        if len(val)
+        else None
     )
 
     def save(best_weights: dict, state, history: History) -> None:
         best_info = history.best
+        training.seconds = round(history.seconds, 1)
+        if best_info is None:  # no validation: the weights kept are the latest
+            training.best = {"step": history.steps, "validation": None}
+            checkpoint.save(bundle, output, weights=best_weights, snapshot=state)
+            return
         training.best = {
             "epoch": best_info.epoch,
             "step": best_info.step,

@@ -5,7 +5,9 @@
   or None for a stream (then `config.max_steps` sets the length of the run);
 - `loss_fn(net, batch) -> (loss, tokens)`: the objective (cross-entropy, adversarial terms, a language model's
   likelihood) and how many tokens the step read;
-- `validate(model) -> Score`: a value and its direction (accuracy goes up, perplexity down), plus metrics.
+- `validate(model) -> Score`: a value and its direction (accuracy goes up, perplexity down), plus metrics; or
+  None, to train without validation (the last settings chosen, every text trained on): the weights at each
+  checkpoint, and so at the end, are the latest.
 
 One optimiser (AdamW), one schedule (warm-up, linear decay), one clip, one early stop, one keep-best, one
 resume snapshot, one DDP wrapper. `fit` is silent: it reports through `on_step(StepInfo)`, `on_eval(Eval)`
@@ -198,7 +200,7 @@ def fit(
     model: nn.Module,
     source: BatchSource,
     loss_fn: Callable,
-    validate: Callable[[nn.Module], Score],
+    validate: Callable[[nn.Module], Score] | None,
     config: LoopConfig,
     device: torch.device,
     on_step: Callable[[StepInfo], None] | None = None,
@@ -209,7 +211,8 @@ def fit(
     dist: Dist | None = None,
     resumable: bool = True,
 ) -> History:
-    """Train `model` on `source` with `loss_fn`; at the end the model holds the best weights seen on validation.
+    """Train `model` on `source` with `loss_fn`; at the end the model holds the best weights seen on validation
+    (without `validate`: the last weights; checkpoints come at the same points).
 
     With `resume` (and the best weights so far), continue a run exactly where it stopped. Under torchrun
     (`dist`) the model is wrapped in DistributedDataParallel and each rank takes every world_size-th batch of
@@ -281,15 +284,19 @@ def fit(
                 )
             finished = step >= total
             if step in run_points or index in epoch_points or finished:
-                score = validate(model)
-                best = history.best
-                improved = best is None or score.beats(best.value)
-                info = Eval(epoch, step, score.value, score.higher_is_better, improved, dict(score.metrics))
-                history.evals.append(info)
-                if improved:
-                    best_state, bad_evals = copy.deepcopy(model.state_dict()), 0
+                info = None
+                if validate is None:  # nothing to choose on: keep the latest weights
+                    best_state = copy.deepcopy(model.state_dict())
                 else:
-                    bad_evals += 1
+                    score = validate(model)
+                    best = history.best
+                    improved = best is None or score.beats(best.value)
+                    info = Eval(epoch, step, score.value, score.higher_is_better, improved, dict(score.metrics))
+                    history.evals.append(info)
+                    if improved:
+                        best_state, bad_evals = copy.deepcopy(model.state_dict()), 0
+                    else:
+                        bad_evals += 1
                 if config.patience is not None and bad_evals >= config.patience:
                     history.stopped_early = finished = True
                 history.steps, history.seconds = step, time.perf_counter() - start
@@ -307,7 +314,7 @@ def fit(
                         }
                         snapshot = _snapshot(model, trainer, history, position, bad_evals)
                     on_checkpoint(best_state, snapshot, history)
-                if on_eval:
+                if on_eval and info is not None:
                     on_eval(info)
             if finished:
                 break

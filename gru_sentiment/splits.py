@@ -65,7 +65,7 @@ def carve_validation(data: TextData, fraction: float, seed: int, grouped: bool =
     in a seeded random order; `grouped=False` shuffles single texts (the carve of models trained before
     groups existed, which `train --resume` must repeat)."""
     if not 0.0 < fraction < 1.0:
-        raise UsageError(f"--val-fraction must be between 0 and 1, not {fraction}")
+        raise UsageError(f"--val-fraction must be between 0 and 1 (or 0: no validation), not {fraction}")
     n_val = max(1, round(len(data) * fraction))
     if grouped:
         group = overlap_groups(data.texts, data.groups)

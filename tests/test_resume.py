@@ -65,17 +65,17 @@ DISTILLED = dataclasses.replace(ADVERSARIAL, teachers=(("data#2", "tiny_model"),
 
 
 @pytest.mark.parametrize(
-    "config, mix",
-    [(CONFIG, None), (ADVERSARIAL, "1,0.5"), (DISTILLED, "1,0.5")],
-    ids=["plain", "mixed-adv-vat-entmin", "mixed-adv-distilled"],
+    "config, mix, val_fraction",
+    [(CONFIG, None, 0.1), (ADVERSARIAL, "1,0.5", 0.1), (DISTILLED, "1,0.5", 0.1), (CONFIG, None, 0.0)],
+    ids=["plain", "mixed-adv-vat-entmin", "mixed-adv-distilled", "no-validation"],
 )
-def test_resume_reaches_the_uninterrupted_result(folder, tmp_path, config, mix, request):
+def test_resume_reaches_the_uninterrupted_result(folder, tmp_path, config, mix, val_fraction, request):
     torch.set_num_threads(1)
     if config.teachers:  # the teacher is a model trained by a fixture
         teachers = tuple((source, str(request.getfixturevalue(model))) for source, model in config.teachers)
         config = dataclasses.replace(config, teachers=teachers)
     datasets = (str(folder),) if mix is None else (str(folder), str(folder))
-    spec = jobs.DataSpec(datasets, label_names=("neg", "pos"), mix=mix)
+    spec = jobs.DataSpec(datasets, label_names=("neg", "pos"), mix=mix, val_fraction=val_fraction)
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     run = small_run(spec, config)
     run(whole)

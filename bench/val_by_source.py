@@ -77,6 +77,8 @@ def main() -> None:
     for model in args.models:
         bundle = checkpoint.load(model)
         recorded = bundle.training.data
+        if recorded and jobs.DataSpec.from_dict(recorded).val_fraction == 0:
+            raise SystemExit(f"{model} was trained on every text (--val-fraction 0): no carve is held out from it")
         if recorded and not args.unseen_by_both_carves and jobs.DataSpec.from_dict(recorded).val_groups != grouped:
             carve = "in groups" if grouped else "at random"
             raise SystemExit(f"{model} was trained on another carve than this split ({carve}): see --no-val-groups")

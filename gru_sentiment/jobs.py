@@ -111,8 +111,8 @@ def check_init_carve(init: checkpoint.Encoder | None, spec: DataSpec, seed: int)
     """Refuse to train from a model that was trained on the same data carved another way: its training texts
     would sit in this run's validation split."""
     made = init.pretraining if init is not None else {}
-    if not made.get("data") or spec.val_split or spec.val_fraction == 0:
-        return
+    if not isinstance(made.get("data"), dict) or spec.val_split or spec.val_fraction == 0:
+        return  # a language model's record lists its sources: it read them without labels
     before = DataSpec.from_dict(made["data"])
     if before.val_split or (before.datasets, before.split, before.limit) != (spec.datasets, spec.split, spec.limit):
         return

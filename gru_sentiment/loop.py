@@ -6,8 +6,8 @@
 - `loss_fn(net, batch) -> (loss, tokens)`: the objective (cross-entropy, adversarial terms, a language model's
   likelihood) and how many tokens the step read;
 - `validate(model) -> Score`: a value and its direction (accuracy goes up, perplexity down), plus metrics; or
-  None, to train without validation (the last settings chosen, every text trained on): the weights at each
-  checkpoint, and so at the end, are the latest.
+  None, for a final run on every text once settings are chosen: the weights kept at each checkpoint, and so
+  at the end, are the latest.
 
 One optimiser (AdamW), one schedule (warm-up, linear decay), one clip, one early stop, one keep-best, one
 resume snapshot, one DDP wrapper. `fit` is silent: it reports through `on_step(StepInfo)`, `on_eval(Eval)`

@@ -79,6 +79,9 @@ def main() -> None:
         recorded = bundle.training.data
         if recorded and jobs.DataSpec.from_dict(recorded).val_fraction == 0:
             raise SystemExit(f"{model} was trained on every text (--val-fraction 0): no carve is held out from it")
+        carve_seed = recorded and jobs.DataSpec.from_dict(recorded).carve_seed(bundle.training.config.get("seed", 0))
+        if recorded and not args.unseen_by_both_carves and carve_seed != args.seed:
+            raise SystemExit(f"{model} held out the carve of seed {carve_seed}: give --seed {carve_seed}")
         if recorded and not args.unseen_by_both_carves and jobs.DataSpec.from_dict(recorded).val_groups != grouped:
             carve = "in groups" if grouped else "at random"
             raise SystemExit(f"{model} was trained on another carve than this split ({carve}): see --no-val-groups")

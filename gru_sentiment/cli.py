@@ -252,6 +252,14 @@ def train(
             " and the last step's weights are kept (a final run, once settings were chosen on a held-out split)."
         ),
     ] = 0.1,
+    val_seed: Annotated[
+        Optional[int],
+        typer.Option(
+            help="Seed of the validation carve (default: --seed). Give it to train again from another --seed on"
+            " the same held-out texts, to see how much a figure moves from one run to the next.",
+            show_default=False,
+        ),
+    ] = None,
     val_groups: Annotated[
         bool,
         typer.Option(
@@ -459,6 +467,7 @@ def train(
                 mix=mix,
                 unlabelled=tuple(unlabelled or ()),
                 val_groups=val_groups,
+                val_seed=val_seed,
             ),
             output=str(output),
             config=TrainConfig(

@@ -70,6 +70,11 @@ class DataSpec:
     mix: str | None = None  # how many texts of each data set an epoch reads: see sources.mix_counts
     unlabelled: tuple[str, ...] = ()  # DATASET:SPLIT sources of extra unlabelled text (for VAT)
     val_groups: bool = True  # carve whole overlap groups (see splits); runs saved before it existed carved texts
+    val_seed: int | None = None  # seed of the carve; None: the run's seed (runs saved before it existed)
+
+    def carve_seed(self, seed: int) -> int:
+        """The seed the validation split is carved with, in a run of seed `seed`."""
+        return seed if self.val_seed is None else self.val_seed
 
     @classmethod
     def from_dict(cls, saved: dict) -> DataSpec:
@@ -102,14 +107,14 @@ def load_training_data(spec: DataSpec, seed: int) -> tuple[TextData, TextData]:
     elif spec.val_fraction == 0:  # settings already chosen: train on every text
         val = train.subset([], f"{train.source} (no validation)")
     else:
-        train, val = carve_validation(train, spec.val_fraction, seed, spec.val_groups)
+        train, val = carve_validation(train, spec.val_fraction, spec.carve_seed(seed), spec.val_groups)
     train.unlabelled = full.unlabelled
     return train, val
 
 
 def check_init_carve(init: checkpoint.Encoder | None, spec: DataSpec, seed: int) -> None:
-    """Refuse to train from a model that was trained on the same data carved another way: its training texts
-    would sit in this run's validation split."""
+    """Refuse to train from a model that was trained on the same data carved another way (another seed, share or
+    grouping): its training texts would sit in this run's validation split."""
     made = init.pretraining if init is not None else {}
     if not isinstance(made.get("data"), dict) or spec.val_split or spec.val_fraction == 0:
         return  # a language model's record lists its sources: it read them without labels
@@ -121,11 +126,12 @@ def check_init_carve(init: checkpoint.Encoder | None, spec: DataSpec, seed: int)
             f"{init.source} was trained on every text of this data (--val-fraction 0): its training texts would be"
             " in this run's validation; train from it with --val-fraction 0 too"
         )
-    if made.get("seed") == seed and before.val_fraction == spec.val_fraction and before.val_groups != spec.val_groups:
-        carve, flag = ("in groups", "--val-groups") if before.val_groups else ("at random", "--no-val-groups")
+    carve = (before.carve_seed(made.get("seed", 0)), before.val_fraction, before.val_groups)
+    if carve != (spec.carve_seed(seed), spec.val_fraction, spec.val_groups):
+        flags = f"--val-seed {carve[0]} --val-fraction {carve[1]:g} {'--val-groups' if carve[2] else '--no-val-groups'}"
         raise UsageError(
-            f"{init.source} was trained on the same data carved {carve}: its training texts would be in this"
-            f" run's validation; add {flag} to carve as it did"
+            f"{init.source} was trained on the same data carved another way: its training texts would be in this"
+            f" run's validation; carve as it did: {flags}"
         )
 
 

@@ -54,9 +54,11 @@ def interpolate(a: Bundle, b: Bundle, weight: float, names: tuple[str, str] = ("
 
 
 def same_carve(a: RunRecord, b: RunRecord) -> bool:
-    """Whether two runs held out the same validation texts: the same data sets, split, carve and seed. Only then
-    is the merged model's validation split that of each of them (`bench/val_by_source.py` rebuilds it)."""
+    """Whether two runs held out the same validation texts: the same data sets, split, carve and carve seed (the
+    run's seed unless `--val-seed` was given). Only then is the merged model's validation split that of each of
+    them (`bench/val_by_source.py` rebuilds it)."""
     keys = ("datasets", "split", "val_split", "val_fraction", "limit", "val_groups")
     if not a.data or not b.data:
         return False
-    return all(a.data.get(k) == b.data.get(k) for k in keys) and a.config.get("seed") == b.config.get("seed")
+    seeds = [r.config.get("seed") if r.data.get("val_seed") is None else r.data["val_seed"] for r in (a, b)]
+    return all(a.data.get(k) == b.data.get(k) for k in keys) and seeds[0] == seeds[1]

@@ -170,12 +170,15 @@ def test_init_from_a_model_carved_the_other_way_is_refused(corpus, tmp_path):
     first, quick = tmp_path / "random", ["--max-steps", 1, "--threads", 1, "--embed-dim", 8, "--hidden-size", 6]
     assert invoke("train", "-d", corpus, "-o", first, "--no-val-groups", *quick).exit_code == 0
     result = invoke("train", "-d", corpus, "-o", tmp_path / "out", "--init-from", first, *quick[:4])
-    assert result.exit_code != 0 and "add --no-val-groups to carve as it did" in result.output, result.output
+    assert result.exit_code != 0 and "carve as it did: --val-seed 0 --val-fraction 0.1 --no-val-groups" in result.output
     assert not (tmp_path / "out").exists()
     args = ["--init-from", first, "--no-val-groups", *quick[:4]]
     assert invoke("train", "-d", corpus, "-o", tmp_path / "out", *args).exit_code == 0
-    other_seed = ["--init-from", first, "--seed", 1, *quick[:4]]  # another carve anyway: nothing to compare
-    assert invoke("train", "-d", corpus, "-o", tmp_path / "seed1", *other_seed).exit_code == 0
+    other_seed = ["--init-from", first, "--no-val-groups", "--seed", 1, *quick[:4]]  # another carve: it leaks too
+    result = invoke("train", "-d", corpus, "-o", tmp_path / "seed1", *other_seed)
+    assert result.exit_code == 2 and "carve as it did: --val-seed 0 --val-fraction 0.1 --no-val-groups" in result.output
+    kept = invoke("train", "-d", corpus, "-o", tmp_path / "seed1", *other_seed, "--val-seed", 0)  # same carve
+    assert kept.exit_code == 0, kept.output
 
 
 def test_damaged_encoders_give_one_line_errors(encoder_dir, tmp_path):

@@ -1,5 +1,6 @@
 """The carved validation split holds out whole groups of overlapping texts: no copy or piece of a training text."""
 
+import dataclasses
 import random
 
 import pytest
@@ -117,3 +118,22 @@ def test_bad_fractions_and_tiny_data_get_clear_errors():
         splits.carve_validation(data, 1.5, 0)
     with pytest.raises(DataError, match="too few"):  # one group: nothing left to train on
         splits.carve_validation(data, 0.3, 0)
+
+
+def test_val_seed_keeps_the_carve_while_the_run_seed_changes(tmp_path):
+    from gru_sentiment.checkpoint import RunRecord
+    from gru_sentiment.merge import same_carve
+
+    folder = write_splits(tmp_path / "data", "csv", *reviews(80, seed=2))
+    spec = jobs.DataSpec((str(folder),), label_names=("neg", "pos"))
+    _, val0 = jobs.load_training_data(spec, seed=0)
+    _, val5 = jobs.load_training_data(spec, seed=5)
+    _, kept = jobs.load_training_data(jobs.DataSpec((str(folder),), label_names=("neg", "pos"), val_seed=0), seed=5)
+    assert kept.texts == val0.texts != val5.texts
+
+    def record(seed, val_seed=None):
+        data = dataclasses.asdict(dataclasses.replace(spec, val_seed=val_seed))
+        return RunRecord(data=data, config={"seed": seed})
+
+    assert same_carve(record(0), record(5, val_seed=0)) and same_carve(record(3, 7), record(7))
+    assert not same_carve(record(0), record(5))

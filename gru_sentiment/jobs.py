@@ -127,7 +127,8 @@ def check_init_carve(init: checkpoint.Encoder | None, spec: DataSpec, seed: int)
             " in this run's validation; train from it with --val-fraction 0 too"
         )
     carve = (before.carve_seed(made.get("seed", 0)), before.val_fraction, before.val_groups)
-    if carve != (spec.carve_seed(seed), spec.val_fraction, spec.val_groups):
+    same_order = carve[0::2] == (spec.carve_seed(seed), spec.val_groups)
+    if not (same_order and spec.val_fraction <= before.val_fraction):  # a smaller share of one order: a subset
         flags = f"--val-seed {carve[0]} --val-fraction {carve[1]:g} {'--val-groups' if carve[2] else '--no-val-groups'}"
         raise UsageError(
             f"{init.source} was trained on the same data carved another way: its training texts would be in this"

@@ -179,6 +179,10 @@ def test_init_from_a_model_carved_the_other_way_is_refused(corpus, tmp_path):
     assert result.exit_code == 2 and "carve as it did: --val-seed 0 --val-fraction 0.1 --no-val-groups" in result.output
     kept = invoke("train", "-d", corpus, "-o", tmp_path / "seed1", *other_seed, "--val-seed", 0)  # same carve
     assert kept.exit_code == 0, kept.output
+    wider = invoke("train", "-d", corpus, "-o", tmp_path / "wider", *args, "--val-fraction", 0.2)
+    assert wider.exit_code == 2 and "carve as it did" in wider.output  # holds out texts the first trained on
+    narrower = invoke("train", "-d", corpus, "-o", tmp_path / "narrower", *args, "--val-fraction", 0.05)
+    assert narrower.exit_code == 0, narrower.output  # part of the first one's held-out texts
 
 
 def test_damaged_encoders_give_one_line_errors(encoder_dir, tmp_path):

@@ -137,3 +137,12 @@ def test_val_seed_keeps_the_carve_while_the_run_seed_changes(tmp_path):
 
     assert same_carve(record(0), record(5, val_seed=0)) and same_carve(record(3, 7), record(7))
     assert not same_carve(record(0), record(5))
+
+
+def test_a_smaller_share_of_the_same_seed_holds_out_part_of_the_same_texts(tmp_path):
+    folder = write_splits(tmp_path / "data", "csv", *reviews(120, seed=4))
+    held = [
+        set(jobs.load_training_data(jobs.DataSpec((str(folder),), val_fraction=f), seed=3)[1].texts)
+        for f in (0.05, 0.2)
+    ]
+    assert held[0] and held[0] < held[1]  # so --init-from allows it: no training text of the first is held out

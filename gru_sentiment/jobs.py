@@ -113,8 +113,8 @@ def load_training_data(spec: DataSpec, seed: int) -> tuple[TextData, TextData]:
 
 
 def check_init_carve(init: checkpoint.Encoder | None, spec: DataSpec, seed: int) -> None:
-    """Refuse to train from a model that was trained on the same data carved another way (another seed, share or
-    grouping): its training texts would sit in this run's validation split."""
+    """Refuse to train from a model that was trained on the same data carved another way (another seed or
+    grouping, or a larger share): its training texts would sit in this run's validation split."""
     made = init.pretraining if init is not None else {}
     if not isinstance(made.get("data"), dict) or spec.val_split or spec.val_fraction == 0:
         return  # a language model's record lists its sources: it read them without labels

@@ -440,6 +440,11 @@ def train(
             _refuse_to_replace(output, overwrite)
         if tail > max_length:
             raise UsageError(f"--tail {tail} does not fit in --max-length {max_length}: give a smaller --tail")
+        carving = [f"--{name.replace('_', '-')}" for name in ("val_fraction", "val_seed") if _typed(ctx, name)]
+        if carving and (val_split or streaming):
+            raise UsageError(
+                f"{' and '.join(carving)}: only for validation carved from train, not --val-split or --streaming"
+            )
         if _typed(ctx, "teacher_weight") and not teacher and resume is None:
             raise UsageError("--teacher-weight needs --teacher")
         if teacher and streaming:

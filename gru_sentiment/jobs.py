@@ -364,23 +364,21 @@ def _run(
 
     def save(best_weights: dict, state, history: History) -> None:
         best_info = history.best
-        training.seconds = round(history.seconds, 1)
         if best_info is None:  # no validation: the weights kept are the latest
             training.best = {"step": history.steps, "validation": None}
-            checkpoint.save(bundle, output, weights=best_weights, snapshot=state)
-            return
-        training.best = {
-            "epoch": best_info.epoch,
-            "step": best_info.step,
-            "val_accuracy": best_info.accuracy,
-            "val_macro_f1": best_info.macro_f1,
-            "val_loss": best_info.loss,
-        }
-        if "by_source" in best_info.metrics:
-            training.best["val_by_source"] = best_info.metrics["by_source"]
-            training.best["val_mean_source_accuracy"] = best_info.value
-            if "mean_of" in best_info.metrics:
-                training.best["val_mean_of"] = best_info.metrics["mean_of"]
+        else:
+            training.best = {
+                "epoch": best_info.epoch,
+                "step": best_info.step,
+                "val_accuracy": best_info.accuracy,
+                "val_macro_f1": best_info.macro_f1,
+                "val_loss": best_info.loss,
+            }
+            if "by_source" in best_info.metrics:
+                training.best["val_by_source"] = best_info.metrics["by_source"]
+                training.best["val_mean_source_accuracy"] = best_info.value
+                if "mean_of" in best_info.metrics:
+                    training.best["val_mean_of"] = best_info.metrics["mean_of"]
         training.seconds = round(history.seconds, 1)
         checkpoint.save(bundle, output, weights=best_weights, snapshot=state)
 

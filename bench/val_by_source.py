@@ -76,15 +76,16 @@ def main() -> None:
     print(f"{'model':<28}" + "".join(f"{h:>16}" for h in heads) + f"{'mean':>10}")
     for model in args.models:
         bundle = checkpoint.load(model)
-        recorded = bundle.training.data
-        if recorded and jobs.DataSpec.from_dict(recorded).val_fraction == 0:
+        recorded = jobs.DataSpec.from_dict(bundle.training.data) if bundle.training.data else None
+        if recorded and recorded.val_fraction == 0:
             raise SystemExit(f"{model} was trained on every text (--val-fraction 0): no carve is held out from it")
-        carve_seed = recorded and jobs.DataSpec.from_dict(recorded).carve_seed(bundle.training.config.get("seed", 0))
-        if recorded and not args.unseen_by_both_carves and carve_seed != args.seed:
-            raise SystemExit(f"{model} held out the carve of seed {carve_seed}: give --seed {carve_seed}")
-        if recorded and not args.unseen_by_both_carves and jobs.DataSpec.from_dict(recorded).val_groups != grouped:
-            carve = "in groups" if grouped else "at random"
-            raise SystemExit(f"{model} was trained on another carve than this split ({carve}): see --no-val-groups")
+        if recorded and not args.unseen_by_both_carves:
+            carve_seed = recorded.carve_seed(bundle.training.config.get("seed", 0))
+            if carve_seed != args.seed:
+                raise SystemExit(f"{model} held out the carve of seed {carve_seed}: give --seed {carve_seed}")
+            if recorded.val_groups != grouped:
+                carve = "in groups" if grouped else "at random"
+                raise SystemExit(f"{model} was trained on another carve than this split ({carve}): see --no-val-groups")
         for tail in args.tail or [bundle.cut.tail]:
             try:
                 bundle.cut = tokenizer.Cut(bundle.cut.max_length, tail)

@@ -126,10 +126,11 @@ def check_init_carve(init: checkpoint.Encoder | None, spec: DataSpec, seed: int)
             f"{init.source} was trained on every text of this data (--val-fraction 0): its training texts would be"
             " in this run's validation; train from it with --val-fraction 0 too"
         )
-    carve = (before.carve_seed(made.get("seed", 0)), before.val_fraction, before.val_groups)
-    same_order = carve[0::2] == (spec.carve_seed(seed), spec.val_groups)
+    before_seed = before.carve_seed(made.get("seed", 0))
+    same_order = (before_seed, before.val_groups) == (spec.carve_seed(seed), spec.val_groups)
     if not (same_order and spec.val_fraction <= before.val_fraction):  # a smaller share of one order: a subset
-        flags = f"--val-seed {carve[0]} --val-fraction {carve[1]:g} {'--val-groups' if carve[2] else '--no-val-groups'}"
+        grouping = "--val-groups" if before.val_groups else "--no-val-groups"
+        flags = f"--val-seed {before_seed} --val-fraction {before.val_fraction:g} {grouping}"
         raise UsageError(
             f"{init.source} was trained on the same data carved another way: its training texts would be in this"
             f" run's validation; carve as it did: {flags}"

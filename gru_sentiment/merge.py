@@ -16,6 +16,7 @@ import torch
 
 from gru_sentiment.checkpoint import Bundle, RunRecord
 from gru_sentiment.errors import ModelError, UsageError
+from gru_sentiment.jobs import DataSpec
 from gru_sentiment.model import GRUClassifier
 
 
@@ -60,5 +61,5 @@ def same_carve(a: RunRecord, b: RunRecord) -> bool:
     keys = ("datasets", "split", "val_split", "val_fraction", "limit", "val_groups")
     if not a.data or not b.data:
         return False
-    seeds = [r.config.get("seed") if r.data.get("val_seed") is None else r.data["val_seed"] for r in (a, b)]
+    seeds = [DataSpec.from_dict(r.data).carve_seed(r.config.get("seed", 0)) for r in (a, b)]
     return all(a.data.get(k) == b.data.get(k) for k in keys) and seeds[0] == seeds[1]

@@ -1,0 +1,132 @@
+"""What every `gru-sentiment` command shares: its consoles, its one-line errors, its device, the default model.
+
+Only the command modules (`cli`, `cli_train`) use these; library modules never talk to the terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+
+from gru_sentiment.errors import UserError
+from gru_sentiment.options import Device
+
+DEFAULT_MODEL_NAME = "gru-reviews"
+
+
+def command_line() -> str:
+    """The command as the user typed it, recorded in the models and encoders it writes."""
+    return " ".join(["gru-sentiment", *sys.argv[1:]])
+
+
+def err_console(quiet: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=True, quiet=quiet)
+
+
+def out_console(quiet: bool = False):
+    from rich.console import Console
+
+    return Console(quiet=quiet)
+
+
+@contextmanager
+def user_errors(ctx: typer.Context):
+    """Turn library errors into one line on stderr and an exit code; --debug shows the traceback."""
+    debug = bool(ctx.obj and ctx.obj.get("debug"))
+    try:
+        yield
+    except UserError as exc:
+        if debug:
+            raise
+        err_console().print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err_console().print("[yellow]interrupted[/yellow]")
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:
+        if debug:
+            raise
+        message = str(exc).splitlines()[0] if str(exc) else ""
+        err_console().print(
+            f"[red]error:[/red] {type(exc).__name__}: {message} (run with --debug for details)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
+
+
+def setup_device(device: Device, threads: int | None, local_rank: int | None = None):
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    if device is Device.cuda and not torch.cuda.is_available():
+        from gru_sentiment.errors import UsageError
+
+        raise UsageError("--device cuda: no CUDA device is available")
+    use_cuda = device is Device.cuda or (device is Device.auto and torch.cuda.is_available())
+    if use_cuda and local_rank is not None:  # one GPU per torchrun process
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank)
+    return torch.device("cuda" if use_cuda else "cpu")
+
+
+def default_model_dir() -> Path:
+    """$GRU_SENTIMENT_MODEL, else the shipped model: inside the installed package (a wheel carries it as package
+    data, `gru_sentiment/models/<default>`), or in `models/<default>` beside the package in a source checkout
+    (an editable install)."""
+    env = os.environ.get("GRU_SENTIMENT_MODEL")
+    if env:
+        return Path(env)
+    from importlib.resources import files
+
+    packaged = Path(str(files("gru_sentiment").joinpath("models", DEFAULT_MODEL_NAME)))
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "models" / DEFAULT_MODEL_NAME
+
+
+def refuse_to_replace(output: Path, overwrite: bool) -> None:
+    """A command that writes a model directory never replaces one unless asked to."""
+    from gru_sentiment.errors import UsageError
+
+    if output.exists() and not overwrite:
+        raise UsageError(f"{output} already exists: pass --overwrite to replace it")
+
+
+def typed(ctx: typer.Context, name: str) -> bool:
+    """Whether the option `name` was given on the command line (not left at its default)."""
+    source = ctx.get_parameter_source(name)  # typer may vendor click: compare the name, not the enum
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def training_progress(console, title: str, val_label: str):
+    """A progress bar for train or pretrain, its task, and the `on_step` callback that moves it (tokens/s
+    smoothed over steps)."""
+    from gru_sentiment import render
+
+    progress = render.training_progress(console, title, val_label)
+    task = progress.add_task(title, total=None, epoch=1, loss=0.0, val="-", tps=0.0)
+    smoothed = {"tps": 0.0}
+
+    def on_step(info):
+        smoothed["tps"] = info.tokens_per_s if not smoothed["tps"] else 0.9 * smoothed["tps"] + 0.1 * info.tokens_per_s
+        progress.update(
+            task, completed=info.step, total=info.total_steps, epoch=info.epoch, loss=info.loss, tps=smoothed["tps"]
+        )
+
+    return progress, task, on_step
+
+
+def load_model(model: Path | None, device):
+    from gru_sentiment import checkpoint
+
+    return checkpoint.load(model or default_model_dir(), device)

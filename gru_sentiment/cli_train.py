@@ -35,6 +35,7 @@ from gru_sentiment.options import (
     MaxLengthOpt,
     MaxStepsOpt,
     Pooling,
+    SplitNegationsOpt,
     TailOpt,
     TextColOpt,
     ThreadsOpt,
@@ -144,6 +145,7 @@ def train(
     ] = None,
     tokenizer: TokenizerOpt = TokenizerKind.wordpiece,
     vocab_size: VocabOpt = 20000,
+    split_negations: SplitNegationsOpt = False,
     tokenizer_from: Annotated[
         Optional[Path],
         typer.Option(
@@ -367,7 +369,7 @@ def train(
                 dropout=dropout,
                 pooling=pooling.value,
             ),
-            tokenizer=jobs.TokenizerSettings(tokenizer.value, vocab_size, max_length, tail),
+            tokenizer=jobs.TokenizerSettings(tokenizer.value, vocab_size, max_length, tail, split_negations),
             tokenizer_from=str(tokenizer_from) if tokenizer_from else None,
             init_from=str(init_from) if init_from else None,
             streaming=jobs.StreamSettings(tokenizer_sample, shuffle_buffer, val_size) if streaming else None,
@@ -465,6 +467,7 @@ def pretrain(
     val_size: Annotated[int, typer.Option(min=1, help="Texts held out to measure perplexity.")] = 1000,
     tokenizer: TokenizerOpt = TokenizerKind.wordpiece,
     vocab_size: VocabOpt = 20000,
+    split_negations: SplitNegationsOpt = False,
     tokenizer_from: Annotated[
         Optional[Path],
         typer.Option(
@@ -516,7 +519,7 @@ def pretrain(
                 bidirectional=bidirectional,
                 dropout=dropout,
             ),
-            tokenizer=jobs.TokenizerSettings(tokenizer.value, vocab_size, max_length),
+            tokenizer=jobs.TokenizerSettings(tokenizer.value, vocab_size, max_length, split_negations=split_negations),
             tokenizer_from=str(tokenizer_from) if tokenizer_from else None,
             text_column=text_column,
             val_size=val_size,

@@ -42,10 +42,21 @@ class TokenizerSettings:
     vocab_size: int = 20000
     max_length: int | None = 400
     tail: int = 0  # of a longer text, the tokens kept from its end (the rest of max_length from its start)
+    split_negations: bool = False  # "doesn't" read as "does n't" (tokenizer.with_split_negations)
 
     @property
     def cut(self) -> tokenizer.Cut:
         return tokenizer.Cut(self.max_length, self.tail)
+
+    def learn(self, texts: list[str]) -> Tokenizer:
+        """A tokenizer of these settings, learned from `texts`."""
+        return tokenizer.train(texts, self.kind, self.vocab_size, split_negations=self.split_negations)
+
+    def adapt(self, tok: Tokenizer) -> Tokenizer:
+        """A tokenizer given (`--tokenizer-from`, `--init-from`) as these settings read text: with
+        `split_negations`, a copy that splits "n't" off (same vocabulary); else `tok` as it is."""
+        split = self.split_negations and not tokenizer.splits_negations(tok)
+        return tokenizer.with_split_negations(tok) if split else tok
 
 
 def check_trainable(data: TextData) -> None:
@@ -214,7 +225,9 @@ def _new_bundle(
             **{k: v for k in ("command", "best", "seconds", "tokens", "init_from") if (v := init.pretraining.get(k))},
         }
     if tok is None and (dist is None or dist.is_main):
-        tok = tokenizer.train(sample_texts(), tok_settings.kind, tok_settings.vocab_size)
+        tok = tok_settings.learn(sample_texts())
+    elif tok is not None:
+        tok = tok_settings.adapt(tok)
     if dist is not None:
         tok = Tokenizer.from_str(distributed.broadcast_text(tok.to_str() if dist.is_main else None))
     training.tokenizer_seconds = round(time.perf_counter() - start, 1)
@@ -531,8 +544,7 @@ def pretrain_encoder(
     val_index, train_index = order[:val_size], order[val_size:]
     texts = [t for p in parts for t in p.texts]
     start = time.perf_counter()
-    if tok is None:
-        tok = tokenizer.train([texts[i] for i in train_index], tok_settings.kind, tok_settings.vocab_size)
+    tok = tok_settings.learn([texts[i] for i in train_index]) if tok is None else tok_settings.adapt(tok)
     tokenizer_seconds = time.perf_counter() - start
     seqs = [ids for p in parts for ids in tokenizer.encode_data(p, tok, tok_settings.cut)]
     train_seqs, val_seqs = [seqs[i] for i in train_index], [seqs[i] for i in val_index]

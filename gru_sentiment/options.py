@@ -71,6 +71,15 @@ ThreadsOpt = Annotated[
 BatchOpt = Annotated[int, typer.Option(min=1, help="Texts per batch.")]
 TokenizerOpt = Annotated[TokenizerKind, typer.Option(help="Subword tokenizer to learn.")]
 VocabOpt = Annotated[int, typer.Option(min=10, help="Tokenizer vocabulary size.")]
+SplitNegationsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--split-negations",
+        help='Read "doesn\'t" as "does n\'t", as SST-2 (the Penn Treebank) writes it, so that both spellings of a '
+        "negation give the same tokens; also applied to a tokenizer reused with --tokenizer-from or --init-from "
+        "(same vocabulary).",
+    ),
+]
 MaxLengthOpt = Annotated[int, typer.Option(min=2, help="Tokens kept per text (the rest is cut).")]
 TailOpt = Annotated[
     int,

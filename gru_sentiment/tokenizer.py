@@ -2,10 +2,15 @@
 
 Normalisation removes HTML line breaks (`<br />`, as in IMDB), applies NFKC and lowercases; all of it goes
 through `tokenizers`' aligned normalizers, so every token's offsets point into the *original* text.
+
+With `split_negations`, "n't" is split off the word before it, as the Penn Treebank (and so SST-2) writes it:
+"doesn't" reads as "does n't", "can't" as "ca n't", the way SST-2's 2,200 labelled negation phrases are
+written, instead of as "doesn ' t" against SST-2's "does n ' t".
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -16,6 +21,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 PAD, UNK = "[PAD]", "[UNK]"
 LINE_BREAK = r"<\s*br\s*/?\s*>"  # HTML line breaks (IMDB's), which normalisation turns into spaces
 KINDS = ("wordpiece", "bpe")
+NEGATION = r"n't\b"  # split off the word before it, as the Penn Treebank writes "does n't", "ca n't"
 
 
 @dataclass(frozen=True)
@@ -29,18 +35,43 @@ class Encoded:
     truncated: bool
 
 
-def _normalizer() -> normalizers.Normalizer:
-    return normalizers.Sequence(
-        [
-            normalizers.Replace(Regex(LINE_BREAK), " "),
-            normalizers.NFKC(),
-            normalizers.Lowercase(),
-        ]
+def _normalizer(split_negations: bool = False) -> normalizers.Normalizer:
+    steps = [normalizers.Replace(Regex(LINE_BREAK), " "), normalizers.NFKC(), normalizers.Lowercase()]
+    if split_negations:  # one character for one: offsets stay exact
+        steps.append(normalizers.Replace("’", "'"))
+    return normalizers.Sequence(steps)
+
+
+def _pre_tokenizer(split_negations: bool = False) -> pre_tokenizers.PreTokenizer:
+    if not split_negations:
+        return pre_tokenizers.BertPreTokenizer()
+    return pre_tokenizers.Sequence(
+        [pre_tokenizers.Split(Regex(NEGATION), behavior="isolated"), pre_tokenizers.BertPreTokenizer()]
     )
 
 
-def build(kind: str = "wordpiece") -> Tokenizer:
-    """An untrained tokenizer of the given kind ('wordpiece' or 'bpe')."""
+def splits_negations(tok: Tokenizer) -> bool:
+    """Whether `tok` splits "n't" off the word before it (see `with_split_negations`)."""
+    steps = json.loads(tok.to_str()).get("pre_tokenizer") or {}
+    return any(
+        step.get("type") == "Split" and step.get("pattern") == {"Regex": NEGATION}
+        for step in steps.get("pretokenizers", [])
+    )
+
+
+def with_split_negations(tok: Tokenizer) -> Tokenizer:
+    """A copy of a tokenizer made by `build` that splits "n't" off the word before it and reads the typographic
+    apostrophe as "'". The vocabulary stays: the pieces it makes ("does", "n", "'", "t") are those it has
+    for SST-2's "does n't" already, so a model trained with `tok` can go on training with the copy."""
+    copy = Tokenizer.from_str(tok.to_str())
+    copy.normalizer = _normalizer(split_negations=True)
+    copy.pre_tokenizer = _pre_tokenizer(split_negations=True)
+    return copy
+
+
+def build(kind: str = "wordpiece", split_negations: bool = False) -> Tokenizer:
+    """An untrained tokenizer of the given kind ('wordpiece' or 'bpe'), splitting "n't" off the word before it
+    with `split_negations`."""
     if kind == "wordpiece":
         tok = Tokenizer(models.WordPiece(unk_token=UNK, max_input_chars_per_word=100))
         tok.decoder = decoders.WordPiece()
@@ -49,14 +80,20 @@ def build(kind: str = "wordpiece") -> Tokenizer:
         tok.decoder = decoders.WordPiece()
     else:
         raise ValueError(f"tokenizer kind must be one of {', '.join(KINDS)}, not {kind!r}")
-    tok.normalizer = _normalizer()
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.normalizer = _normalizer(split_negations)
+    tok.pre_tokenizer = _pre_tokenizer(split_negations)
     return tok
 
 
-def train(texts: Iterable[str], kind: str = "wordpiece", vocab_size: int = 20000, min_frequency: int = 2) -> Tokenizer:
+def train(
+    texts: Iterable[str],
+    kind: str = "wordpiece",
+    vocab_size: int = 20000,
+    min_frequency: int = 2,
+    split_negations: bool = False,
+) -> Tokenizer:
     """Learn a subword vocabulary from `texts`. `[PAD]` is id 0 and `[UNK]` id 1."""
-    tok = build(kind)
+    tok = build(kind, split_negations)
     options = dict(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[PAD, UNK], show_progress=False)
     if kind == "wordpiece":
         trainer = trainers.WordPieceTrainer(**options, continuing_subword_prefix="##")
@@ -172,6 +209,9 @@ def word_ids(tokens: list[str], offsets: list[tuple[int, int]] | None = None) ->
                 joins = touches_before and after and tokens[i - 1][-1:].isalnum()
             elif tokens[i - 1] in APOSTROPHES and touches_before and token[:1].isalpha():
                 joins = i >= 2 and result[i - 1] == result[i - 2]  # the apostrophe joined: so do its letters
+            elif token == "n" and touches_before and tokens[i - 1][-1:].isalpha():  # "does|n't", split negations
+                after = tokens[i + 1 : i + 2]
+                joins = bool(after) and after[0] in APOSTROPHES and offsets[i + 1][0] == offsets[i][1]
         if not joins:
             word += 1
         result.append(word)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from gru_sentiment import checkpoint
+from gru_sentiment import checkpoint, tokenizer
 from gru_sentiment.batching import pad
 from gru_sentiment.cli import app
 from gru_sentiment.model import GRUClassifier, ModelConfig
@@ -207,3 +207,28 @@ def test_pretrain_reports_bad_sources(corpus, tmp_path):
     result = invoke("pretrain", "-d", f"{corpus}:train", "-o", tmp_path / "enc", "--val-size", 5000)
     assert result.exit_code == 1 and "--val-size" in result.output
     assert not (tmp_path / "enc").exists()
+
+
+def test_split_negations_goes_on_training_a_model_with_its_vocabulary_and_weights(corpus, tiny_model, tmp_path):
+    out = tmp_path / "split"
+    result = invoke(
+        "train", "-d", corpus, "-o", out, "--init-from", tiny_model, "--split-negations",
+        "--max-steps", 1, "--lr", 0, "--threads", 1,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    before, after = checkpoint.load(tiny_model), checkpoint.load(out)
+    assert tokenizer.splits_negations(after.tokenizer) and not tokenizer.splits_negations(before.tokenizer)
+    assert after.tokenizer.get_vocab() == before.tokenizer.get_vocab()
+    assert torch.equal(after.model.state_dict()["embedding.weight"], before.model.state_dict()["embedding.weight"])
+    raw, treebank = after.tokenizer.encode_batch(["it doesn't work", "it does n't work"])
+    assert raw.ids == treebank.ids
+
+
+def test_pretrain_with_split_negations_learns_such_a_tokenizer(corpus, tmp_path):
+    out = tmp_path / "lm"
+    result = invoke(
+        "pretrain", "-d", f"{corpus}:train", "-o", out, "--split-negations", "--vocab-size", 200,
+        "--embed-dim", 8, "--hidden-size", 6, "--max-steps", 2, "--val-size", 5, "--threads", 1,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert tokenizer.splits_negations(checkpoint.load_encoder(out).tokenizer)

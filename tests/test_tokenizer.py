@@ -75,3 +75,37 @@ def test_words_as_people_write_them_keep_contractions_whole():
         "I", "didn't", "like", "it", ",", "wasn't", "moved", "and", "can't", "recommend", "the", "hotel's",
         "'", "famous", "'", "breakfast", ".",
     ]  # fmt: skip
+
+
+def test_split_negations_reads_raw_and_treebank_negations_alike(tok):
+    split = tokenizer.with_split_negations(tok)
+    raw = "It doesn't work, I CAN'T log in and won’t pay."
+    treebank = "it does n't work , i ca n't log in and wo n't pay ."
+    encoded = tokenizer.encode_batch(split, [raw, treebank], tokenizer.Cut())
+    assert encoded[0].ids == encoded[1].ids
+    assert tokenizer.encode_batch(tok, [raw, treebank], tokenizer.Cut())[0].ids != encoded[1].ids  # as before
+    assert "".join(raw[a:b] for a, b in encoded[0].offsets) == raw.replace(" ", "")  # into the original text
+    assert split.get_vocab() == tok.get_vocab()
+    assert tokenizer.splits_negations(split) and not tokenizer.splits_negations(tok)
+
+
+def test_split_negations_survive_the_file_and_keep_words_whole(tok, tmp_path):
+    split = tokenizer.with_split_negations(tok)
+    split.save(str(tmp_path / "tokenizer.json"))
+    again = tokenizer.load(str(tmp_path / "tokenizer.json"))
+    assert tokenizer.splits_negations(again)
+    text = "I didn't like it but it isn't bad; does n't matter."
+    encoded = tokenizer.encode_batch(again, [text], tokenizer.Cut())[0]
+    ids = tokenizer.word_ids(encoded.tokens, encoded.offsets)
+    spans = {}
+    for index, word in enumerate(ids):
+        spans.setdefault(word, [encoded.offsets[index][0], 0])[1] = encoded.offsets[index][1]
+    assert [text[a:b] for a, b in spans.values()] == [
+        "I", "didn't", "like", "it", "but", "it", "isn't", "bad", ";", "does", "n't", "matter", ".",
+    ]  # fmt: skip
+
+
+def test_a_tokenizer_learned_with_split_negations_has_no_doesn_piece():
+    learned = tokenizer.train(TEXTS * 3 + ["It doesn't, it doesn't, it doesn't."] * 5, split_negations=True)
+    assert tokenizer.splits_negations(learned)
+    assert "doesn" not in learned.get_vocab() and "does" in learned.get_vocab()

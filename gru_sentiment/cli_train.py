@@ -243,6 +243,15 @@ def train(
             "below it at --lr / D, the next at --lr / D^2, down to the embedding. 2.6 is theirs; 1: all alike.",
         ),
     ] = 1.0,
+    ema: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.99999,
+            help="Keep an exponential moving average of the weights, with this decay per step (0.999: about the "
+            "last 1,000 steps), and validate and save the average instead of the latest weights. 0: off.",
+        ),
+    ] = 0.0,
     entmin: Annotated[
         float,
         typer.Option(
@@ -358,6 +367,7 @@ def train(
                 vat_batch_size=vat_batch_size,
                 entmin=entmin,
                 layer_lr_decay=layer_lr_decay,
+                ema=ema,
                 teachers=distill.parse_teachers(teacher or ()),
                 teacher_weight=teacher_weight,
             ),

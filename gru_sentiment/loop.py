@@ -9,13 +9,15 @@
   None, for a final run on every text once settings are chosen: the weights kept at each checkpoint, and so
   at the end, are the latest.
 
-One optimiser (AdamW), one schedule (warm-up, linear decay), one clip, one early stop, one keep-best, one
-resume snapshot, one DDP wrapper. `fit` is silent: it reports through `on_step(StepInfo)`, `on_eval(Eval)`
-and `on_checkpoint(best_weights, snapshot, history)` (after every validation: write what should survive).
+One optimiser (AdamW), one schedule (warm-up, linear decay), one clip, one weight average, one early stop, one
+keep-best, one resume snapshot, one DDP wrapper. `fit` is silent: it reports through `on_step(StepInfo)`,
+`on_eval(Eval)` and `on_checkpoint(best_weights, snapshot, history)` (after every validation: write what should
+survive).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import math
@@ -64,6 +66,7 @@ class LoopConfig:
     evals: int | None = None
     seed: int = 0
     layer_lr_decay: float = 1.0  # each layer below the output learns this many times slower (1: all alike)
+    ema: float = 0.0  # validate and keep an exponential moving average of the weights, this decay per step; 0: off
 
     @classmethod
     def of(cls, settings, **overrides) -> LoopConfig:
@@ -173,6 +176,9 @@ def adamw(model: nn.Module, lr: float, weight_decay: float, layer_lr_decay: floa
 class Trainer:
     """Optimiser, schedule and clip around a loss function: one `step(batch)` is one update.
 
+    With `config.ema` = d > 0 it also keeps an exponential moving average of the parameters (Polyak averaging,
+    as in Izmailov et al.'s and Tarvainen & Valpola's uses): after every update, average = d x average + (1 - d)
+    x weights, starting from the weights it was given. `averaged()` swaps the average in while a block runs.
     `fit` runs it; `bench/train_speed.py` times the very same step.
     """
 
@@ -184,6 +190,9 @@ class Trainer:
         self.schedule = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: lr_factor(s, total_steps, config.warmup)
         )
+        self.average: dict[str, torch.Tensor] = (
+            {name: p.detach().clone() for name, p in model.named_parameters()} if config.ema else {}
+        )
 
     def step(self, batch) -> tuple[float, int]:
         loss, tokens = self.loss_fn(self.net, batch)
@@ -193,7 +202,31 @@ class Trainer:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
         self.optimizer.step()
         self.schedule.step()
+        if self.average:
+            with torch.no_grad():
+                params = dict(self.model.named_parameters())
+                for name, value in self.average.items():
+                    value.lerp_(params[name].detach(), 1.0 - self.config.ema)
         return loss.item(), tokens
+
+    @contextlib.contextmanager
+    def averaged(self):
+        """The model holds the averaged weights inside the block (its own weights without `ema`), and its
+        trained weights again after it."""
+        if not self.average:
+            yield
+            return
+        params = dict(self.model.named_parameters())
+        trained = {name: p.detach().clone() for name, p in params.items()}
+        with torch.no_grad():
+            for name, value in self.average.items():
+                params[name].copy_(value)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for name, value in trained.items():
+                    params[name].copy_(value)
 
 
 def fit(
@@ -285,18 +318,19 @@ def fit(
             finished = step >= total
             if step in run_points or index in epoch_points or finished:
                 info = None
-                if validate is None:  # nothing to choose on: keep the latest weights
-                    best_state = copy.deepcopy(model.state_dict())
-                else:
-                    score = validate(model)
-                    best = history.best
-                    improved = best is None or score.beats(best.value)
-                    info = Eval(epoch, step, score.value, score.higher_is_better, improved, dict(score.metrics))
-                    history.evals.append(info)
-                    if improved:
-                        best_state, bad_evals = copy.deepcopy(model.state_dict()), 0
+                with trainer.averaged():  # with `ema`, the average is what is validated and kept
+                    if validate is None:  # nothing to choose on: keep the latest weights
+                        best_state = copy.deepcopy(model.state_dict())
                     else:
-                        bad_evals += 1
+                        score = validate(model)
+                        best = history.best
+                        improved = best is None or score.beats(best.value)
+                        info = Eval(epoch, step, score.value, score.higher_is_better, improved, dict(score.metrics))
+                        history.evals.append(info)
+                        if improved:
+                            best_state, bad_evals = copy.deepcopy(model.state_dict()), 0
+                        else:
+                            bad_evals += 1
                 if config.patience is not None and bad_evals >= config.patience:
                     history.stopped_early = finished = True
                 history.steps, history.seconds = step, time.perf_counter() - start
@@ -336,6 +370,7 @@ def _snapshot(model, trainer: Trainer, history: History, position: dict, bad_eva
     for index, state in opt["state"].items():
         for name, value in state.items():
             tensors[f"optimizer.{index}.{name}"] = torch.as_tensor(value).detach().cpu().clone()
+    tensors.update({f"average.{k}": v.detach().cpu().clone() for k, v in trainer.average.items()})
     tensors["torch_rng"] = torch.get_rng_state()
     meta = {
         **position,
@@ -362,6 +397,8 @@ def _restore(snapshot: Snapshot, model, trainer: Trainer, history: History, devi
             state.setdefault(int(index), {})[name] = value.to(device) if name != "step" else value
     trainer.optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
     trainer.schedule.load_state_dict({**meta["schedule"], "lr_lambdas": [None] * len(trainer.optimizer.param_groups)})
+    for name, value in trainer.average.items():
+        value.copy_(t[f"average.{name}"])
     torch.set_rng_state(t["torch_rng"])
     history.evals = [Eval(**e) for e in meta["history"]["evals"]]
     history.steps, history.tokens = meta["history"]["steps"], meta["history"]["tokens"]

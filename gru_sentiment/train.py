@@ -40,6 +40,7 @@ class TrainConfig:
     layer_lr_decay: float = 1.0  # discriminative learning rates: lr / decay**depth below the head
     teachers: tuple[tuple[str, str], ...] = ()  # (data set or "*", model directory): see distill
     teacher_weight: float = 0.5  # share of the teacher's probabilities in a distilled text's target
+    ema: float = 0.0  # validate and keep a moving average of the weights, this decay per step (loop.Trainer); 0: off
 
     def to_dict(self) -> dict:
         return asdict(self)

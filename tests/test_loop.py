@@ -257,3 +257,43 @@ def test_a_config_saved_before_entmin_and_layer_lr_decay_still_loads():
     saved = TrainConfig(adv=1.0).to_dict()
     del saved["entmin"], saved["layer_lr_decay"]  # as a model trained before these options records it
     assert TrainConfig.from_dict(saved) == TrainConfig(adv=1.0)
+
+
+def test_weight_average_follows_every_update_and_is_swapped_in_only_inside_averaged():
+    model = _model()
+    config = LoopConfig(lr=0.1, warmup=0.0, clip=0.0, ema=0.75)
+    trainer = Trainer(model, loss_function(model, TrainConfig()), config, total_steps=10)
+    expected = {name: p.detach().clone() for name, p in model.named_parameters()}
+    for _ in range(3):
+        trainer.step(_batch())
+        for name, p in model.named_parameters():
+            expected[name] = 0.75 * expected[name] + 0.25 * p.detach()
+    trained = {name: p.detach().clone() for name, p in model.named_parameters()}
+    assert all(torch.allclose(trainer.average[n], expected[n], atol=1e-6) for n in expected)
+    assert not torch.equal(trainer.average["head.weight"], trained["head.weight"])
+    with trainer.averaged():
+        assert all(torch.equal(p, trainer.average[n]) for n, p in model.named_parameters())
+    assert all(torch.equal(p, trained[n]) for n, p in model.named_parameters())  # the trained weights are back
+    plain = Trainer(_model(), loss_function(model, TrainConfig()), LoopConfig(), total_steps=10)
+    assert plain.average == {}
+
+
+def test_fit_with_weight_average_validates_and_keeps_the_average():
+    seqs = [[3 + (i + j) % 9 for j in range(5)] for i in range(24)]
+    labels = [i % 2 for i in range(24)]
+    source = InMemoryBatches(seqs, labels, 8)
+    seen = []
+
+    def validate(net):
+        seen.append({n: p.detach().clone() for n, p in net.named_parameters()})
+        return Score(float(len(seen)))  # every validation improves: the last one is kept
+
+    model = _model()
+    config = LoopConfig(epochs=2, lr=0.05, ema=0.5, patience=None)
+    fit(model, source, loss_function(model, TrainConfig()), validate, config, torch.device("cpu"))
+    assert len(seen) == 2
+    assert all(torch.equal(p, seen[-1][n]) for n, p in model.named_parameters())  # what was validated is kept
+    again = _model()  # the same run without the average ends elsewhere
+    fit(again, source, loss_function(again, TrainConfig()), validate, LoopConfig(epochs=2, lr=0.05, patience=None),
+        torch.device("cpu"))  # fmt: skip
+    assert not torch.equal(again.head.weight, model.head.weight)

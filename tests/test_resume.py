@@ -66,8 +66,14 @@ DISTILLED = dataclasses.replace(ADVERSARIAL, teachers=(("data#2", "tiny_model"),
 
 @pytest.mark.parametrize(
     "config, mix, val_fraction",
-    [(CONFIG, None, 0.1), (ADVERSARIAL, "1,0.5", 0.1), (DISTILLED, "1,0.5", 0.1), (CONFIG, None, 0.0)],
-    ids=["plain", "mixed-adv-vat-entmin", "mixed-adv-distilled", "no-validation"],
+    [
+        (CONFIG, None, 0.1),
+        (ADVERSARIAL, "1,0.5", 0.1),
+        (DISTILLED, "1,0.5", 0.1),
+        (CONFIG, None, 0.0),
+        (dataclasses.replace(CONFIG, ema=0.9), None, 0.1),
+    ],
+    ids=["plain", "mixed-adv-vat-entmin", "mixed-adv-distilled", "no-validation", "weight-average"],
 )
 def test_resume_reaches_the_uninterrupted_result(folder, tmp_path, config, mix, val_fraction, request):
     torch.set_num_threads(1)

@@ -392,6 +392,8 @@ def _classifier_encoder(path: Path) -> Encoder:
     bundle = load(path)
     run = bundle.training
     made = {"command": run.command, "best": run.best, "seconds": run.seconds, "init_from": run.init_from}
+    if run.merged:  # a merge's command says little without the records of the two models it averaged
+        made["merged"] = run.merged
     if run.data:  # what it trained and validated on, so that a run from it can check its carve
         made.update(data=run.data, seed=run.config.get("seed"))
     encoder = Encoder.of(bundle.model, bundle.tokenizer, bundle.cut.max_length, bundle.tokenizer_kind, made)

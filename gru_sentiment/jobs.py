@@ -220,10 +220,8 @@ def _new_bundle(
     start = time.perf_counter()
     if init is not None:
         tok, model_settings = init.tokenizer, {**model_settings, **init_settings(init)}
-        training.init_from = {
-            "encoder": init.source,
-            **{k: v for k in ("command", "best", "seconds", "tokens", "init_from") if (v := init.pretraining.get(k))},
-        }
+        carried = ("command", "best", "seconds", "tokens", "init_from", "merged")
+        training.init_from = {"encoder": init.source, **{k: v for k in carried if (v := init.pretraining.get(k))}}
     if tok is None and (dist is None or dist.is_main):
         tok = tok_settings.learn(sample_texts())
     elif tok is not None:

@@ -13,7 +13,7 @@ from gru_sentiment.data import TextData
 from gru_sentiment.errors import ModelError
 from gru_sentiment.jobs import TokenizerSettings, train_model
 from gru_sentiment.train import TrainConfig
-from tests.corpus import reviews
+from tests.corpus import reviews, write_splits
 
 
 def _sibling(tiny_model, out, seed=9, labels=("neg", "pos"), hidden=12, own_tokenizer=False):
@@ -54,6 +54,15 @@ def test_merge_writes_the_interpolated_weights_and_both_records(tiny_model, tmp_
     assert "data" not in training  # neither model records its data, so no carve is claimed for the merge
     result = runner.invoke(app, ["predict", "-m", str(tmp_path / "m0.25"), "a wonderful film", "-f", "json"])
     assert result.exit_code == 0 and json.loads(result.stdout)[0]["label"] in ("neg", "pos")
+    texts, labels = reviews(120, seed=5)
+    data = write_splits(tmp_path / "data", "csv", texts, [["neg", "pos"][i] for i in labels])
+    result = runner.invoke(
+        app, ["train", "-d", str(data), "-o", str(tmp_path / "on"), "--init-from", str(tmp_path / "m0.25"),
+              "--max-steps", "1", "--threads", "1"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    on = json.loads((tmp_path / "on" / "config.json").read_text())["training"]["init_from"]
+    assert on["merged"] == training["merged"]  # trained further, a merge still says what it averaged
 
 
 def test_models_that_do_not_fit_together_are_refused(tiny_model, tmp_path):

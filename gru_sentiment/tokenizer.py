@@ -35,18 +35,13 @@ class Encoded:
     truncated: bool
 
 
-def _normalizer(split_negations: bool = False) -> normalizers.Normalizer:
-    steps = [normalizers.Replace(Regex(LINE_BREAK), " "), normalizers.NFKC(), normalizers.Lowercase()]
-    if split_negations:  # one character for one: offsets stay exact
-        steps.append(normalizers.Replace("’", "'"))
-    return normalizers.Sequence(steps)
-
-
-def _pre_tokenizer(split_negations: bool = False) -> pre_tokenizers.PreTokenizer:
-    if not split_negations:
-        return pre_tokenizers.BertPreTokenizer()
-    return pre_tokenizers.Sequence(
-        [pre_tokenizers.Split(Regex(NEGATION), behavior="isolated"), pre_tokenizers.BertPreTokenizer()]
+def _normalizer() -> normalizers.Normalizer:
+    return normalizers.Sequence(
+        [
+            normalizers.Replace(Regex(LINE_BREAK), " "),
+            normalizers.NFKC(),
+            normalizers.Lowercase(),
+        ]
     )
 
 
@@ -60,12 +55,15 @@ def splits_negations(tok: Tokenizer) -> bool:
 
 
 def with_split_negations(tok: Tokenizer) -> Tokenizer:
-    """A copy of a tokenizer made by `build` that splits "n't" off the word before it and reads the typographic
-    apostrophe as "'". The vocabulary stays: the pieces it makes ("does", "n", "'", "t") are those it has
-    for SST-2's "does n't" already, so a model trained with `tok` can go on training with the copy."""
+    """A copy of a tokenizer that also splits "n't" off the word before it and reads the typographic apostrophe
+    as "'", after whatever it did already. The vocabulary stays: for a tokenizer that has read SST-2, the pieces
+    it makes ("does", "n", "'", "t") are those it has for "does n't" already, so a model trained with `tok` can
+    go on training with the copy."""
     copy = Tokenizer.from_str(tok.to_str())
-    copy.normalizer = _normalizer(split_negations=True)
-    copy.pre_tokenizer = _pre_tokenizer(split_negations=True)
+    apostrophe = normalizers.Replace("’", "'")  # one character for one: offsets stay exact
+    copy.normalizer = normalizers.Sequence([copy.normalizer, apostrophe] if copy.normalizer else [apostrophe])
+    split = pre_tokenizers.Split(Regex(NEGATION), behavior="isolated")
+    copy.pre_tokenizer = pre_tokenizers.Sequence([split, copy.pre_tokenizer] if copy.pre_tokenizer else [split])
     return copy
 
 
@@ -80,9 +78,9 @@ def build(kind: str = "wordpiece", split_negations: bool = False) -> Tokenizer:
         tok.decoder = decoders.WordPiece()
     else:
         raise ValueError(f"tokenizer kind must be one of {', '.join(KINDS)}, not {kind!r}")
-    tok.normalizer = _normalizer(split_negations)
-    tok.pre_tokenizer = _pre_tokenizer(split_negations)
-    return tok
+    tok.normalizer = _normalizer()
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    return with_split_negations(tok) if split_negations else tok
 
 
 def train(

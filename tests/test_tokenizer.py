@@ -109,3 +109,14 @@ def test_a_tokenizer_learned_with_split_negations_has_no_doesn_piece():
     learned = tokenizer.train(TEXTS * 3 + ["It doesn't, it doesn't, it doesn't."] * 5, split_negations=True)
     assert tokenizer.splits_negations(learned)
     assert "doesn" not in learned.get_vocab() and "does" in learned.get_vocab()
+
+
+def test_split_negations_keep_what_a_reused_tokenizer_did_before(tok):
+    from tokenizers import Tokenizer, normalizers
+
+    cased = Tokenizer.from_str(tok.to_str())
+    cased.normalizer = normalizers.NFKC()  # a tokenizer made elsewhere, which does not lowercase
+    split = tokenizer.with_split_negations(cased)
+    for text in ("Great Book", "It DOESN'T work"):
+        assert split.encode(text, add_special_tokens=False).tokens[:2] == cased.encode(text).tokens[:2]
+    assert split.encode("doesn’t", add_special_tokens=False).ids == split.encode("does n't").ids

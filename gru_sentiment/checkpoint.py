@@ -54,6 +54,7 @@ class RunRecord:
     streaming: dict | None = None
     init_from: dict | None = None
     mix: dict | None = None
+    sentence_weight: dict | None = None  # --sentence-weight: per data set, W and how many whole texts it lifted
     vat_unlabelled_texts: int | None = None
     teachers: dict | None = None  # distillation teachers: model directory -> texts read, how it was made
     merged: dict | None = None  # made by `merge`: the weight, and the two models' own records

@@ -212,6 +212,16 @@ def train(
             show_default=False,
         ),
     ] = None,
+    sentence_weight: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--sentence-weight",
+            help="SOURCE=W: in that data set (its name in the per-source report), draw every whole text (one "
+            "that no longer text of the set contains: SST-2's sentences, not their phrases) W times as often as "
+            "the others, within the set's share of an epoch. W alone: every data set. Repeat for several.",
+            show_default=False,
+        ),
+    ] = None,
     adv: Annotated[
         float,
         typer.Option(
@@ -325,6 +335,8 @@ def train(
             raise UsageError("--teacher-weight needs --teacher")
         if teacher and streaming:
             raise UsageError("--teacher needs the training texts in memory: drop --streaming")
+        if sentence_weight and streaming:
+            raise UsageError("--sentence-weight needs the training texts in memory: drop --streaming")
         from gru_sentiment import distributed
 
         dist = distributed.from_env()
@@ -346,6 +358,7 @@ def train(
                 label_names=tuple(label_names.split(",")) if label_names else None,
                 limit=limit,
                 mix=mix,
+                sentence_weight=tuple(sentence_weight or ()),
                 unlabelled=tuple(unlabelled or ()),
                 val_groups=val_groups,
                 val_seed=val_seed,

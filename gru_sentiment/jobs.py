@@ -29,7 +29,7 @@ from gru_sentiment.metrics import report
 from gru_sentiment.model import GRUClassifier, ModelConfig
 from gru_sentiment.pretrain import LanguageModel, PretrainConfig, fit_lm, frequency_rank
 from gru_sentiment.sources import InMemoryBatches, UnlabelledPool, mix_counts
-from gru_sentiment.splits import carve_validation
+from gru_sentiment.splits import carve_validation, sentence_weights, whole_text_repeats
 from gru_sentiment.streaming import BatchStream, TextStream, open_stream
 from gru_sentiment.train import TrainConfig, loss_function, validator
 
@@ -82,6 +82,7 @@ class DataSpec:
     unlabelled: tuple[str, ...] = ()  # DATASET:SPLIT sources of extra unlabelled text (for VAT)
     val_groups: bool = True  # carve whole overlap groups (see splits); runs saved before it existed carved texts
     val_seed: int | None = None  # seed of the carve; None: the run's seed (runs saved before it existed)
+    sentence_weight: tuple[str, ...] = ()  # SOURCE=W: draw that set's whole texts W times as often as its phrases
 
     def carve_seed(self, seed: int) -> int:
         """The seed the validation split is carved with, in a run of seed `seed`."""
@@ -327,7 +328,16 @@ def _source_and_loss(
             if before is not None and before != now["weights_sha256"]:
                 raise ModelError(f"teacher {model} has changed since this run started, so it cannot be resumed exactly")
         bundle.training.teachers = read
-    source = InMemoryBatches(seqs, train.labels, config.batch_size, pad_id, train.groups, counts, targets)
+    repeats = None
+    if spec is not None and spec.sentence_weight:
+        names = train.group_names or [train.source]
+        weights = sentence_weights(spec.sentence_weight, names)
+        repeats = whole_text_repeats(train.texts, train.groups, weights)
+        groups = train.groups or [0] * len(train)
+        counts = counts or [groups.count(g) for g in range(len(names))]
+        whole = [sum(1 for i, r in enumerate(repeats) if groups[i] == g and r > 1) for g in range(len(names))]
+        bundle.training.sentence_weight = {names[g]: {"weight": w, "whole_texts": whole[g]} for g, w in weights.items()}
+    source = InMemoryBatches(seqs, train.labels, config.batch_size, pad_id, train.groups, counts, targets, repeats)
     pool = None
     if config.adversarial.needs_unlabelled:
         extra = unlabelled_texts(spec, train)[len(train) :] if spec is not None else train.unlabelled

@@ -3,7 +3,8 @@
 `InMemoryBatches` serves classifier batches (ids, lengths, labels), with distillation targets (ids, lengths,
 labels, targets), or, without labels, language-model batches (ids, lengths). With `groups` (which data set
 each text came from) and per-group `counts`, every epoch draws that many texts of each group: the mixing rule
-of `--mix` (see `mix_counts`). Streams are in `streaming.py`.
+of `--mix` (see `mix_counts`); with per-text `repeats`, a text with repeat w is drawn w times as often as one with
+1 within its group (`--sentence-weight`, see `splits.whole_text_repeats`). Streams are in `streaming.py`.
 """
 
 from __future__ import annotations
@@ -62,16 +63,19 @@ class InMemoryBatches:
         groups: Sequence[int] | None = None,
         counts: Sequence[int] | None = None,
         targets: torch.Tensor | None = None,
+        repeats: Sequence[int] | None = None,
     ):
         self.seqs, self.labels, self.batch_size, self.pad_id = seqs, labels, batch_size, pad_id
         self.targets = targets  # (N, K) target distributions (see distill), or None
         self.lengths = [len(s) for s in seqs]
         self.members: list[list[int]] | None = None
+        if repeats is not None and counts is None:
+            raise ValueError("repeats weigh draws within a group: give counts too")
         if counts is not None:
             groups = groups if groups is not None else [0] * len(seqs)
             self.members = [[] for _ in counts]
             for index, group in enumerate(groups):
-                self.members[group].append(index)
+                self.members[group].extend([index] * (repeats[index] if repeats is not None else 1))
             self.counts = list(counts)
             self.epoch_size = sum(self.counts)
         else:

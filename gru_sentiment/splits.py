@@ -10,7 +10,10 @@ short text (a phrase) together with the longest text of the same data set that c
 words. `carve_validation` then holds out whole groups, so no held-out text is a copy of a training text, and a
 held-out phrase is a piece of a training text only where it occurs in several texts and followed the longest
 (on SST-2, 7% of the held-out texts, mostly single words and short common phrases, against 88% for a random
-carve). Worst case, a short text of common words that no leader holds scans every leader holding its rarest
+carve). The same groups tell a data set's sentences from their phrases for `--sentence-weight`
+(`whole_text_repeats`): SST-2's sentences are a tenth of its texts, and the rest are their pieces.
+
+Worst case, a short text of common words that no leader holds scans every leader holding its rarest
 word: fine on review sets (4 s for IMDB, SST-2, apps and hotels together), slow on huge sets of tiny texts.
 """
 
@@ -87,3 +90,38 @@ def carve_validation(data: TextData, fraction: float, seed: int, grouped: bool =
     how = ", grouped" if grouped else ""
     held_out = f"{data.source} (held out: {fraction:g}{how}, seed {seed})"
     return data.subset(train_idx, f"{data.source} (rest)"), data.subset(val_idx, held_out)
+
+
+def whole_text_repeats(texts: list[str], sources: list[int] | None, weights: dict[int, int]) -> list[int]:
+    """How many times over each text enters its data set's draws (`--sentence-weight`): `weights[source]` for a
+    text of a weighted source that leads its `overlap_groups` group (no longer text of its data set holds it: on
+    SST-2, a sentence rather than one of its phrases), 1 for every other text."""
+    sources = sources if sources is not None else [0] * len(texts)
+    weighted = [i for i, s in enumerate(sources) if s in weights]
+    group = overlap_groups([texts[i] for i in weighted], [sources[i] for i in weighted])
+    repeats = [1] * len(texts)
+    for k, i in enumerate(weighted):
+        if group[k] == k:
+            repeats[i] = weights[sources[i]]
+    return repeats
+
+
+def sentence_weights(specs: tuple[str, ...], names: list[str]) -> dict[int, int]:
+    """`--sentence-weight` values, `SOURCE=W` (or `W` for every data set), as {data set index: W}."""
+    weights: dict[int, int] = {}
+    for spec in specs:
+        source, eq, value = spec.rpartition("=")
+        try:
+            weight = int(value)
+        except ValueError:
+            raise UsageError(f"--sentence-weight takes SOURCE=W with W a whole number, not {spec!r}") from None
+        if weight < 1:
+            raise UsageError(f"--sentence-weight {spec}: W must be at least 1")
+        if not eq:
+            weights.update(dict.fromkeys(range(len(names)), weight))
+        elif source in names:
+            weights[names.index(source)] = weight
+        else:
+            known = ", ".join(names)
+            raise UsageError(f"--sentence-weight {spec}: no data set is called {source!r} (they are: {known})")
+    return weights

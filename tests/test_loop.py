@@ -41,6 +41,21 @@ def test_mixed_epochs_draw_each_group_as_asked_and_ranks_split_them():
     assert resumed == [plan[3]]
 
 
+def test_repeated_texts_are_drawn_that_many_times_as_often_within_their_group():
+    groups = [0] * 8 + [1] * 4
+    repeats = [5, 5] + [1] * 10  # texts 0 and 1 weigh 5 in group 0; group 1 unweighted
+    source = InMemoryBatches([[1, 2]] * 12, list(range(12)), 4, groups=groups, counts=[16, 4], repeats=repeats)
+    drawn = [int(v) for _, _, labels in source.batches(1, random.Random(0)) for v in labels]
+    assert len(drawn) == 20  # the epoch's size is still the mix's counts
+    assert drawn.count(0) == drawn.count(1) == 5 and all(drawn.count(v) == 1 for v in range(2, 12))
+    halved = InMemoryBatches([[1, 2]] * 12, list(range(12)), 4, groups=groups, counts=[8, 4], repeats=repeats)
+    draws = [int(v) for e in range(200) for _, _, labels in halved.batches(e, random.Random(e)) for v in labels]
+    heavy, light = sum(draws.count(v) for v in (0, 1)), sum(draws.count(v) for v in range(2, 8))
+    assert 4.0 < (heavy / 2) / (light / 6) < 6.5  # about 5 times as often, each
+    with pytest.raises(ValueError):
+        InMemoryBatches([[1]] * 3, [0, 1, 0], 2, repeats=[1, 2, 1])
+
+
 def test_history_best_follows_the_score_direction():
     up = History([Eval(1, s, v, True, False) for s, v in enumerate([0.5, 0.9, 0.7])])
     down = History([Eval(1, s, v, False, False) for s, v in enumerate([5.0, 3.0, 4.0])])
@@ -204,6 +219,28 @@ def test_a_data_set_mixed_in_with_weight_zero_is_reported_but_not_chosen_on(tmp_
         assert set(info.metrics["by_source"]) == {"films", "hotels"}  # both reported
         assert info.value == info.metrics["by_source"]["films"] and info.metrics["mean_of"] == ["films"]
     assert bundle.training.best["val_mean_of"] == ["films"]
+
+
+def test_a_sentence_weighted_run_records_what_it_lifted(tmp_path):
+    from tests.corpus import reviews, write_splits
+
+    films = write_splits(tmp_path / "films", "csv", *reviews(60, seed=3))
+    texts, labels = reviews(40, seed=5)
+    sentence, phrase = "a tender , funny film", "funny film"  # a phrase of a sentence, as SST-2 holds them
+    phrases = write_splits(tmp_path / "phrases", "csv", [*texts, sentence, phrase], [*labels, 1, 1])
+    spec = jobs.DataSpec((str(films), str(phrases)), label_names=("neg", "pos"), sentence_weight=("phrases=3",))
+    train, val = jobs.load_training_data(spec, 0)
+    config = TrainConfig(epochs=1, batch_size=16, lr=1e-2, evals_per_epoch=1)
+    settings = jobs.TokenizerSettings("wordpiece", 120, 24)
+    bundle, _ = jobs.train_model(
+        train, val, settings, dict(embed_dim=8, hidden_size=6), config, str(tmp_path / "m"), "cpu", data_spec=spec
+    )
+    record = bundle.training.sentence_weight["phrases"]
+    mine = {" ".join(t.split()) for t, g in zip(train.texts, train.groups) if g == 1}
+    whole = [t for t in mine if not any(f" {t} " in f" {o} " for o in mine if o != t)]  # by brute force
+    assert phrase not in whole and (sentence in whole) == (sentence in mine)
+    assert record == {"weight": 3, "whole_texts": len(whole)} and "films" not in bundle.training.sentence_weight
+    assert bundle.training.steps == -(-len(train) // 16)  # an epoch still reads as many texts as there are
 
 
 def test_labels_of_minus_one_are_unlabelled_text(tmp_path):

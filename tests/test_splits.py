@@ -146,3 +146,24 @@ def test_a_smaller_share_of_the_same_seed_holds_out_part_of_the_same_texts(tmp_p
         for f in (0.05, 0.2)
     ]
     assert held[0] and held[0] < held[1]  # so --init-from allows it: no training text of the first is held out
+
+
+def test_sentence_weight_lifts_whole_sentences_of_the_weighted_set_only():
+    phrases_set = sst2_like()
+    reviews_set = ["great app , works well", "works well", "slow and buggy"]
+    texts = phrases_set.texts + reviews_set
+    sources = [0] * len(phrases_set) + [1] * len(reviews_set)
+    repeats = splits.whole_text_repeats(texts, sources, {0: 4})
+    assert {t for t, r in zip(texts, repeats) if r == 4} == set(SENTENCES)  # the sentences, none of their phrases
+    assert sum(r == 4 for r in repeats) == len(SENTENCES) and set(repeats) == {1, 4}
+    assert repeats[len(phrases_set) :] == [1, 1, 1]  # the other data set is drawn as before
+    both = splits.whole_text_repeats(texts, sources, {0: 2, 1: 3})
+    assert both[len(phrases_set) :] == [3, 1, 3]  # "works well" sits inside a longer review
+
+
+def test_sentence_weight_values_are_checked_and_named_by_data_set():
+    assert splits.sentence_weights(("sst2=4",), ["imdb", "sst2"]) == {1: 4}
+    assert splits.sentence_weights(("3",), ["imdb", "sst2"]) == {0: 3, 1: 3}
+    for bad in ("sst2=0", "sst2=1.5", "films=2", "sst2="):
+        with pytest.raises(UsageError):
+            splits.sentence_weights((bad,), ["imdb", "sst2"])

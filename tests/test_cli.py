@@ -194,3 +194,19 @@ def test_module_entry_point_runs():
 
     result = subprocess.run([sys.executable, "-m", "gru_sentiment", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "predict" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--sentence-weight", "films=2"], "no data set is called 'films'"),
+        (["--sentence-weight", "0"], "at least 1"),
+        (["--sentence-weight", "2", "--streaming"], "needs the training texts in memory"),
+    ],
+)
+def test_bad_sentence_weights_are_one_line_errors(tmp_path, extra, message):
+    folder = write_splits(tmp_path / "d", "csv", *reviews(60, seed=2))
+    small = ["--vocab-size", 120, "--embed-dim", 8, "--hidden-size", 8, "--epochs", 1, "--max-length", 16]
+    result = invoke("train", "-d", folder, "-o", tmp_path / "m", *small, *extra)
+    assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "m" / "model.safetensors").exists()

@@ -302,15 +302,15 @@ def _source_and_loss(
         return train, loss_function(bundle.model, config)
     tok, cut, pad_id = bundle.tokenizer, bundle.cut, bundle.model.config.pad_id
     seqs = tokenizer.encode_data(train, tok, cut)
+    names, groups = train.group_names or [train.source], train.groups or [0] * len(train)
+    sizes = [groups.count(g) for g in range(len(names))]
     counts = None
     if spec is not None and spec.mix:
-        groups = train.groups or [0] * len(train)
-        sizes = [groups.count(g) for g in range(len(train.group_names or [train.source]))]
         try:
             counts = mix_counts(sizes, spec.mix)
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
-        bundle.training.mix = dict(zip(train.group_names or [train.source], counts))
+        bundle.training.mix = dict(zip(names, counts))
     targets = None
     if config.teachers:
         targets, read = distill.blended_targets(
@@ -330,13 +330,13 @@ def _source_and_loss(
         bundle.training.teachers = read
     repeats = None
     if spec is not None and spec.sentence_weight:
-        names = train.group_names or [train.source]
         weights = sentence_weights(spec.sentence_weight, names)
-        repeats = whole_text_repeats(train.texts, train.groups, weights)
-        groups = train.groups or [0] * len(train)
-        counts = counts or [groups.count(g) for g in range(len(names))]
-        whole = [sum(1 for i, r in enumerate(repeats) if groups[i] == g and r > 1) for g in range(len(names))]
-        bundle.training.sentence_weight = {names[g]: {"weight": w, "whole_texts": whole[g]} for g, w in weights.items()}
+        repeats = whole_text_repeats(train.texts, groups, weights)
+        counts = counts or sizes  # repeats weigh draws within a data set; its share stays
+        lifted = [g for g, r in zip(groups, repeats) if r > 1]
+        bundle.training.sentence_weight = {
+            names[g]: {"weight": w, "whole_texts": lifted.count(g)} for g, w in weights.items()
+        }
     source = InMemoryBatches(seqs, train.labels, config.batch_size, pad_id, train.groups, counts, targets, repeats)
     pool = None
     if config.adversarial.needs_unlabelled:

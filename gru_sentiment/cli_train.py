@@ -284,6 +284,16 @@ def train(
             show_default=False,
         ),
     ] = None,
+    train_only: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--train-only",
+            help="A labelled data set to train on whole, none of it held out: DATASET or DATASET:SPLIT (repeat). "
+            "The validation carved from the --dataset sets stays exactly as without it. Its texts are a source "
+            "of their own, after the --dataset ones (for --mix weights and --sentence-weight).",
+            show_default=False,
+        ),
+    ] = None,
     teacher: Annotated[
         Optional[list[str]],
         typer.Option(
@@ -337,6 +347,8 @@ def train(
             raise UsageError("--teacher needs the training texts in memory: drop --streaming")
         if sentence_weight and streaming:
             raise UsageError("--sentence-weight needs the training texts in memory: drop --streaming")
+        if train_only and streaming:
+            raise UsageError("--train-only needs the training texts in memory: drop --streaming")
         from gru_sentiment import distributed
 
         dist = distributed.from_env()
@@ -360,6 +372,7 @@ def train(
                 mix=mix,
                 sentence_weight=tuple(sentence_weight or ()),
                 unlabelled=tuple(unlabelled or ()),
+                train_only=tuple(train_only or ()),
                 val_groups=val_groups,
                 val_seed=val_seed,
             ),

@@ -83,6 +83,7 @@ class DataSpec:
     val_groups: bool = True  # carve whole overlap groups (see splits); runs saved before it existed carved texts
     val_seed: int | None = None  # seed of the carve; None: the run's seed (runs saved before it existed)
     sentence_weight: tuple[str, ...] = ()  # SOURCE=W: draw that set's whole texts W times as often as its phrases
+    train_only: tuple[str, ...] = ()  # DATASET[:SPLIT] sources read whole for training, after the carve
 
     def carve_seed(self, seed: int) -> int:
         """The seed the validation split is carved with, in a run of seed `seed`."""
@@ -103,12 +104,14 @@ def _short_names(specs: tuple[str, ...]) -> list[str]:
 
 def load_training_data(spec: DataSpec, seed: int) -> tuple[TextData, TextData]:
     """Training and validation texts: the data sets' `split` together, validation carved from it (or read;
-    none with `val_fraction` 0). Texts without a label (-1) stay in `train.unlabelled`."""
+    none with `val_fraction` 0), then every text of the `train_only` sources added to training: the carve does
+    not change with them. Texts without a label (-1) stay in `train.unlabelled`."""
     names = list(spec.label_names) if spec.label_names else None
     load = partial(data_mod.load, text_column=spec.text_column, label_column=spec.label_column)
     full = data_mod.concat([load(d, spec.split, label_names=names) for d in spec.datasets])
+    everything = spec.datasets + tuple(split_source(s)[0] for s in spec.train_only)
     if full.group_names:
-        full.group_names = _short_names(spec.datasets)
+        full.group_names = _short_names(everything)[: len(spec.datasets)]
     train = full
     if spec.limit:
         train = train.subset(list(range(min(spec.limit, len(train)))))
@@ -121,7 +124,20 @@ def load_training_data(spec: DataSpec, seed: int) -> tuple[TextData, TextData]:
     else:
         train, val = carve_validation(train, spec.val_fraction, spec.carve_seed(seed), spec.val_groups)
     train.unlabelled = full.unlabelled
+    if spec.train_only:
+        extra = [load(*split_source(s, spec.split), label_names=train.label_names) for s in spec.train_only]
+        train = _append_sources(train, extra, _short_names(everything))
     return train, val
+
+
+def _append_sources(train: TextData, extra: list[TextData], names: list[str]) -> TextData:
+    """`train` followed by the `extra` data sets, each a source of its own (`names`: of them all, in order)."""
+    known = len(names) - len(extra)
+    joined = data_mod.concat([train, *extra])  # checks that the label names agree
+    joined.groups = (train.groups or [0] * len(train)) + [known + k for k, p in enumerate(extra) for _ in p.texts]
+    joined.group_names = [*(train.group_names or names[:known]), *names[known:]]
+    joined.source = " + ".join([train.source, *(f"{p.source} (all, for training only)" for p in extra)])
+    return joined
 
 
 def check_init_carve(init: checkpoint.Encoder | None, spec: DataSpec, seed: int) -> None:

@@ -202,6 +202,8 @@ def test_module_entry_point_runs():
         (["--sentence-weight", "films=2"], "no data set is called 'films'"),
         (["--sentence-weight", "0"], "at least 1"),
         (["--sentence-weight", "2", "--streaming"], "needs the training texts in memory"),
+        (["--train-only", "nowhere/at/all"], "nowhere/at/all"),
+        (["--train-only", "nowhere", "--streaming"], "needs the training texts in memory"),
     ],
 )
 def test_bad_sentence_weights_are_one_line_errors(tmp_path, extra, message):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gru_sentiment import jobs, objectives
-from gru_sentiment.data import TextData
+from gru_sentiment.data import TextData, load
 from gru_sentiment.loop import Eval, History, LoopConfig, Score, Trainer, adamw, fit
 from gru_sentiment.model import GRUClassifier, ModelConfig
 from gru_sentiment.sources import InMemoryBatches, UnlabelledPool, mix_counts
@@ -241,6 +241,34 @@ def test_a_sentence_weighted_run_records_what_it_lifted(tmp_path):
     assert phrase not in whole and (sentence in whole) == (sentence in mine)
     assert record == {"weight": 3, "whole_texts": len(whole)} and "films" not in bundle.training.sentence_weight
     assert bundle.training.steps == -(-len(train) // 16)  # an epoch still reads as many texts as there are
+
+
+def test_a_train_only_set_is_trained_on_whole_and_leaves_the_carve_as_it_was(tmp_path):
+    from tests.corpus import reviews, write_splits
+
+    films = write_splits(tmp_path / "films", "csv", *reviews(80, seed=3))
+    hotels = write_splits(tmp_path / "hotels", "csv", *reviews(60, seed=4))
+    diner_texts, diner_labels = reviews(30, seed=6)
+    diners = write_splits(tmp_path / "diners", "csv", diner_texts, diner_labels)
+    plain = jobs.DataSpec((str(films), str(hotels)), label_names=("neg", "pos"), mix="0.5")
+    spec = jobs.DataSpec(**{**vars(plain), "train_only": (f"{diners}:train",)})
+    before_train, before_val = jobs.load_training_data(plain, 0)
+    train, val = jobs.load_training_data(spec, 0)
+    assert (val.texts, val.labels, val.groups) == (before_val.texts, before_val.labels, before_val.groups)
+    assert train.texts[: len(before_train)] == before_train.texts and train.groups[: len(before_train)] == (
+        before_train.groups
+    )
+    diner_part = train.subset([i for i, g in enumerate(train.groups) if g == 2])
+    assert train.group_names == ["films", "hotels", "diners"]
+    assert sorted(diner_part.texts) == sorted(load(str(diners), "train", label_names=["neg", "pos"]).texts)
+    config = TrainConfig(epochs=1, batch_size=16, lr=1e-2, evals_per_epoch=1)
+    settings = jobs.TokenizerSettings("wordpiece", 120, 24)
+    bundle, history = jobs.train_model(
+        train, val, settings, dict(embed_dim=8, hidden_size=6), config, str(tmp_path / "m"), "cpu", data_spec=spec
+    )
+    assert bundle.training.mix["diners"] > 0  # drawn like any set under --mix
+    assert set(history.evals[-1].metrics["by_source"]) == {"films", "hotels"}  # validated on the carve only
+    assert jobs.DataSpec.from_dict(bundle.training.data) == spec  # what --resume reads back
 
 
 def test_labels_of_minus_one_are_unlabelled_text(tmp_path):

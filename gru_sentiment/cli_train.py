@@ -343,12 +343,17 @@ def train(
             )
         if typed(ctx, "teacher_weight") and not teacher and resume is None:
             raise UsageError("--teacher-weight needs --teacher")
-        if teacher and streaming:
-            raise UsageError("--teacher needs the training texts in memory: drop --streaming")
-        if sentence_weight and streaming:
-            raise UsageError("--sentence-weight needs the training texts in memory: drop --streaming")
-        if train_only and streaming:
-            raise UsageError("--train-only needs the training texts in memory: drop --streaming")
+        in_memory = [
+            f
+            for f, given in (
+                ("--teacher", teacher),
+                ("--sentence-weight", sentence_weight),
+                ("--train-only", train_only),
+            )
+            if given
+        ]
+        if in_memory and streaming:
+            raise UsageError(f"{in_memory[0]} needs the training texts in memory: drop --streaming")
         from gru_sentiment import distributed
 
         dist = distributed.from_env()

@@ -109,9 +109,9 @@ def load_training_data(spec: DataSpec, seed: int) -> tuple[TextData, TextData]:
     names = list(spec.label_names) if spec.label_names else None
     load = partial(data_mod.load, text_column=spec.text_column, label_column=spec.label_column)
     full = data_mod.concat([load(d, spec.split, label_names=names) for d in spec.datasets])
-    everything = spec.datasets + tuple(split_source(s)[0] for s in spec.train_only)
+    source_names = _short_names(spec.datasets + tuple(split_source(s)[0] for s in spec.train_only))
     if full.group_names:
-        full.group_names = _short_names(everything)[: len(spec.datasets)]
+        full.group_names = source_names[: len(spec.datasets)]
     train = full
     if spec.limit:
         train = train.subset(list(range(min(spec.limit, len(train)))))
@@ -126,7 +126,7 @@ def load_training_data(spec: DataSpec, seed: int) -> tuple[TextData, TextData]:
     train.unlabelled = full.unlabelled
     if spec.train_only:
         extra = [load(*split_source(s, spec.split), label_names=train.label_names) for s in spec.train_only]
-        train = _append_sources(train, extra, _short_names(everything))
+        train = _append_sources(train, extra, source_names)
     return train, val
 
 

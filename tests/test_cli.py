@@ -206,7 +206,7 @@ def test_module_entry_point_runs():
         (["--train-only", "nowhere", "--streaming"], "needs the training texts in memory"),
     ],
 )
-def test_bad_sentence_weights_are_one_line_errors(tmp_path, extra, message):
+def test_bad_sentence_weights_and_train_only_sets_are_one_line_errors(tmp_path, extra, message):
     folder = write_splits(tmp_path / "d", "csv", *reviews(60, seed=2))
     small = ["--vocab-size", 120, "--embed-dim", 8, "--hidden-size", 8, "--epochs", 1, "--max-length", 16]
     result = invoke("train", "-d", folder, "-o", tmp_path / "m", *small, *extra)

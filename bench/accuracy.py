@@ -1,7 +1,7 @@
 """Accuracy of a gru-sentiment model on every review test set, against baselines run here in the same run.
 
     python bench/accuracy.py --model models/gru-reviews [--data ../shared/data]
-        [--baseline imdb+sst2 --baseline imdb+sst2+apps+hotels] [--no-vader]
+        [--baseline imdb+sst2 --baseline imdb+sst2+apps+hotels] [--no-vader] [--baseline-model DIR]
 
 Evaluates the model on IMDB test (25,000 film reviews), SST-2 validation (872 film sentences), apps test
 (3,038 app-store reviews), hotels test (2,355 hotel reviews of 1-2 or 4-5 stars; the 3-star ones carry no
@@ -10,7 +10,9 @@ label) and yelp test (2,000 restaurant reviews). Baselines:
   set: IMDB + SST-2 train (the old model's data) and IMDB + SST-2 + apps + hotels train (the labelled data of
   the shipped model);
 - VADER (Hutto & Gilbert 2014, the `vaderSentiment` lexicon), no training: positive when its compound score
-  is >= 0.
+  is >= 0;
+- `--baseline-model DIR` (repeatable): another gru-sentiment model, for example the one a new model replaces
+  (`git show 82b98d8:models/gru-imdb-sst2/...`, whose test figures set issue #13's no-regression floors).
 Prints system, data set, accuracy, macro F1 and prediction throughput (texts/s, including tokenization /
 vectorization). Needs the `bench` extra.
 
@@ -54,6 +56,20 @@ def mcnemar(truth: list[int], ours: list[int], other: list[int]) -> tuple[int, i
     return only_ours, only_other, binomtest(only_ours, n, 0.5).pvalue if n else 1.0
 
 
+class ModelBaseline:
+    """Another gru-sentiment model, its predictions given as indices into `label_names` (the tested model's)."""
+
+    def __init__(self, directory: str, label_names: list[str]):
+        self.bundle = checkpoint.load(directory)
+        if sorted(self.bundle.labels) != sorted(label_names):
+            raise SystemExit(f"{directory} has labels {self.bundle.labels}, the model under test {label_names}")
+        self.index = [label_names.index(name) for name in self.bundle.labels]
+
+    def predict(self, texts: list[str]) -> list[int]:
+        unlabelled = data.TextData(list(texts), [0] * len(texts), list(self.bundle.labels), "baseline")
+        return [self.index[p] for p in jobs.predicted_labels(self.bundle, unlabelled)[1]]
+
+
 class Vader:
     """VADER's compound score, >= 0 read as positive (label 1)."""
 
@@ -78,6 +94,7 @@ def main() -> None:
         help="training data of a TF-IDF baseline (repeatable; default: imdb+sst2 and imdb+sst2+apps+hotels)",
     )
     parser.add_argument("--no-vader", action="store_true", help="leave out the VADER baseline")
+    parser.add_argument("--baseline-model", action="append", default=[], help="another model to compare with")
     args = parser.parse_args()
     args.baseline = args.baseline or ["imdb+sst2", "imdb+sst2+apps+hotels"]
     if args.threads:
@@ -93,6 +110,8 @@ def main() -> None:
         print(f"TF-IDF baseline trained on {name} train ({len(train):,} texts) in {time.perf_counter() - start:.0f}s")
     if not args.no_vader:
         baselines["VADER (lexicon, no training)"] = Vader()
+    for directory in args.baseline_model:
+        baselines[f"model {Path(directory).name}"] = ModelBaseline(directory, list(bundle.labels))
     rows = []
     for name, split in SETS:
         if not Path(f"{args.data}/{name}").is_dir():

@@ -12,13 +12,14 @@ label) and yelp test (2,000 restaurant reviews). Baselines:
 - VADER (Hutto & Gilbert 2014, the `vaderSentiment` lexicon), no training: positive when its compound score
   is >= 0;
 - `--baseline-model DIR` (repeatable): another gru-sentiment model, for example the one a new model replaces
-  (`git show 82b98d8:models/gru-imdb-sst2/...`, whose test figures set issue #13's no-regression floors).
+  (`git archive 82b98d8 models/gru-imdb-sst2 | tar -x -C /tmp` gives the film-only model, whose test figures
+  set issue #13's no-regression floors).
 Prints system, data set, accuracy, macro F1 and prediction throughput (texts/s, including tokenization /
 vectorization). Needs the `bench` extra.
 
 Each difference in accuracy comes with McNemar's exact test on the same texts: of the texts exactly one of
 the two systems gets right, how many each gets, and the two-sided binomial p-value of that split under "both
-are equally accurate". A small p means the difference is not the luck of this test set's draw.
+are equally accurate". A small p means the difference is unlikely to be only the luck of this test set's draw.
 """
 
 import argparse
@@ -111,7 +112,10 @@ def main() -> None:
     if not args.no_vader:
         baselines["VADER (lexicon, no training)"] = Vader()
     for directory in args.baseline_model:
-        baselines[f"model {Path(directory).name}"] = ModelBaseline(directory, list(bundle.labels))
+        name = f"model {Path(directory).resolve().name}"
+        if name in baselines:
+            raise SystemExit(f"two --baseline-model directories are both named {name[6:]}: rename one")
+        baselines[name] = ModelBaseline(directory, list(bundle.labels))
     rows = []
     for name, split in SETS:
         if not Path(f"{args.data}/{name}").is_dir():

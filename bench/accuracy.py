@@ -101,6 +101,11 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     bundle = checkpoint.load(args.model)
+    model_baselines = {  # loaded and checked before the TF-IDF baselines are fitted
+        f"model {Path(d).resolve().name}": ModelBaseline(d, list(bundle.labels)) for d in args.baseline_model
+    }
+    if len(model_baselines) < len(args.baseline_model):
+        raise SystemExit("two --baseline-model directories have the same name: rename one")
     baselines = {}
     for name in args.baseline:
         start = time.perf_counter()
@@ -111,11 +116,7 @@ def main() -> None:
         print(f"TF-IDF baseline trained on {name} train ({len(train):,} texts) in {time.perf_counter() - start:.0f}s")
     if not args.no_vader:
         baselines["VADER (lexicon, no training)"] = Vader()
-    for directory in args.baseline_model:
-        name = f"model {Path(directory).resolve().name}"
-        if name in baselines:
-            raise SystemExit(f"two --baseline-model directories are both named {name[6:]}: rename one")
-        baselines[name] = ModelBaseline(directory, list(bundle.labels))
+    baselines.update(model_baselines)
     rows = []
     for name, split in SETS:
         if not Path(f"{args.data}/{name}").is_dir():

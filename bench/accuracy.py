@@ -1,19 +1,21 @@
 """Accuracy of a gru-sentiment model on every review test set, against baselines run here in the same run.
 
     python bench/accuracy.py --model models/gru-reviews [--data ../shared/data]
-        [--baseline imdb+sst2 --baseline imdb+sst2+apps+hotels] [--no-vader] [--baseline-model DIR]
+        [--baseline imdb+sst2+apps+hotels --baseline all] [--no-vader] [--baseline-model DIR] [--teacher DIR]
 
 Evaluates the model on IMDB test (25,000 film reviews), SST-2 validation (872 film sentences), apps test
 (3,038 app-store reviews), hotels test (2,355 hotel reviews of 1-2 or 4-5 stars; the 3-star ones carry no
-label) and yelp test (2,000 restaurant reviews). Baselines:
+label), yelp test (2,000 restaurant reviews), the test splits of restaurants (Zomato), clothing, insurance
+(Trustpilot) and airline (tweets; the neutral ones carry no label), and the everyday set
+(`bench/everyday.csv`: short review sentences written and labelled by hand before any model read them; also
+reported for its sentences with negation or idiom alone). Baselines:
 - TF-IDF word 1-2 grams (sublinear TF) + logistic regression, fitted in this run on each --baseline training
-  set: IMDB + SST-2 train (the old model's data) and IMDB + SST-2 + apps + hotels train (the labelled data of
-  the shipped model);
+  set: `+`-joined train splits, `all` for every labelled one (default: imdb+sst2+apps+hotels, and all);
 - VADER (Hutto & Gilbert 2014, the `vaderSentiment` lexicon), no training: positive when its compound score
   is >= 0;
 - `--baseline-model DIR` (repeatable): another gru-sentiment model, for example the one a new model replaces
-  (`git archive 82b98d8 models/gru-imdb-sst2 | tar -x -C /tmp` gives the film-only model, whose test figures
-  set issue #13's no-regression floors).
+  (`git archive 82b98d8 models/gru-imdb-sst2 | tar -x -C /tmp` gives the film-only model);
+- `--teacher DIR`: a transformer teacher that `gru-sentiment teacher fit` wrote (needs the `teacher` extra).
 Prints system, data set, accuracy, macro F1 and prediction throughput (texts/s, including tokenization /
 vectorization). Needs the `bench` extra.
 
@@ -31,8 +33,19 @@ import torch
 from gru_sentiment import checkpoint, data, jobs
 from gru_sentiment.metrics import report
 
-SETS = (("imdb", "test"), ("sst2", "validation"), ("apps", "test"), ("hotels", "test"), ("yelp", "test"))
-BASELINES = ("imdb", "imdb+sst2", "imdb+sst2+apps+hotels")
+SETS = (
+    ("imdb", "test"),
+    ("sst2", "validation"),
+    ("apps", "test"),
+    ("hotels", "test"),
+    ("yelp", "test"),
+    ("restaurants", "test"),
+    ("clothing", "test"),
+    ("insurance", "test"),
+    ("airline", "test"),
+)
+TRAIN_SETS = ("imdb", "sst2", "apps", "hotels", "restaurants", "clothing", "insurance", "airline")
+EVERYDAY = Path(__file__).resolve().parent / "everyday.csv"
 
 
 def tfidf_baseline(train: data.TextData):
@@ -71,6 +84,39 @@ class ModelBaseline:
         return [self.index[p] for p in jobs.predicted_labels(self.bundle, unlabelled)[1]]
 
 
+class TeacherBaseline:
+    """A fine-tuned transformer teacher (`gru-sentiment teacher fit`), its first 512 tokens of a text."""
+
+    def __init__(self, directory: str, label_names: list[str]):
+        from gru_sentiment import teacher
+
+        self.teacher = teacher.Teacher(directory, "cuda" if torch.cuda.is_available() else "cpu")
+        if sorted(self.teacher.labels) != sorted(label_names):
+            raise SystemExit(f"{directory} has labels {self.teacher.labels}, the model under test {label_names}")
+        self.index = [label_names.index(name) for name in self.teacher.labels]
+
+    def predict(self, texts: list[str]) -> list[int]:
+        predicted = [0] * len(texts)
+        for rows, logits in self.teacher.logits(texts):
+            for row, p in zip(rows, logits.argmax(-1).tolist()):
+                predicted[row] = self.index[p]
+        return predicted
+
+
+def test_sets(data_dir: str, label_names: list[str]):
+    """(name, labelled texts) of every test set present: the shared ones, then the everyday set and its
+    sentences with negation or idiom."""
+    for name, split in SETS:
+        if not Path(f"{data_dir}/{name}").is_dir():
+            print(f"skipping {name} {split}: not in {data_dir}")
+            continue
+        yield f"{name} {split}", data.load(f"{data_dir}/{name}", split, label_names=label_names)
+    everyday = data.load(str(EVERYDAY), "test", label_names=label_names)
+    yield "everyday", everyday
+    marked = everyday.table["negation_or_idiom"]
+    yield "everyday negation", everyday.subset([i for i, m in enumerate(marked) if m == 1])
+
+
 class Vader:
     """VADER's compound score, >= 0 read as positive (label 1)."""
 
@@ -91,13 +137,18 @@ def main() -> None:
     parser.add_argument(
         "--baseline",
         action="append",
-        choices=BASELINES,
-        help="training data of a TF-IDF baseline (repeatable; default: imdb+sst2 and imdb+sst2+apps+hotels)",
+        help="training data of a TF-IDF baseline: train splits joined by +, or all (repeatable; default: "
+        "imdb+sst2+apps+hotels and all)",
     )
     parser.add_argument("--no-vader", action="store_true", help="leave out the VADER baseline")
     parser.add_argument("--baseline-model", action="append", default=[], help="another model to compare with")
+    parser.add_argument("--teacher", help="a fine-tuned transformer teacher directory, as a baseline")
     args = parser.parse_args()
-    args.baseline = args.baseline or ["imdb+sst2", "imdb+sst2+apps+hotels"]
+    args.baseline = args.baseline or ["imdb+sst2+apps+hotels", "all"]
+    for name in args.baseline:
+        unknown = [part for part in name.split("+") if part not in (*TRAIN_SETS, "all")]
+        if unknown:
+            raise SystemExit(f"--baseline {name}: unknown training sets {unknown} (known: {', '.join(TRAIN_SETS)})")
     if args.threads:
         torch.set_num_threads(args.threads)
     bundle = checkpoint.load(args.model)
@@ -106,29 +157,26 @@ def main() -> None:
     }
     if len(model_baselines) < len(args.baseline_model):
         raise SystemExit("two --baseline-model directories have the same name: rename one")
+    if args.teacher:
+        model_baselines[f"teacher {Path(args.teacher).name}"] = TeacherBaseline(args.teacher, list(bundle.labels))
     baselines = {}
     for name in args.baseline:
         start = time.perf_counter()
-        train = data.concat(
-            [data.load(f"{args.data}/{part}", "train", label_names=["neg", "pos"]) for part in name.split("+")]
-        )
+        parts = TRAIN_SETS if name == "all" else name.split("+")
+        train = data.concat([data.load(f"{args.data}/{part}", "train", label_names=["neg", "pos"]) for part in parts])
         baselines[f"TF-IDF 1-2gram + LR ({name})"] = tfidf_baseline(train)
         print(f"TF-IDF baseline trained on {name} train ({len(train):,} texts) in {time.perf_counter() - start:.0f}s")
     if not args.no_vader:
         baselines["VADER (lexicon, no training)"] = Vader()
     baselines.update(model_baselines)
     rows = []
-    for name, split in SETS:
-        if not Path(f"{args.data}/{name}").is_dir():
-            print(f"skipping {name} {split}: not in {args.data}")
-            continue
-        test = data.load(f"{args.data}/{name}", split, label_names=bundle.labels)
+    for set_name, test in test_sets(args.data, list(bundle.labels)):
         start = time.perf_counter()
         _, ours = jobs.predicted_labels(bundle, test)
         rows.append(
             (
                 "gru-sentiment " + Path(args.model).name,
-                f"{name} {split}",
+                set_name,
                 report(test.labels, ours, test.label_names),
                 len(test) / (time.perf_counter() - start),
                 test.labels,
@@ -142,16 +190,16 @@ def main() -> None:
             rows.append(
                 (
                     base_name,
-                    f"{name} {split}",
+                    set_name,
                     report(test.labels, [int(p) for p in predicted], test.label_names),
                     rate,
                     test.labels,
                     predicted,
                 )
             )
-    print(f"\n{'system':<44} {'data set':<18} {'accuracy':>9} {'macro F1':>9} {'texts/s':>9}")
+    print(f"\n{'system':<50} {'data set':<22} {'accuracy':>9} {'macro F1':>9} {'texts/s':>9}")
     for system, dataset, r, rate, _, _ in rows:
-        print(f"{system:<44} {dataset:<18} {r['accuracy']:>9.4f} {r['macro_f1']:>9.4f} {rate:>9.0f}")
+        print(f"{system:<50} {dataset:<22} {r['accuracy']:>9.4f} {r['macro_f1']:>9.4f} {rate:>9.0f}")
     ours_rows = [r for r in rows if r[0].startswith("gru-sentiment")]
     for ours in ours_rows:
         for other in rows:

@@ -56,7 +56,7 @@ class RunRecord:
     mix: dict | None = None
     sentence_weight: dict | None = None  # --sentence-weight: per data set, W and how many whole texts it lifted
     vat_unlabelled_texts: int | None = None
-    teachers: dict | None = None  # distillation teachers: model directory -> texts read, how it was made
+    teacher_pool: dict | None = None  # distillation: the pool of teacher logits, and how many texts each part had
     merged: dict | None = None  # made by `merge`: the weight, and the two models' own records
     tokenizer_seconds: float | None = None
     best: dict | None = None

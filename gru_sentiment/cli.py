@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gru_sentiment import cli_train
+from gru_sentiment import cli_teacher, cli_train
 from gru_sentiment.cli_support import (  # noqa: F401  (default_model_dir, DEFAULT_MODEL_NAME: public here too)
     DEFAULT_MODEL_NAME,
     default_model_dir,
@@ -64,6 +64,7 @@ def root(
 
 for command in (cli_train.train, cli_train.pretrain, cli_train.merge):  # --help lists them first
     app.command()(command)
+app.add_typer(cli_teacher.app, name="teacher")
 
 
 @app.command()

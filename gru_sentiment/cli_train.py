@@ -294,24 +294,24 @@ def train(
             show_default=False,
         ),
     ] = None,
-    teacher: Annotated[
-        Optional[list[str]],
+    teacher_pool: Annotated[
+        Optional[Path],
         typer.Option(
-            "--teacher",
-            help="Distil from a trained model: MODEL for every --dataset, or SOURCE=MODEL for one (its name in the "
-            "per-source validation report, e.g. sst2=runs/film). Repeat for several. A text with a teacher "
-            "trains toward a blend of its label and the teacher's probabilities (see --teacher-weight).",
+            "--teacher-pool",
+            help="Distil a teacher: a file (parquet, csv, jsonl) of texts with its `teacher_logits` (one per label) "
+            "and an optional gold `label` (-1: none). Training texts found in it learn from its logits beside "
+            "their labels; its other texts (none of validation's) train on the teacher alone, as one more source.",
             show_default=False,
         ),
     ] = None,
-    teacher_weight: Annotated[
+    distill_weight: Annotated[
         float,
-        typer.Option(
-            min=0.0,
-            max=1.0,
-            help="Share of the teacher's probabilities in a distilled text's target (the rest is its label).",
-        ),
+        typer.Option(min=0.0, max=1.0, help="Share of the teacher's term for a text that has a gold label too."),
     ] = 0.5,
+    distill_temperature: Annotated[
+        float,
+        typer.Option(min=0.1, help="Temperature that softens the teacher's and the student's logits."),
+    ] = 2.0,
 ) -> None:
     """Learn a tokenizer and a GRU classifier from a labelled data set; keep the best model on validation.
 
@@ -319,7 +319,7 @@ def train(
     gloo on CPU, nccl on CUDA; rank 0 prints and writes.
     """
     with user_errors(ctx):
-        from gru_sentiment import distill, jobs
+        from gru_sentiment import jobs
         from gru_sentiment.errors import UsageError
         from gru_sentiment.train import TrainConfig
 
@@ -341,12 +341,13 @@ def train(
             raise UsageError(
                 f"{' and '.join(carving)}: only for validation carved from train, not --val-split or --streaming"
             )
-        if typed(ctx, "teacher_weight") and not teacher and resume is None:
-            raise UsageError("--teacher-weight needs --teacher")
+        distilling = [f"--{n.replace('_', '-')}" for n in ("distill_weight", "distill_temperature") if typed(ctx, n)]
+        if distilling and not teacher_pool and resume is None:
+            raise UsageError(f"{distilling[0]} needs --teacher-pool")
         in_memory = [
             f
             for f, given in (
-                ("--teacher", teacher),
+                ("--teacher-pool", teacher_pool),
                 ("--sentence-weight", sentence_weight),
                 ("--train-only", train_only),
             )
@@ -378,6 +379,7 @@ def train(
                 sentence_weight=tuple(sentence_weight or ()),
                 unlabelled=tuple(unlabelled or ()),
                 train_only=tuple(train_only or ()),
+                teacher_pool=str(teacher_pool) if teacher_pool else None,
                 val_groups=val_groups,
                 val_seed=val_seed,
             ),
@@ -399,8 +401,8 @@ def train(
                 entmin=entmin,
                 layer_lr_decay=layer_lr_decay,
                 ema=ema,
-                teachers=distill.parse_teachers(teacher or ()),
-                teacher_weight=teacher_weight,
+                distill_weight=distill_weight,
+                distill_temperature=distill_temperature,
             ),
             model=jobs.ModelSettings(
                 embed_dim=embed_dim,

@@ -37,6 +37,7 @@ KNOWN = {
 }
 TEXT_COLUMNS = ("text", "sentence", "review", "content", "document")
 LABEL_COLUMNS = ("label", "labels", "sentiment", "polarity")
+TEACHER_COLUMN = "teacher_logits"  # a teacher's logits per row, in the order of the label names
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}
 
 
@@ -49,6 +50,9 @@ class TextData:
     Several data sets together (`concat`) record which one each text came from: `groups[i]` indexes
     `group_names`. Rows whose label is -1 (the Hub's "no label", e.g. IMDB's unlabelled reviews or 3-star
     hotel reviews) are not labelled examples: their texts are kept apart in `unlabelled`.
+    `teacher[i]`, where the data carries a teacher's logits (a `teacher_logits` column, or a pool matched by
+    text: `distill`), is text i's logits, or None; a text of a teacher pool may then have label -1 (no gold
+    label: it trains on the teacher alone).
     """
 
     texts: list[str]
@@ -61,6 +65,7 @@ class TextData:
     groups: list[int] | None = None
     group_names: list[str] | None = None
     unlabelled: list[str] = field(default_factory=list)
+    teacher: list[list[float] | None] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -78,6 +83,7 @@ class TextData:
             rows if self.table is not None else None,
             groups,
             self.group_names,
+            teacher=[self.teacher[i] for i in indices] if self.teacher is not None else None,
         )
 
 
@@ -142,6 +148,9 @@ def concat(parts: list[TextData]) -> TextData:
         groups=[g for g, p in enumerate(parts) for _ in p.texts],
         group_names=[p.source for p in parts],
         unlabelled=[t for p in parts for t in p.unlabelled],
+        teacher=[x for p in parts for x in (p.teacher or [None] * len(p))]
+        if any(p.teacher is not None for p in parts)
+        else None,
     )
 
 
@@ -278,7 +287,11 @@ def _to_text_data(
         names, labels = list(feature.names), list(raw)
     else:
         labels, names = _index_labels(list(raw), label_names, source)
-    return TextData(list(texts), labels, names, source, table, text_col, rows, unlabelled=unlabelled)
+    teacher = None
+    if TEACHER_COLUMN in columns:
+        logits = table[TEACHER_COLUMN]
+        teacher = [logits[i] for i in rows] if rows is not None else list(logits)
+    return TextData(list(texts), labels, names, source, table, text_col, rows, unlabelled=unlabelled, teacher=teacher)
 
 
 def _index_labels(raw: list, label_names: list[str] | None, source: str) -> tuple[list[int], list[str]]:

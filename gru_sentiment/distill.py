@@ -1,102 +1,93 @@
-"""Knowledge distillation: training targets that blend the gold label with a trained teacher's probabilities.
+"""Knowledge distillation from a teacher's logits, given with the data.
 
-A student that must read films, products, apps and hotels with one small GRU can learn from a teacher that
-read films alone (a specialist), as Clark et al. (ACL 2019, "BAM! Born-Again Multi-Task Networks") distil
-single-task teachers into one multi-task student. Each data set of the training mix may have its own teacher:
-`teachers` maps a data set's short name (as in the per-source validation report; "*" for every data set) to a
-model directory. A text of a data set with a teacher trains toward
+A teacher that knows more than our labelled texts (a fine-tuned transformer, say) teaches through its logits:
+Hinton et al.'s (2015) soft targets, as Tang et al. (2019, "Distilling Task-Specific Knowledge from BERT into
+Simple Neural Networks") distil BERT into a BiLSTM. The loss is `objectives.Distillation`; this module brings
+the logits to the texts.
 
-    (1 - weight) * onehot(gold label) + weight * p_teacher(text)
-
-and a text without one toward its gold label, so `weight` 0 is plain cross-entropy. With a blend as target
-the cross-entropy is (1 - weight) x CE(gold) + weight x KL(p_teacher || p_student) plus a constant: Hinton et
-al.'s (2015) distillation loss at temperature 1.
-
-The teacher reads each text with its own tokenizer and cut, once, before training; its probabilities ride in
-the batch as a fourth tensor. Silent like the rest of the library.
+A teacher pool is a table (a parquet, CSV or JSONL file, or a folder with such a `pool` split) with a text
+column, a `teacher_logits` column (one logit per label, in the order of the label names) and, optionally, a
+gold `label` (-1 or absent: none). `gru-sentiment teacher label` writes one. `attach` gives every training
+text found in the pool its logits, and makes the pool's other texts a data set of their own, trained on the
+teacher alone where they have no label, so a pool of sentences cut from reviews enlarges the training data.
+No text of the validation split may train: the pool's copies of validation texts, and its pieces of them (a
+sentence cut from a held-out review), are left out (`from_validation`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
 
-import torch
-from torch import nn
+from gru_sentiment import data as data_mod
+from gru_sentiment.data import TEACHER_COLUMN, TextData
+from gru_sentiment.errors import DataError
 
-from gru_sentiment import batching, checkpoint, tokenizer
-from gru_sentiment.distributed import weights_digest
-from gru_sentiment.errors import ModelError, UsageError
-
-EVERY = "*"
+GRAM = 4  # a pool text whose first and last GRAM words both occur in a validation text counts as a piece of one
+_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
 
-def parse_teachers(specs: Sequence[str]) -> tuple[tuple[str, str], ...]:
-    """`--teacher` values, `MODEL` (every data set) or `SOURCE=MODEL`, as (source, model) pairs."""
-    pairs = []
-    for spec in specs:
-        source, eq, model = spec.partition("=")
-        if not eq:
-            source, model = EVERY, spec
-        if not source or not model:
-            raise UsageError(f"--teacher takes MODEL or SOURCE=MODEL, not {spec!r}")
-        pairs.append((source, model))
-    sources = [s for s, _ in pairs]
-    if len(set(sources)) != len(sources) or (EVERY in sources and len(sources) > 1):
-        raise UsageError("--teacher: give each data set one teacher (a MODEL for all of them stands alone)")
-    return tuple(pairs)
+def _words(text: str) -> list[str]:
+    return _BREAK.sub(" ", text).lower().split()
 
 
-def assign(teachers: Sequence[tuple[str, str]], group_names: Sequence[str]) -> dict[str, list[int]]:
-    """Which data sets (indices into `group_names`) each teacher model reads."""
-    names = list(group_names) or [EVERY]
-    plan: dict[str, list[int]] = {}
-    for source, model in teachers:
-        if source == EVERY:
-            plan.setdefault(model, []).extend(range(len(names)))
-        elif not group_names:
-            raise UsageError(f"--teacher {source}={model}: with one data set, give --teacher {model}")
-        elif source in names:
-            plan.setdefault(model, []).append(names.index(source))
-        else:
-            known = ", ".join(names)
-            raise UsageError(f"--teacher {source}={model}: no data set is called {source!r} (they are: {known})")
-    return plan
-
-
-def blended_targets(
-    texts: Sequence[str],
-    labels: Sequence[int],
-    groups: Sequence[int] | None,
-    group_names: Sequence[str],
-    label_names: Sequence[str],
-    teachers: Sequence[tuple[str, str]],
-    weight: float,
-    batch_size: int = 128,
-    device: torch.device | str = "cpu",
-) -> tuple[torch.Tensor, dict[str, dict]]:
-    """(N, K) training targets, and for each teacher the texts it read, the SHA-256 of its weights and how it was
-    made (its command and best validation). Every teacher must know the same labels in the same order as the
-    student."""
-    if not 0.0 <= weight <= 1.0:
-        raise UsageError(f"--teacher-weight must be between 0 and 1, not {weight}")
+def read_pool(spec: str, label_names: list[str], text_column: str | None = None) -> TextData:
+    """A teacher pool's texts, gold labels (-1: none) and logits; `spec` is a file, or a folder holding a `pool`
+    split."""
+    table, _ = data_mod._open(spec, "pool")
+    columns = list(table.column_names)
+    if TEACHER_COLUMN not in columns:
+        raise DataError(f"teacher pool {spec} has no '{TEACHER_COLUMN}' column (columns: {', '.join(columns)})")
+    text_col = data_mod._pick(columns, text_column, data_mod.TEXT_COLUMNS, "text", "--text-column")
+    texts, logits = table[text_col], table[TEACHER_COLUMN]
     k = len(label_names)
-    targets = nn.functional.one_hot(torch.tensor(list(labels), dtype=torch.long), k).float()
-    groups = list(groups) if groups is not None else [0] * len(texts)
-    read: dict[str, dict] = {}
-    for model_dir, members in assign(teachers, group_names).items():
-        bundle = checkpoint.load(model_dir, device)
-        if list(bundle.labels) != list(label_names):
-            raise ModelError(
-                f"teacher {model_dir} has labels {', '.join(bundle.labels)}, the student {', '.join(label_names)}"
-            )
-        taught = set(members)
-        rows = [i for i, g in enumerate(groups) if g in taught]
-        seqs = tokenizer.encode_ids(bundle.tokenizer, [texts[i] for i in rows], bundle.cut)
-        bundle.model.eval()
-        probs = batching.logits_for(bundle.model, seqs, batch_size, device).softmax(-1)
-        if rows:
-            index = torch.tensor(rows, dtype=torch.long)
-            targets[index] = (1.0 - weight) * targets[index] + weight * probs
-        made = {k: v for k in ("command", "best") if (v := getattr(bundle.training, k))}
-        read[model_dir] = {"texts": len(rows), "weights_sha256": weights_digest(bundle.model.state_dict()), **made}
-    return targets, read
+    bad = next((i for i, x in enumerate(logits) if x is None or len(x) != k), None)
+    if bad is not None:
+        raise DataError(f"teacher pool {spec}: row {bad} has no {k} logits (one per label: {', '.join(label_names)})")
+    labels = list(table["label"]) if "label" in columns else [-1] * len(texts)
+    if any(not isinstance(y, int) or not -1 <= y < k for y in labels):
+        raise DataError(f"teacher pool {spec}: labels must be -1 (none) or 0 to {k - 1}")
+    return TextData(list(texts), labels, list(label_names), spec, teacher=list(logits))
+
+
+class Validation:
+    """The validation texts, to keep a pool's copies of them and pieces of them out of training."""
+
+    def __init__(self, texts: list[str]):
+        self.exact = {" ".join(_words(t)) for t in texts}
+        self.grams = {
+            hash(tuple(w[i : i + GRAM])) for t in texts if len(w := _words(t)) >= GRAM for i in range(len(w) - GRAM + 1)
+        }
+
+    def holds(self, text: str) -> bool:
+        """Whether `text` is a validation text, or likely a piece of one (its first and last GRAM words are)."""
+        words = _words(text)
+        if " ".join(words) in self.exact:
+            return True
+        return (
+            len(words) >= GRAM and hash(tuple(words[:GRAM])) in self.grams and hash(tuple(words[-GRAM:])) in self.grams
+        )
+
+
+def attach(parts: list[TextData], val: TextData, pool: TextData) -> tuple[TextData, int]:
+    """Give each training data set of `parts` the pool's logits for the texts the pool has (in place). Returns the
+    pool's other texts that validation does not hold, as a data set of their own, and how many pool texts were
+    left out as validation's."""
+    index = {text: i for i, text in enumerate(pool.texts)}
+    for part in parts:
+        if pool.label_names != part.label_names:
+            raise DataError(f"teacher pool {pool.source}: labels {pool.label_names}, training {part.label_names}")
+        had = part.teacher or [None] * len(part)
+        part.teacher = [
+            pool.teacher[index[t]] if had[i] is None and t in index else had[i] for i, t in enumerate(part.texts)
+        ]
+    trained = {t for part in parts for t in part.texts}
+    held_out = Validation(val.texts) if len(val) else None
+    rest, left_out = [], 0
+    for i, text in enumerate(pool.texts):
+        if text in trained:
+            continue
+        if held_out is not None and held_out.holds(text):
+            left_out += 1
+        else:
+            rest.append(i)
+    return pool.subset(rest, f"{pool.source} (teacher pool)"), left_out

@@ -7,6 +7,7 @@ Silent like the rest of the library; the CLI passes callbacks to show progress.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import random
 import time
@@ -60,7 +61,7 @@ class TokenizerSettings:
 
 
 def check_trainable(data: TextData) -> None:
-    classes = set(data.labels)
+    classes = set(data.labels) - {-1}  # -1: a teacher pool's text without a gold label
     if len(classes) < 2:
         only = data.label_names[next(iter(classes))] if classes else "none"
         raise DataError(f"{data.source}: training needs at least two classes, found only '{only}'")
@@ -84,6 +85,7 @@ class DataSpec:
     val_seed: int | None = None  # seed of the carve; None: the run's seed (runs saved before it existed)
     sentence_weight: tuple[str, ...] = ()  # SOURCE=W: draw that set's whole texts W times as often as its phrases
     train_only: tuple[str, ...] = ()  # DATASET[:SPLIT] sources read whole for training, after the carve
+    teacher_pool: str | None = None  # texts with a teacher's logits (see distill), matched to the training texts
 
     def carve_seed(self, seed: int) -> int:
         """The seed the validation split is carved with, in a run of seed `seed`."""
@@ -105,11 +107,14 @@ def _short_names(specs: tuple[str, ...]) -> list[str]:
 def load_training_data(spec: DataSpec, seed: int) -> tuple[TextData, TextData]:
     """Training and validation texts: the data sets' `split` together, validation carved from it (or read;
     none with `val_fraction` 0), then every text of the `train_only` sources added to training: the carve does
-    not change with them. Texts without a label (-1) stay in `train.unlabelled`."""
+    not change with them. Texts without a label (-1) stay in `train.unlabelled`. With a `teacher_pool`, the
+    training texts carry its logits where it has them, and its other texts, validation's left out, follow as
+    one more source (see `distill`)."""
     names = list(spec.label_names) if spec.label_names else None
     load = partial(data_mod.load, text_column=spec.text_column, label_column=spec.label_column)
     full = data_mod.concat([load(d, spec.split, label_names=names) for d in spec.datasets])
-    source_names = _short_names(spec.datasets + tuple(split_source(s)[0] for s in spec.train_only))
+    pool_name = (spec.teacher_pool,) if spec.teacher_pool else ()
+    source_names = _short_names(spec.datasets + tuple(split_source(s)[0] for s in spec.train_only) + pool_name)
     if full.group_names:
         full.group_names = source_names[: len(spec.datasets)]
     train = full
@@ -124,8 +129,11 @@ def load_training_data(spec: DataSpec, seed: int) -> tuple[TextData, TextData]:
     else:
         train, val = carve_validation(train, spec.val_fraction, spec.carve_seed(seed), spec.val_groups)
     train.unlabelled = full.unlabelled
-    if spec.train_only:
-        extra = [load(*split_source(s, spec.split), label_names=train.label_names) for s in spec.train_only]
+    extra = [load(*split_source(s, spec.split), label_names=train.label_names) for s in spec.train_only]
+    if spec.teacher_pool:
+        pool = distill.read_pool(spec.teacher_pool, train.label_names, spec.text_column)
+        extra.append(distill.attach([train, *extra], val, pool)[0])
+    if extra:
         train = _append_sources(train, extra, source_names)
     return train, val
 
@@ -306,15 +314,14 @@ def _source_and_loss(
     config: TrainConfig,
     spec: DataSpec | None,
     dist: Dist | None,
-    device: torch.device | str = "cpu",
 ):
-    """The loop's batch source (mixed as `spec.mix` says, with distillation targets when `config` has teachers,
-    computed on `device`) and the objective (with AT/VAT as `config` says)."""
+    """The loop's batch source (mixed as `spec.mix` says, with the teacher's logits where the texts have them) and
+    the objective (with AT/VAT as `config` says)."""
     if config.adversarial.active and dist is not None:
         raise UsageError("--adv, --vat and --entmin run in a single process, not under torchrun")
     if isinstance(train, BatchStream):
-        if config.adversarial.needs_unlabelled or config.teachers:
-            raise UsageError("--vat, --entmin and --teacher need the training texts in memory: drop --streaming")
+        if config.adversarial.needs_unlabelled or (spec is not None and spec.teacher_pool):
+            raise UsageError("VAT, entropy minimisation and a teacher pool need the training texts in memory")
         return train, loss_function(bundle.model, config)
     tok, cut, pad_id = bundle.tokenizer, bundle.cut, bundle.model.config.pad_id
     seqs = tokenizer.encode_data(train, tok, cut)
@@ -328,22 +335,19 @@ def _source_and_loss(
             raise UsageError(str(exc)) from exc
         bundle.training.mix = dict(zip(names, counts))
     targets = None
-    if config.teachers:
-        targets, read = distill.blended_targets(
-            train.texts,
-            train.labels,
-            train.groups,
-            train.group_names or (),
-            bundle.labels,
-            config.teachers,
-            config.teacher_weight,
-            device=device,
-        )
-        for model, now in read.items():  # a resumed run must learn from the very teachers it started with
-            before = (bundle.training.teachers or {}).get(model, {}).get("weights_sha256")
-            if before is not None and before != now["weights_sha256"]:
-                raise ModelError(f"teacher {model} has changed since this run started, so it cannot be resumed exactly")
-        bundle.training.teachers = read
+    if train.teacher is not None:
+        missing = [float("nan")] * len(bundle.labels)
+        targets = torch.tensor([x if x is not None else missing for x in train.teacher], dtype=torch.float32)
+        record = {
+            "pool": spec.teacher_pool if spec is not None else None,
+            "texts_with_logits": int((~targets.isnan().any(-1)).sum()),
+            "without_gold_label": sum(y < 0 for y in train.labels),
+            "logits_sha256": hashlib.sha256(targets.numpy().tobytes()).hexdigest(),
+        }
+        before = bundle.training.teacher_pool
+        if before is not None and before != record:  # a resumed run must learn from the very logits it started with
+            raise ModelError(f"the teacher pool {record['pool']} has changed since this run started: cannot resume")
+        bundle.training.teacher_pool = record
     repeats = None
     if spec is not None and spec.sentence_weight:
         weights = sentence_weights(spec.sentence_weight, names)
@@ -381,7 +385,7 @@ def _run(
     spec: DataSpec | None = None,
 ) -> History:
     training = bundle.training
-    source, loss_fn = _source_and_loss(bundle, train, config, spec, dist, device)
+    source, loss_fn = _source_and_loss(bundle, train, config, spec, dist)
     val_ids = tokenizer.encode_data(val, bundle.tokenizer, bundle.cut)
     trained_on = [name for name, count in (training.mix or {}).items() if count > 0] or None
     validate = (

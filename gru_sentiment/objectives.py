@@ -15,8 +15,8 @@ Miyato et al. normalise the embeddings (unit variance per dimension) so that eps
 same in every model; here `eps` and `xi` are in units of the embedding's standard deviation, which keeps the
 model (and its gate trace) unchanged.
 The clean and perturbed passes of one text draw the same dropout masks, so the penalties measure the
-perturbation, not dropout noise. Each returns (loss, tokens read). A batch that carries distillation targets
-(`distill`) trains toward them in place of the gold labels, in the clean and the adversarial pass alike.
+perturbation, not dropout noise. Each returns (loss, tokens read). A batch that carries a teacher's logits
+(`Distillation`) trains toward them beside its gold labels, in the clean and the adversarial pass alike.
 """
 
 from __future__ import annotations
@@ -47,22 +47,41 @@ class Adversarial:
         return self.vat > 0 or self.entmin > 0
 
 
-def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy against target distributions (rows summing to 1)."""
-    return -(targets * nn.functional.log_softmax(logits, -1)).sum(-1).mean()
+@dataclass(frozen=True)
+class Distillation:
+    """Hinton, Vinyals & Dean (2015): learn a teacher's distribution softened at `temperature` T, its loss scaled
+    by T² so that its gradients keep their size whatever T. A text with both a gold label and teacher logits
+    trains on (1 - `weight`) x cross-entropy + `weight` x T² x KL(teacher || student); a text with only one
+    of them on that one alone (weight 1)."""
+
+    temperature: float = 2.0
+    weight: float = 0.5
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        """Mean over the batch; `labels` -1 marks a text without a gold label, a NaN row of `teacher` (B, K) one
+        without teacher logits."""
+        has_gold, has_teacher = labels >= 0, ~teacher.isnan().any(-1)
+        gold = nn.functional.cross_entropy(logits, labels.clamp(min=0), reduction="none")
+        t = self.temperature
+        log_p = nn.functional.log_softmax(teacher.nan_to_num() / t, -1)
+        kl = (log_p.exp() * (log_p - nn.functional.log_softmax(logits / t, -1))).sum(-1) * t * t
+        both = has_gold & has_teacher
+        gold_share = torch.where(both, 1.0 - self.weight, has_gold.float())
+        teacher_share = torch.where(both, self.weight, has_teacher.float())
+        return (gold_share * gold + teacher_share * kl).mean()
 
 
-def supervised(logits: torch.Tensor, batch) -> torch.Tensor:
-    """Cross-entropy against the gold labels (ids, lengths, labels), or against the blended targets of a
-    distillation batch (ids, lengths, labels, targets): see `distill`."""
+def supervised(logits: torch.Tensor, batch, distillation: Distillation | None = None) -> torch.Tensor:
+    """Cross-entropy against the gold labels (ids, lengths, labels), or, for a batch that carries a teacher's
+    logits (ids, lengths, labels, teacher), the `distillation` loss."""
     if len(batch) > 3:
-        return soft_cross_entropy(logits, batch[3])
+        return (distillation or Distillation()).loss(logits, batch[2], batch[3])
     return nn.functional.cross_entropy(logits, batch[2])
 
 
-def cross_entropy(net: nn.Module, batch) -> tuple[torch.Tensor, int]:
+def cross_entropy(net: nn.Module, batch, distillation: Distillation | None = None) -> tuple[torch.Tensor, int]:
     ids, lengths = batch[0], batch[1]
-    return supervised(net(ids, lengths), batch), int(lengths.sum())
+    return supervised(net(ids, lengths), batch, distillation), int(lengths.sum())
 
 
 def _rng_state(device: torch.device):
@@ -97,10 +116,17 @@ def _kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
 class AdversarialLoss:
     """Cross-entropy + AT, VAT and entropy terms as `settings` asks; `unlabelled` is needed for VAT and entropy."""
 
-    def __init__(self, settings: Adversarial, embedding: nn.Embedding, unlabelled: UnlabelledPool | None = None):
+    def __init__(
+        self,
+        settings: Adversarial,
+        embedding: nn.Embedding,
+        unlabelled: UnlabelledPool | None = None,
+        distillation: Distillation | None = None,
+    ):
         if settings.needs_unlabelled and unlabelled is None:
             raise ValueError("virtual adversarial training and entropy minimisation need unlabelled texts")
         self.settings, self.embedding, self.unlabelled = settings, embedding, unlabelled
+        self.distillation = distillation
 
     def _scale(self) -> float:
         return float(self.embedding.weight.detach().std())
@@ -110,15 +136,15 @@ class AdversarialLoss:
         s, device = self.settings, ids.device
         tokens = int(lengths.sum())
         if s.at <= 0:
-            loss = cross_entropy(net, batch)[0]
+            loss = cross_entropy(net, batch, self.distillation)[0]
         else:
             state = _rng_state(device)
             delta = torch.zeros(*ids.shape, self.embedding.embedding_dim, device=device, requires_grad=True)
-            loss = supervised(net(ids, lengths, delta), batch)
+            loss = supervised(net(ids, lengths, delta), batch, self.distillation)
             (grad,) = torch.autograd.grad(loss, delta, retain_graph=True)
             r_adv = s.eps * self._scale() * _unit(grad, lengths)
             _set_rng_state(device, state)
-            loss = loss + s.at * supervised(net(ids, lengths, r_adv.detach()), batch)
+            loss = loss + s.at * supervised(net(ids, lengths, r_adv.detach()), batch, self.distillation)
         if s.needs_unlabelled:
             u_ids, u_lengths = (t.to(device) for t in self.unlabelled.sample())
             loss = loss + self.unlabelled_loss(net, u_ids, u_lengths)

@@ -3,6 +3,9 @@
 Normalisation removes HTML line breaks (`<br />`, as in IMDB), applies NFKC and lowercases; all of it goes
 through `tokenizers`' aligned normalizers, so every token's offsets point into the *original* text.
 
+People type "didnt" for "didn't": normalisation puts the apostrophe back in the common apostrophe-less
+negations (`APOSTROPHE_LESS`), so they read like the apostrophe forms.
+
 With `split_negations`, "n't" is split off the word before it, as the Penn Treebank (and so SST-2) writes it:
 "doesn't" reads as "does n't", "can't" as "ca n't", the way SST-2's 2,200 labelled negation phrases are
 written, instead of as "doesn ' t" against SST-2's "does n ' t".
@@ -22,6 +25,8 @@ PAD, UNK = "[PAD]", "[UNK]"
 LINE_BREAK = r"<\s*br\s*/?\s*>"  # HTML line breaks (IMDB's), which normalisation turns into spaces
 KINDS = ("wordpiece", "bpe")
 NEGATION = r"n't\b"  # split off the word before it, as the Penn Treebank writes "does n't", "ca n't"
+# "didnt" -> "didn't": the "t" after one of these stems + "n" becomes "'t" (its offsets stay on the "t")
+APOSTROPHE_LESS = r"(?<=\b(?:did|do|does|ca|wo|is|was|are|were|could|would|should|have|has|had)n)t\b"
 
 
 @dataclass(frozen=True)
@@ -41,29 +46,47 @@ def _normalizer() -> normalizers.Normalizer:
             normalizers.Replace(Regex(LINE_BREAK), " "),
             normalizers.NFKC(),
             normalizers.Lowercase(),
+            _apostrophe_less(),
         ]
     )
 
 
+def _apostrophe_less() -> normalizers.Normalizer:
+    return normalizers.Replace(Regex(APOSTROPHE_LESS), "'t")
+
+
+def _has_step(part: dict | None, kind: str, pattern: dict) -> bool:
+    """Whether a tokenizer's normalizer or pre-tokenizer (as JSON) has a step of this type and pattern."""
+    part = part or {}
+    steps = part.get("normalizers") or part.get("pretokenizers") or [part]
+    return any(step.get("type") == kind and step.get("pattern") == pattern for step in steps)
+
+
 def splits_negations(tok: Tokenizer) -> bool:
-    """Whether `tok` splits "n't" off the word before it (see `with_split_negations`)."""
-    steps = json.loads(tok.to_str()).get("pre_tokenizer") or {}
-    return any(
-        step.get("type") == "Split" and step.get("pattern") == {"Regex": NEGATION}
-        for step in steps.get("pretokenizers", [])
+    """Whether `tok` splits "n't" off the word before it and reads "didnt" as "didn't" (`with_split_negations`)."""
+    saved = json.loads(tok.to_str())
+    return _has_step(saved.get("pre_tokenizer"), "Split", {"Regex": NEGATION}) and _has_step(
+        saved.get("normalizer"), "Replace", {"Regex": APOSTROPHE_LESS}
     )
 
 
 def with_split_negations(tok: Tokenizer) -> Tokenizer:
-    """A copy of a tokenizer that also splits "n't" off the word before it and reads the typographic apostrophe
-    as "'", after whatever it did already. The vocabulary stays: for a tokenizer that has read SST-2, the pieces
-    it makes ("does", "n", "'", "t") are those it has for "does n't" already, so a model trained with `tok` can
-    go on training with the copy."""
+    """A copy of a tokenizer that also splits "n't" off the word before it, reads the typographic apostrophe as
+    "'" and "didnt" as "didn't", after whatever it did already (each step added once). The vocabulary stays:
+    for a tokenizer that has read SST-2, the pieces it makes ("does", "n", "'", "t") are those it has for
+    "does n't" already, so a model trained with `tok` can go on training with the copy."""
     copy = Tokenizer.from_str(tok.to_str())
-    apostrophe = normalizers.Replace("’", "'")  # one character for one: offsets stay exact
-    copy.normalizer = normalizers.Sequence([copy.normalizer, apostrophe] if copy.normalizer else [apostrophe])
-    split = pre_tokenizers.Split(Regex(NEGATION), behavior="isolated")
-    copy.pre_tokenizer = pre_tokenizers.Sequence([split, copy.pre_tokenizer] if copy.pre_tokenizer else [split])
+    saved = json.loads(copy.to_str())
+    added = []
+    if not _has_step(saved.get("normalizer"), "Replace", {"String": "’"}):
+        added.append(normalizers.Replace("’", "'"))  # one character for one: offsets stay exact
+    if not _has_step(saved.get("normalizer"), "Replace", {"Regex": APOSTROPHE_LESS}):
+        added.append(_apostrophe_less())
+    if added:
+        copy.normalizer = normalizers.Sequence([copy.normalizer, *added] if copy.normalizer else added)
+    if not _has_step(saved.get("pre_tokenizer"), "Split", {"Regex": NEGATION}):
+        split = pre_tokenizers.Split(Regex(NEGATION), behavior="isolated")
+        copy.pre_tokenizer = pre_tokenizers.Sequence([split, copy.pre_tokenizer] if copy.pre_tokenizer else [split])
     return copy
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import torch
 from torch import nn
 
 from gru_sentiment import batching, distributed, objectives
 from gru_sentiment.distributed import Dist
+from gru_sentiment.errors import ModelError
 from gru_sentiment.loop import LoopConfig, Score
 from gru_sentiment.metrics import report_from_confusion
 
@@ -38,8 +40,8 @@ class TrainConfig:
     vat_batch_size: int | None = None  # unlabelled texts per step (default: batch_size)
     entmin: float = 0.0  # entropy minimisation weight, on the same unlabelled texts; 0: off
     layer_lr_decay: float = 1.0  # discriminative learning rates: lr / decay**depth below the head
-    teachers: tuple[tuple[str, str], ...] = ()  # (data set or "*", model directory): see distill
-    teacher_weight: float = 0.5  # share of the teacher's probabilities in a distilled text's target
+    distill_temperature: float = 2.0  # softening of teacher and student logits (objectives.Distillation)
+    distill_weight: float = 0.5  # share of the teacher's term for a text that has a gold label too
     ema: float = 0.0  # validate and keep a moving average of the weights, this decay per step (loop.Trainer); 0: off
 
     def to_dict(self) -> dict:
@@ -47,7 +49,13 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
-        return cls(**{**data, "teachers": tuple(tuple(pair) for pair in data.get("teachers", ()))})
+        """The config a model directory recorded. Runs saved before teacher logits came with the data recorded
+        GRU teacher models (`teachers`): one that had none reads as plain training."""
+        data = dict(data)
+        if data.pop("teachers", None):
+            raise ModelError("this run distilled from a GRU teacher model, which this version cannot resume")
+        data.pop("teacher_weight", None)
+        return cls(**data)
 
     def loop(self) -> LoopConfig:
         return LoopConfig.of(self)
@@ -56,12 +64,17 @@ class TrainConfig:
     def adversarial(self) -> objectives.Adversarial:
         return objectives.Adversarial(at=self.adv, vat=self.vat, eps=self.adv_eps, entmin=self.entmin)
 
+    @property
+    def distillation(self) -> objectives.Distillation:
+        return objectives.Distillation(self.distill_temperature, self.distill_weight)
+
 
 def loss_function(model: nn.Module, config: TrainConfig, unlabelled=None) -> Callable:
-    """The classifier objective `config` asks for: cross-entropy, or with adversarial terms."""
+    """The classifier objective `config` asks for: cross-entropy (with distillation where a batch carries teacher
+    logits), or with adversarial terms."""
     if not config.adversarial.active:
-        return objectives.cross_entropy
-    return objectives.AdversarialLoss(config.adversarial, model.embedding, unlabelled)
+        return partial(objectives.cross_entropy, distillation=config.distillation)
+    return objectives.AdversarialLoss(config.adversarial, model.embedding, unlabelled, config.distillation)
 
 
 def evaluate(

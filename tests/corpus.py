@@ -58,3 +58,17 @@ def train(*args, nproc=1):
         timeout=600,
         env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
     )
+
+
+def write_pool(path, texts, logits, labels=None):
+    """A teacher pool: texts, gold labels (-1: none) and a teacher's logits, as parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    labels = [-1] * len(texts) if labels is None else labels
+    table = pa.table(
+        {"text": list(texts), "label": list(labels), "teacher_logits": pa.array(logits, type=pa.list_(pa.float32()))}
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+    return path

@@ -48,3 +48,12 @@ def test_baseline_model_predicts_in_the_tested_models_label_order(tiny_model, tm
 def test_baseline_model_with_other_labels_is_refused(tiny_model):
     with pytest.raises(SystemExit, match="labels"):
         load_bench().ModelBaseline(str(tiny_model), ["bad", "good"])
+
+
+def test_the_everyday_set_is_short_sentences_a_third_with_negation_or_idiom():
+    sets = dict(load_bench().test_sets("/nonexistent", ["neg", "pos"]))
+    everyday, negation = sets["everyday"], sets["everyday negation"]
+    assert len(everyday) >= 100 and 3 * len(negation) >= len(everyday)
+    assert set(everyday.labels) == {0, 1} and set(negation.labels) == {0, 1}
+    assert max(len(t.split()) for t in everyday.texts) <= 20
+    assert len(set(everyday.texts)) == len(everyday)

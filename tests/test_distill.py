@@ -1,4 +1,4 @@
-"""Distillation: targets that blend the gold label with a teacher's probabilities, per data set."""
+"""Distillation from a teacher's logits given with the data: the loss, the pool, and training with it."""
 
 import json
 import random
@@ -10,87 +10,40 @@ from typer.testing import CliRunner
 from gru_sentiment import batching, checkpoint, distill, jobs, objectives, tokenizer
 from gru_sentiment.cli import app
 from gru_sentiment.data import TextData
-from gru_sentiment.errors import ModelError, UsageError
+from gru_sentiment.errors import DataError
 from gru_sentiment.sources import InMemoryBatches
 from gru_sentiment.train import TrainConfig
-from tests.corpus import reviews, write_splits
+from tests.corpus import reviews, write_pool, write_splits
+
+NAN = float("nan")
 
 
-def test_teacher_options_name_a_model_for_all_or_one_model_per_data_set():
-    assert distill.parse_teachers(["runs/a"]) == (("*", "runs/a"),)
-    assert distill.parse_teachers(["sst2=runs/a", "imdb=runs/a", "apps=runs/b"]) == (
-        ("sst2", "runs/a"),
-        ("imdb", "runs/a"),
-        ("apps", "runs/b"),
-    )
-    for bad in (["=runs/a"], ["sst2="], ["sst2=a", "sst2=b"], ["runs/a", "sst2=runs/b"]):
-        with pytest.raises(UsageError):
-            distill.parse_teachers(bad)
-    assert distill.assign((("sst2", "a"), ("imdb", "a"), ("apps", "b")), ["imdb", "sst2", "apps", "hotels"]) == {
-        "a": [1, 0],
-        "b": [2],
-    }
-    with pytest.raises(UsageError, match="no data set is called 'yelp' .they are: imdb, sst2"):
-        distill.assign((("yelp", "a"),), ["imdb", "sst2"])
-    with pytest.raises(UsageError, match="with one data set, give --teacher a"):
-        distill.assign((("yelp", "a"),), [])
-
-
-def _probabilities_one_by_one(model_dir, texts):
-    """The teacher's probabilities, text by text, without padding or batching."""
-    bundle = checkpoint.load(model_dir)
-    bundle.model.eval()
-    out = []
-    with torch.no_grad():
-        for text in texts:
-            ids = bundle.tokenizer.encode(text, add_special_tokens=False).ids[: bundle.cut.max_length]
-            out.append(bundle.model(torch.tensor([ids]), torch.tensor([len(ids)])).softmax(-1)[0])
-    return torch.stack(out)
-
-
-def test_texts_of_a_taught_data_set_train_toward_the_blend_the_others_toward_their_label(tiny_model):
-    texts, labels = reviews(12, seed=5)
-    groups = [0] * 6 + [1] * 6
-    targets, read = distill.blended_targets(
-        texts, labels, groups, ["films", "hotels"], ["neg", "pos"], (("hotels", str(tiny_model)),), 0.3
-    )
-    assert list(read) == [str(tiny_model)] and read[str(tiny_model)]["texts"] == 6
-    assert len(read[str(tiny_model)]["weights_sha256"]) == 64
-    gold = torch.nn.functional.one_hot(torch.tensor(labels), 2).float()
-    assert torch.equal(targets[:6], gold[:6])
-    teacher = _probabilities_one_by_one(tiny_model, texts[6:])
-    assert torch.allclose(targets[6:], 0.7 * gold[6:] + 0.3 * teacher, atol=1e-6)
-    assert torch.allclose(targets.sum(-1), torch.ones(12))
-    every, _ = distill.blended_targets(texts, labels, None, [], ["neg", "pos"], (("*", str(tiny_model)),), 1.0)
-    assert torch.allclose(every, _probabilities_one_by_one(tiny_model, texts), atol=1e-6)
-
-
-def test_a_teacher_must_know_the_students_labels(tiny_model):
-    with pytest.raises(ModelError, match="teacher .* has labels neg, pos, the student pos, neg"):
-        distill.blended_targets(["fine"], [0], None, [], ["pos", "neg"], (("*", str(tiny_model)),), 0.5)
-    with pytest.raises(UsageError, match="between 0 and 1"):
-        distill.blended_targets(["fine"], [0], None, [], ["neg", "pos"], (("*", str(tiny_model)),), 1.5)
-
-
-def test_the_loss_of_a_distillation_batch_is_cross_entropy_against_its_targets():
+def test_the_loss_blends_gold_labels_and_the_softened_teacher():
     torch.manual_seed(0)
-    logits = torch.randn(3, 2, requires_grad=True)
-    labels = torch.tensor([0, 1, 1])
-    onehot = torch.nn.functional.one_hot(labels, 2).float()
-    plain = objectives.supervised(logits, (None, None, labels))
-    assert torch.allclose(objectives.supervised(logits, (None, None, labels, onehot)), plain)
-    # a student that already gives the teacher's probabilities, taught by the teacher alone: no gradient
-    teacher = logits.detach().softmax(-1)
-    loss = objectives.supervised(logits, (None, None, labels, teacher))
-    (grad,) = torch.autograd.grad(loss, logits)
-    assert torch.allclose(grad, torch.zeros(3, 2), atol=1e-7)
-    entropy = -(teacher * teacher.log()).sum(-1).mean()
-    assert loss.item() == pytest.approx(entropy.item())
+    logits = torch.randn(4, 2, requires_grad=True)
+    labels = torch.tensor([0, 1, -1, 1])  # the third text has no gold label
+    teacher = torch.tensor([[NAN, NAN], [0.5, -1.0], [2.0, 0.0], [-1.0, 1.0]])  # the first has no teacher
+    d = objectives.Distillation(temperature=2.0, weight=0.3)
+    ce = torch.nn.functional.cross_entropy(logits, labels.clamp(min=0), reduction="none")
+    p = (teacher.nan_to_num() / 2).softmax(-1)
+    kl = (p * (p.log() - (logits / 2).log_softmax(-1))).sum(-1) * 4
+    expected = (ce[0] + 0.7 * ce[1] + 0.3 * kl[1] + kl[2] + 0.7 * ce[3] + 0.3 * kl[3]) / 4
+    assert d.loss(logits, labels, teacher).item() == pytest.approx(expected.item(), rel=1e-6)
+    # gold labels alone: plain cross-entropy, whatever the settings
+    none = torch.full((4, 2), NAN)
+    gold = torch.tensor([0, 1, 0, 1])
+    assert d.loss(logits, gold, none).item() == pytest.approx(
+        torch.nn.functional.cross_entropy(logits, gold).item(), rel=1e-6
+    )
+    # a student that already gives the teacher's logits, taught by the teacher alone: no loss, no gradient
+    alone = objectives.supervised(logits, (None, None, torch.full((4,), -1), logits.detach()), d)
+    (grad,) = torch.autograd.grad(alone, logits)
+    assert alone.item() == pytest.approx(0.0, abs=1e-6) and torch.allclose(grad, torch.zeros(4, 2), atol=1e-7)
 
 
-def test_batches_carry_each_texts_own_targets():
+def test_batches_carry_each_texts_own_teacher_logits():
     seqs = [[i + 1] * (1 + i % 4) for i in range(10)]  # text i is made of token i + 1
-    labels = [i % 2 for i in range(10)]
+    labels = [i % 2 if i % 3 else -1 for i in range(10)]
     targets = torch.stack([torch.tensor([i / 10, 1 - i / 10]) for i in range(10)])
     seen = []
     for ids, _, batch_labels, batch_targets in InMemoryBatches(seqs, labels, 3, targets=targets).batches(
@@ -103,42 +56,101 @@ def test_batches_carry_each_texts_own_targets():
     assert sorted(seen) == list(range(10))
 
 
-def test_train_with_a_teacher_records_it_and_rejects_an_unknown_data_set(tiny_model, tmp_path):
+def test_a_pool_is_read_with_its_logits_and_checked(tmp_path):
+    pool = distill.read_pool(
+        str(write_pool(tmp_path / "p.parquet", ["a b", "c d"], [[1, 2], [3, 4]], [1, -1])), ["neg", "pos"]
+    )
+    assert pool.texts == ["a b", "c d"] and pool.labels == [1, -1]
+    assert [list(x) for x in pool.teacher] == [[1.0, 2.0], [3.0, 4.0]]
+    with pytest.raises(DataError, match="row 0 has no 3 logits"):
+        distill.read_pool(str(tmp_path / "p.parquet"), ["neg", "pos", "neutral"])
+    write_splits(tmp_path / "plain", "csv", ["x"], [0])
+    with pytest.raises(DataError, match="has no 'teacher_logits' column"):
+        distill.read_pool(str(tmp_path / "plain" / "train.csv"), ["neg", "pos"])
+    bad = write_pool(tmp_path / "bad.parquet", ["a"], [[1, 2]], [5])
+    with pytest.raises(DataError, match="labels must be -1"):
+        distill.read_pool(str(bad), ["neg", "pos"])
+
+
+def test_attach_gives_training_texts_their_logits_and_keeps_validation_out():
+    names = ["neg", "pos"]
+    train = TextData(["the room was clean .", "the food was cold ."], [1, 0], names, "t")
+    extra = TextData(["a new domain text ."], [1], names, "e")
+    held = "Great stay. The staff at the front desk were so kind to us. We will be back."
+    val = TextData([held, "short one"], [1, 0], names, "v")
+    pool_texts = [
+        "the food was cold .",  # a training text: its logits go to it
+        held,  # a validation text
+        "The staff at the front desk were so kind to us.",  # a piece of one
+        "short one",  # a short validation text
+        "An unrelated sentence about a quiet hotel room.",  # the rest: teacher-only training texts
+    ]
+    pool = TextData(pool_texts, [0, 1, -1, 0, -1], names, "pool", teacher=[[i, -i] for i in range(5)])
+    rest, left_out = distill.attach([train, extra], val, pool)
+    assert train.teacher == [None, [0, 0]] and extra.teacher == [None]
+    assert rest.texts == [pool_texts[4]] and rest.labels == [-1] and rest.teacher == [[4, -4]]
+    assert left_out == 3
+
+
+def test_training_data_with_a_pool_keeps_the_carve_and_adds_the_pool(tmp_path):
+    texts, labels = reviews(120, seed=3)
+    folder = write_splits(tmp_path / "films", "csv", texts, labels)
+    extra_texts = [f"the extra sentence number {i} was fine ." for i in range(30)]
+    pool = write_pool(
+        tmp_path / "pool.parquet", texts + extra_texts, [[float(i), 0.0] for i in range(150)], labels + [-1] * 30
+    )
+    spec = jobs.DataSpec((str(folder),), label_names=("neg", "pos"))
+    plain_train, plain_val = jobs.load_training_data(spec, 0)
+    spec = jobs.DataSpec((str(folder),), label_names=("neg", "pos"), teacher_pool=str(pool))
+    train, val = jobs.load_training_data(spec, 0)
+    assert val.texts == plain_val.texts  # the carve is the same
+    assert train.texts[: len(plain_train)] == plain_train.texts and train.group_names == ["films", "pool.parquet"]
+    index = {t: i for i, t in enumerate(texts + extra_texts)}
+    assert all(train.teacher[k] == [float(index[t]), 0.0] for k, t in enumerate(train.texts))
+    pool_part = [t for t, g in zip(train.texts, train.groups) if g == 1]
+    assert set(pool_part) <= set(extra_texts) and len(pool_part) >= 25  # validation's copies left out
+
+
+def test_train_with_a_teacher_pool_records_it_and_checks_its_options(tmp_path):
     texts, labels = reviews(120, seed=7)
     films = write_splits(tmp_path / "films", "csv", texts, labels)
-    hotels = write_splits(tmp_path / "hotels", "csv", *reviews(60, seed=8))
-    base = ["train", "-d", str(films), "-d", str(hotels), "--label-names", "neg,pos", "--vocab-size", "150"]
+    pool = write_pool(tmp_path / "pool.parquet", texts[:40], [[1.0, -1.0]] * 40)
+    base = ["train", "-d", str(films), "--label-names", "neg,pos", "--vocab-size", "150"]
     base += ["--max-length", "32", "--embed-dim", "8", "--hidden-size", "6", "--epochs", "1", "--threads", "1"]
     runner = CliRunner()
     out = tmp_path / "student"
-    result = runner.invoke(app, [*base, "-o", str(out), "--teacher", f"hotels={tiny_model}", "--teacher-weight", "0.4"])
+    result = runner.invoke(
+        app,
+        [*base, "-o", str(out), "--teacher-pool", str(pool), "--distill-weight", "0.4", "--distill-temperature", "3"],
+    )
     assert result.exit_code == 0, result.output
     training = json.loads((out / "config.json").read_text())["training"]
-    assert training["config"]["teachers"] == [["hotels", str(tiny_model)]]
-    assert training["config"]["teacher_weight"] == 0.4
-    record = training["teachers"][str(tiny_model)]
-    assert 42 <= record["texts"] < 60  # hotels' training part only (the carve held some of its 60 texts out)
-    assert "best" in record
-    result = runner.invoke(app, [*base, "-o", str(tmp_path / "x"), "--teacher", f"yelp={tiny_model}"])
-    assert result.exit_code == 2
-    assert "no data set is called 'yelp' (they are: films, hotels)" in result.output
-    assert not (tmp_path / "x").exists()
-    result = runner.invoke(app, [*base, "-o", str(tmp_path / "y"), "--teacher-weight", "0.3"])
-    assert result.exit_code == 2 and "--teacher-weight needs --teacher" in result.output
+    assert training["config"]["distill_weight"] == 0.4 and training["config"]["distill_temperature"] == 3.0
+    record = training["teacher_pool"]
+    assert record["pool"] == str(pool) and record["without_gold_label"] == 0  # every pool text is a training one
+    assert 30 <= record["texts_with_logits"] <= 40  # those the carve kept for training
+    result = runner.invoke(app, [*base, "-o", str(tmp_path / "y"), "--distill-weight", "0.3"])
+    assert result.exit_code == 2 and "--distill-weight needs --teacher-pool" in result.output
+    result = runner.invoke(app, [*base, "-o", str(tmp_path / "z"), "--teacher-pool", str(pool), "--streaming"])
+    assert result.exit_code == 2 and "--teacher-pool needs the training texts in memory" in result.output
 
 
-def test_the_teachers_targets_reach_the_loss(tiny_model, tmp_path):
+def test_the_teachers_logits_reach_the_loss(tiny_model, tmp_path):
     """Labels all flipped: trained on them the student learns the flip; trained toward the teacher alone (weight
     1) it learns what the teacher says."""
     torch.set_num_threads(1)
     texts, labels = reviews(200, seed=12)
     labels = [1 - y for y in labels]
-    train = TextData(texts, labels, ["neg", "pos"], "corpus:train")
+    teacher_model = checkpoint.load(tiny_model)
+    teacher_model.model.eval()
+    tok = teacher_model.tokenizer
+    seqs = tokenizer.encode_ids(tok, texts, teacher_model.cut)
+    logits = batching.logits_for(teacher_model.model, seqs, 32, "cpu")
     val = TextData(*reviews(32, seed=13), ["neg", "pos"], "corpus:val")
-    tok = checkpoint.load(tiny_model).tokenizer
     results = {}
-    for name, teachers in (("labels", ()), ("teacher", (("*", str(tiny_model)),))):
-        config = TrainConfig(epochs=6, batch_size=16, lr=2e-2, patience=9, teachers=teachers, teacher_weight=1.0)
+    for name, teacher in (("labels", None), ("teacher", logits.tolist())):
+        train = TextData(texts, labels, ["neg", "pos"], "corpus:train", teacher=teacher)
+        config = TrainConfig(epochs=6, batch_size=16, lr=2e-2, patience=9, distill_weight=1.0, distill_temperature=1.0)
         out = tmp_path / name
         jobs.train_model(
             train,
@@ -152,8 +164,12 @@ def test_the_teachers_targets_reach_the_loss(tiny_model, tmp_path):
         )
         bundle = checkpoint.load(out)
         bundle.model.eval()
-        seqs = tokenizer.encode_ids(tok, texts, bundle.cut)
         results[name] = batching.logits_for(bundle.model, seqs, 32, "cpu").softmax(-1)
-    teacher = _probabilities_one_by_one(tiny_model, texts)
-    agree = {k: float((p.argmax(-1) == teacher.argmax(-1)).float().mean()) for k, p in results.items()}
+    agree = {k: float((p.argmax(-1) == logits.argmax(-1)).float().mean()) for k, p in results.items()}
     assert agree["teacher"] > 0.9 and agree["labels"] < 0.5, agree  # keep-best watched true validation labels
+
+
+def test_a_run_that_distilled_from_a_gru_model_is_not_resumed_as_another():
+    assert TrainConfig.from_dict({"teachers": [], "teacher_weight": 0.5}) == TrainConfig()
+    with pytest.raises(Exception, match="GRU teacher model"):
+        TrainConfig.from_dict({"teachers": [["*", "runs/film"]]})

@@ -5,7 +5,7 @@ import json
 from safetensors.torch import load_file
 
 from gru_sentiment.distributed import weights_digest
-from tests.corpus import reviews, train, write_splits
+from tests.corpus import reviews, train, write_pool, write_splits
 
 ARGS = [
     "--epochs",
@@ -50,13 +50,17 @@ def test_two_processes_write_one_model_with_the_weights_of_every_rank(tmp_path):
     assert abs(config["training"]["best"]["val_accuracy"] - one) <= 0.1  # 40 validation texts: within noise
 
 
-def test_distillation_runs_under_torchrun_and_records_its_teacher(tmp_path, tiny_model):
-    folder = write_splits(tmp_path / "data", "csv", *reviews(200, seed=4))
+def test_distillation_runs_under_torchrun_and_records_its_teacher(tmp_path):
+    texts, labels = reviews(200, seed=4)
+    folder = write_splits(tmp_path / "data", "csv", texts, labels)
+    extra = [f"a sentence {i} of the pool ." for i in range(30)]
+    pool = write_pool(tmp_path / "pool.parquet", texts + extra, [[float(i % 3), 0.0] for i in range(230)])
     out = tmp_path / "ddp"
-    teach = ["--teacher", str(tiny_model), "--teacher-weight", "0.7"]
+    teach = ["--teacher-pool", str(pool), "--distill-weight", "0.7"]
     result = train("-d", str(folder), "-o", str(out), "--batch-size", "16", *ARGS, *teach, nproc=2)
     assert result.returncode == 0, result.stderr[-2000:]
     training = json.loads((out / "config.json").read_text())["training"]
-    assert 150 <= training["teachers"][str(tiny_model)]["texts"] < 200  # every training text (the rest: validation)
+    record = training["teacher_pool"]
+    assert record["without_gold_label"] == 30 and 150 <= record["texts_with_logits"] - 30 < 200  # the carve's rest
     digests = training["distributed"]["weights_sha256_by_rank"]
     assert digests[0] == digests[1] == weights_digest(load_file(str(out / "model.safetensors")))

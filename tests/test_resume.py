@@ -18,7 +18,7 @@ from gru_sentiment import checkpoint, jobs, tokenizer
 from gru_sentiment.cli import app
 from gru_sentiment.errors import ModelError
 from gru_sentiment.train import TrainConfig
-from tests.corpus import reviews, write_splits
+from tests.corpus import reviews, write_pool, write_splits
 
 CONFIG = TrainConfig(epochs=3, batch_size=16, lr=1e-2, patience=10, evals_per_epoch=2, seed=4)
 
@@ -61,27 +61,44 @@ def small_run(spec, config):
     return run
 
 
-DISTILLED = dataclasses.replace(ADVERSARIAL, teachers=(("data#2", "tiny_model"),), teacher_weight=0.6)
+DISTILLED = dataclasses.replace(ADVERSARIAL, distill_weight=0.6, distill_temperature=3.0)
+
+
+def pool_of(folder, tmp_path, change_last=False):
+    """A teacher pool for the `folder` fixture's texts (logits for half of them) and 40 sentences of its own;
+    `change_last`: the same with the last sentence's logits changed."""
+    import pandas as pd
+
+    texts = list(pd.read_csv(folder / "train.csv")["text"])[::2]
+    texts += [f"the extra sentence {i} was {'good' if i % 2 else 'bad'} ." for i in range(40)]
+    rng = random.Random(5)
+    logits = [[rng.gauss(0, 2), rng.gauss(0, 2)] for _ in texts]
+    if change_last:
+        logits[-1] = [9.0, -9.0]
+    return write_pool(tmp_path / "pool.parquet", texts, logits)
 
 
 @pytest.mark.parametrize(
-    "config, mix, val_fraction",
+    "config, mix, val_fraction, pool",
     [
-        (CONFIG, None, 0.1),
-        (ADVERSARIAL, "1,0.5", 0.1),
-        (DISTILLED, "1,0.5", 0.1),
-        (CONFIG, None, 0.0),
-        (dataclasses.replace(CONFIG, ema=0.9), None, 0.1),
+        (CONFIG, None, 0.1, False),
+        (ADVERSARIAL, "1,0.5", 0.1, False),
+        (DISTILLED, "1,0.5,0.5", 0.1, True),
+        (CONFIG, None, 0.0, False),
+        (dataclasses.replace(CONFIG, ema=0.9), None, 0.1, False),
     ],
     ids=["plain", "mixed-adv-vat-entmin", "mixed-adv-distilled", "no-validation", "weight-average"],
 )
-def test_resume_reaches_the_uninterrupted_result(folder, tmp_path, config, mix, val_fraction, request):
+def test_resume_reaches_the_uninterrupted_result(folder, tmp_path, config, mix, val_fraction, pool):
     torch.set_num_threads(1)
-    if config.teachers:  # the teacher is a model trained by a fixture
-        teachers = tuple((source, str(request.getfixturevalue(model))) for source, model in config.teachers)
-        config = dataclasses.replace(config, teachers=teachers)
     datasets = (str(folder),) if mix is None else (str(folder), str(folder))
-    spec = jobs.DataSpec(datasets, label_names=("neg", "pos"), mix=mix, val_fraction=val_fraction)
+    spec = jobs.DataSpec(
+        datasets,
+        label_names=("neg", "pos"),
+        mix=mix,
+        val_fraction=val_fraction,
+        teacher_pool=str(pool_of(folder, tmp_path)) if pool else None,
+    )
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     run = small_run(spec, config)
     run(whole)
@@ -92,9 +109,9 @@ def test_resume_reaches_the_uninterrupted_result(folder, tmp_path, config, mix, 
     a, b = weights(whole), weights(cut)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert not (cut / "resume").exists()  # a finished run keeps no resume state
-    if config.teachers:  # the teacher read the second data set's training texts, in both runs
-        read = [json.loads((d / "config.json").read_text())["training"]["teachers"] for d in (whole, cut)]
-        assert read[0] == read[1] and 0 < read[0][config.teachers[0][1]]["texts"] < 160
+    if pool:  # the pool's logits reached the same texts in both runs
+        read = [json.loads((d / "config.json").read_text())["training"]["teacher_pool"] for d in (whole, cut)]
+        assert read[0] == read[1] and 0 < read[0]["without_gold_label"] <= 40 < read[0]["texts_with_logits"]
     with pytest.raises(Exception, match="no saved training state"):
         checkpoint.load_snapshot(cut)
 
@@ -181,19 +198,12 @@ def test_killing_training_never_leaves_a_partial_model(folder, tmp_path, sig):
         assert checkpoint.load_snapshot(out).meta["step"] > 0
 
 
-def test_resume_refuses_a_teacher_that_changed(folder, tmp_path, tiny_model):
-    import shutil
-
-    from safetensors.torch import save_file
-
-    teacher = tmp_path / "teacher"
-    shutil.copytree(tiny_model, teacher)
-    config = dataclasses.replace(CONFIG, teachers=(("*", str(teacher)),))
+def test_resume_refuses_a_teacher_pool_that_changed(folder, tmp_path):
+    pool = pool_of(folder, tmp_path)
+    spec = jobs.DataSpec((str(folder),), label_names=("neg", "pos"), teacher_pool=str(pool))
     cut = tmp_path / "cut"
-    small_run(jobs.DataSpec((str(folder),), label_names=("neg", "pos")), config)(cut, stop_at=13)
-    state = weights(teacher)
-    state["head.bias"] = state["head.bias"] + 0.5  # the teacher retrained since
-    save_file(state, str(teacher / "model.safetensors"))
-    with pytest.raises(ModelError, match="teacher .* has changed since this run started"):
+    small_run(spec, DISTILLED)(cut, stop_at=13)
+    pool_of(folder, tmp_path, change_last=True)  # the teacher relabelled one text since
+    with pytest.raises(ModelError, match="teacher pool .* has changed since this run started"):
         jobs.resume_model(str(cut), torch.device("cpu"))
     assert checkpoint.load_snapshot(cut).meta["step"] < 13  # the saved state is still there

@@ -120,3 +120,25 @@ def test_split_negations_keep_what_a_reused_tokenizer_did_before(tok):
     for text in ("Great Book", "It DOESN'T work"):
         assert split.encode(text, add_special_tokens=False).tokens[:2] == cased.encode(text).tokens[:2]
     assert split.encode("doesn’t", add_special_tokens=False).ids == split.encode("does n't").ids
+
+
+def test_apostrophe_less_negations_read_like_the_apostrophe_forms(tok):
+    typed = "I didnt like it, it DOESNT work, cant wait, wont pay, isnt, wasnt, dont, couldnt"
+    proper = "I didn't like it, it DOESN'T work, can't wait, won't pay, isn't, wasn't, don't, couldn't"
+    for reader in (tok, tokenizer.with_split_negations(tok)):
+        a, b = tokenizer.encode_batch(reader, [typed, proper], tokenizer.Cut(), with_tokens=True)
+        assert a.ids == b.ids
+        t = a.tokens.index("t")  # the "t" of "didnt" reads as "'t", its offsets on the typed "t"
+        assert typed[slice(*a.offsets[t])] == "t" and typed[slice(*a.offsets[t - 2])].endswith("n")
+    assert "'" not in tok.encode("want anthem tent donts cants").tokens  # other words stay as they are
+
+
+def test_split_negations_add_each_missing_step_once(tok):
+    from tokenizers import Tokenizer, normalizers
+
+    old = Tokenizer.from_str(tok.to_str())
+    old.normalizer = normalizers.Lowercase()  # a tokenizer saved before apostrophe-less negations were read
+    assert old.encode("didnt").tokens != old.encode("didn't").tokens
+    split = tokenizer.with_split_negations(old)
+    assert split.encode("didnt").ids == split.encode("did n't").ids
+    assert tokenizer.with_split_negations(split).to_str() == split.to_str()

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gru_sentiment import cli_teacher, cli_train
+from gru_sentiment import api, cli_teacher, cli_train
 from gru_sentiment.cli_support import (  # noqa: F401  (default_model_dir, DEFAULT_MODEL_NAME: public here too)
     DEFAULT_MODEL_NAME,
     default_model_dir,
@@ -79,7 +79,7 @@ def evaluate(
     format: Annotated[
         TableOrJson, typer.Option("--format", "-f", help="table for people, json for machines.")
     ] = TableOrJson.table,
-    batch_size: BatchOpt = 128,
+    batch_size: BatchOpt = api.EVALUATE_BATCH_SIZE,
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,
 ) -> None:
@@ -88,16 +88,17 @@ def evaluate(
         import json
 
         from gru_sentiment import data as data_mod
-        from gru_sentiment import jobs, render
+        from gru_sentiment import render
 
         torch_device = setup_device(device, threads)
-        bundle = load_model(model, torch_device)
+        clf = api.load(model, torch_device)
+        bundle = clf.bundle
         with err_console().status(f"loading {dataset} ({split})"):
             data = data_mod.load(dataset, split, text_column, label_column, bundle.labels)
         if limit:
             data = data.subset(list(range(min(limit, len(data)))))
         with err_console().status(f"evaluating {len(data):,} texts"):
-            report = jobs.evaluate_model(bundle, data, batch_size, torch_device)
+            report = clf.evaluate_data(data, batch_size=batch_size)
         if format is TableOrJson.json:
             sys.stdout.write(json.dumps(report, indent=2) + "\n")
         else:
@@ -191,7 +192,7 @@ def predict(
             "from an all-padding baseline, with its completeness gap). Works with or without --gates.",
         ),
     ] = False,
-    batch_size: BatchOpt = 64,
+    batch_size: BatchOpt = api.PREDICT_BATCH_SIZE,
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,
 ) -> None:
@@ -205,7 +206,7 @@ def predict(
     with user_errors(ctx):
         from gru_sentiment import textio, writers
         from gru_sentiment.errors import UsageError
-        from gru_sentiment.predict import check_text, predict_stream
+        from gru_sentiment.predict import check_text
 
         texts = list(texts or [])
         gates = gates.value if gates else ("mean" if html is not None or plot is not None else None)
@@ -237,21 +238,15 @@ def predict(
         if unit and top_units:
             raise UsageError("give --unit or --top-units, not both")
         torch_device = setup_device(device, threads)
-        bundle = load_model(model, torch_device)
+        clf = api.load(model, torch_device)
+        bundle = clf.bundle
         if unit:
             from gru_sentiment.explain import check_units
 
             check_units(unit, bundle.model.config.hidden_size)
         lines = (check_text(t) for t in textio.read_texts(file, texts, errors.value) if file is None or t.strip())
         views = writers.Views(gates, attributions, unit, top_units, html, plot)
-        preds = predict_stream(
-            bundle,
-            lines,
-            batch_size=batch_size,
-            with_gates=gates is not None,
-            device=torch_device,
-            with_attributions=attributions,
-        )
+        preds = clf.records(lines, batch_size=batch_size, gates=gates is not None, attributions=attributions)
         if views.traced:
             preds = writers.gate_views(preds, layer, direction.value if direction else None, words)
         writers.emit(preds, format, bundle.labels, views, bundle.cut)

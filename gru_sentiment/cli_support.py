@@ -5,17 +5,15 @@ Only the command modules (`cli`, `cli_train`) use these; library modules never t
 
 from __future__ import annotations
 
-import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 
+from gru_sentiment.api import DEFAULT_MODEL_NAME, default_model_dir  # noqa: F401  (the library's, public here too)
 from gru_sentiment.errors import UserError
 from gru_sentiment.options import Device
-
-DEFAULT_MODEL_NAME = "gru-reviews"
 
 
 def command_line() -> str:
@@ -66,32 +64,15 @@ def user_errors(ctx: typer.Context):
 def setup_device(device: Device, threads: int | None, local_rank: int | None = None):
     import torch
 
+    from gru_sentiment.api import select_device
+
     if threads:
         torch.set_num_threads(threads)
-    if device is Device.cuda and not torch.cuda.is_available():
-        from gru_sentiment.errors import UsageError
-
-        raise UsageError("--device cuda: no CUDA device is available")
-    use_cuda = device is Device.cuda or (device is Device.auto and torch.cuda.is_available())
-    if use_cuda and local_rank is not None:  # one GPU per torchrun process
+    chosen = select_device(device.value, "--device")
+    if chosen.type == "cuda" and local_rank is not None:  # one GPU per torchrun process
         torch.cuda.set_device(local_rank)
         return torch.device("cuda", local_rank)
-    return torch.device("cuda" if use_cuda else "cpu")
-
-
-def default_model_dir() -> Path:
-    """$GRU_SENTIMENT_MODEL, else the shipped model: inside the installed package (a wheel carries it as package
-    data, `gru_sentiment/models/<default>`), or in `models/<default>` beside the package in a source checkout
-    (an editable install)."""
-    env = os.environ.get("GRU_SENTIMENT_MODEL")
-    if env:
-        return Path(env)
-    from importlib.resources import files
-
-    packaged = Path(str(files("gru_sentiment").joinpath("models", DEFAULT_MODEL_NAME)))
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parent.parent / "models" / DEFAULT_MODEL_NAME
+    return chosen
 
 
 def refuse_to_replace(output: Path, overwrite: bool) -> None:
@@ -127,6 +108,6 @@ def training_progress(console, title: str, val_label: str):
 
 
 def load_model(model: Path | None, device):
-    from gru_sentiment import checkpoint
+    from gru_sentiment import api
 
-    return checkpoint.load(model or default_model_dir(), device)
+    return api.load(model, device).bundle

@@ -1,11 +1,24 @@
-"""On a GPU: training runs on cuDNN's GRU kernel, and the gate trace still matches it. Skipped without CUDA."""
+"""On a GPU: training runs on cuDNN's GRU kernel, and the gate trace still matches it. Skipped without CUDA.
+
+CI has no GPU and so never runs these: every name they use is imported here, at module level, so that a renamed
+or moved one fails CI's collection instead of the next run on a GPU.
+"""
 
 import pytest
 import torch
 
+import gru_sentiment
 from gru_sentiment import gates
+from gru_sentiment.api import select_device
+from gru_sentiment.attribution import integrated_gradients
 from gru_sentiment.batching import pad
+from gru_sentiment.cli_support import setup_device
+from gru_sentiment.data import TextData
+from gru_sentiment.jobs import TokenizerSettings, train_model
 from gru_sentiment.model import GRUClassifier, ModelConfig
+from gru_sentiment.options import Device
+from gru_sentiment.train import TrainConfig
+from tests.corpus import reviews
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
@@ -19,9 +32,22 @@ def exact_matmuls():
 
 
 def test_device_auto_picks_cuda():
-    from gru_sentiment.cli import Device, _setup
+    assert setup_device(Device.auto, None).type == "cuda"  # the command line's --device auto
+    assert select_device("auto").type == "cuda"
 
-    assert _setup(Device.auto, None).type == "cuda"
+
+def test_the_python_api_predicts_on_the_gpu_as_on_the_cpu(tiny_model):
+    on_gpu, on_cpu = gru_sentiment.load(tiny_model), gru_sentiment.load(tiny_model, device="cpu")
+    assert on_gpu.device.type == "cuda" and next(on_gpu.bundle.model.parameters()).is_cuda
+    texts = ["superb acting and a wonderful plot", "dull , boring and far too long", "a fine film"]
+    for mine, theirs in zip(on_gpu.predict(texts), on_cpu.predict(texts)):
+        assert mine.label == theirs.label
+        assert mine.probabilities == pytest.approx(theirs.probabilities, abs=1e-4)
+    mine, theirs = on_gpu.explain(texts[1], attributions=True), on_cpu.explain(texts[1], attributions=True)
+    assert torch.allclose(mine.layers[0].values.update, theirs.layers[0].values.update, atol=1e-5)
+    assert mine.attributions.label == theirs.attributions.label  # the grids may refine apart: compare the ends
+    assert mine.attributions.value == pytest.approx(theirs.attributions.value, abs=1e-4)
+    assert sum(mine.attributions.scores) == pytest.approx(sum(theirs.attributions.scores), rel=0.03, abs=0.01)
 
 
 def test_gate_trace_on_gpu_matches_cudnn_and_cpu():
@@ -41,11 +67,6 @@ def test_gate_trace_on_gpu_matches_cudnn_and_cpu():
 
 
 def test_training_steps_run_on_the_gpu(tmp_path):
-    from gru_sentiment.data import TextData
-    from gru_sentiment.jobs import TokenizerSettings, train_model
-    from gru_sentiment.train import TrainConfig
-    from tests.corpus import reviews
-
     texts, labels = reviews(200, seed=1)
     bundle, history = train_model(
         TextData(texts, labels, ["neg", "pos"], "corpus"),
@@ -61,8 +82,6 @@ def test_training_steps_run_on_the_gpu(tmp_path):
 
 
 def test_attributions_on_the_gpu_match_the_cpu():
-    from gru_sentiment.attribution import integrated_gradients
-
     torch.manual_seed(0)
     model = GRUClassifier(ModelConfig(vocab_size=100, num_labels=2, embed_dim=16, hidden_size=12)).eval()
     ids = [5, 9, 2, 7, 3, 8, 40, 41]

@@ -1,4 +1,4 @@
-"""The wheel carries the shipped model, and the installed package finds it without --model."""
+"""The wheel carries the shipped model and the type hints, and the installed package finds the model without --model."""
 
 import subprocess
 import sys
@@ -37,3 +37,4 @@ def test_the_wheel_carries_the_shipped_model(tmp_path):
     shipped = ROOT / "models" / DEFAULT_MODEL_NAME / "model.safetensors"
     assert zipfile.ZipFile(wheel).getinfo(f"{inside}/model.safetensors").file_size == shipped.stat().st_size
     assert not any(name.startswith(("tests/", "runs/", "data/")) for name in names)
+    assert "gru_sentiment/py.typed" in names  # type checkers read the package's hints (PEP 561)

@@ -1,20 +1,25 @@
-"""Unit maps as images (`predict --plot`): PNG and SVG files, attributions-only texts, the full view, long texts."""
+"""Unit maps as images (`predict --plot`): PNG and SVG files, attributions-only texts, the full view, long texts.
+
+Skipped without matplotlib (an optional extra); the names the tests use are imported before the skip, so that
+a renamed one fails collection where matplotlib is missing too."""
 
 import xml.etree.ElementTree as ET
 
 import pytest
+import torch
+from typer.testing import CliRunner
+
+from gru_sentiment import checkpoint, plot, tokenizer
+from gru_sentiment.attribution import Attribution
+from gru_sentiment.cli import app
+from gru_sentiment.errors import UsageError
+from gru_sentiment.explain import unit_order
+from gru_sentiment.gates import TextGates
+from gru_sentiment.model import GRUClassifier, ModelConfig
+from gru_sentiment.predict import Prediction, predict
+from tests.corpus import reviews
 
 pytest.importorskip("matplotlib")
-
-import torch  # noqa: E402
-
-from gru_sentiment import checkpoint, plot, tokenizer  # noqa: E402
-from gru_sentiment.attribution import Attribution  # noqa: E402
-from gru_sentiment.errors import UsageError  # noqa: E402
-from gru_sentiment.gates import TextGates  # noqa: E402
-from gru_sentiment.model import GRUClassifier, ModelConfig  # noqa: E402
-from gru_sentiment.predict import Prediction, predict  # noqa: E402
-from tests.corpus import reviews  # noqa: E402
 
 TEXTS = ["salt & pepper < 3 was a great film", "bad plot, worse acting"]
 
@@ -79,8 +84,6 @@ def test_full_adds_the_hidden_state_maps(predictions, bundle):
 
 
 def test_units_are_in_unit_order(predictions):
-    from gru_sentiment.explain import unit_order
-
     fig = plot.figure(predictions[:1])
     trace = predictions[0].gates.layers[0]
     first_map = next(ax for ax in fig.get_axes() if ax.get_title(loc="left").startswith("layer 0 forward · update"))
@@ -152,10 +155,6 @@ def test_dollars_are_shown_as_they_are_and_texts_without_panels_get_a_title(tmp_
 
 
 def test_predict_plot_from_the_command_line(tiny_model, tmp_path):
-    from typer.testing import CliRunner
-
-    from gru_sentiment.cli import app
-
     runner = CliRunner()
     out = tmp_path / "map.png"
     args = ["predict", "-m", str(tiny_model), "--attributions", "--plot", str(out), "great film", "-f", "jsonl"]
@@ -168,10 +167,6 @@ def test_predict_plot_from_the_command_line(tiny_model, tmp_path):
 
 
 def test_plot_refuses_more_texts_than_a_figure_can_show(tiny_model, tmp_path):
-    from typer.testing import CliRunner
-
-    from gru_sentiment.cli import app
-
     texts = [f"great film number {i}" for i in range(21)]
     out = tmp_path / "many.png"
     result = CliRunner().invoke(app, ["predict", "-m", str(tiny_model), "--plot", str(out), "-f", "jsonl", *texts])

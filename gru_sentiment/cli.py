@@ -3,7 +3,8 @@
 One flat Typer app. The commands that write models (`train`, `pretrain`, `merge`) live in `cli_train`; the
 plumbing every command shares (consoles, one-line errors, device, default model) in `cli_support`.
 Heavy libraries (torch, datasets) are imported inside the commands, so `--help` stays instant.
-Exit codes: 0 success, 1 runtime failure (bad data, bad model, ...), 2 usage error.
+Exit codes: 0 success, 1 runtime failure (bad data, bad model, ...), 2 usage error, 141 stdout closed early
+(`| head`: output stops quietly, as a Unix tool's does).
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import typer
 from gru_sentiment import cli_train
 from gru_sentiment.cli_support import (  # noqa: F401  (default_model_dir, DEFAULT_MODEL_NAME: public here too)
     DEFAULT_MODEL_NAME,
+    PIPE_CLOSED,
     default_model_dir,
     err_console,
     load_model,
     out_console,
     setup_device,
+    silence_closed_stdout,
     user_errors,
 )
 from gru_sentiment.options import (
@@ -57,7 +60,8 @@ def root(
 ) -> None:
     """Train, evaluate and look inside a GRU sentiment classifier.
 
-    Exit codes: 0 success, 1 runtime failure (bad data, bad or missing model), 2 usage error.
+    Exit codes: 0 success, 1 runtime failure (bad data, bad or missing model), 2 usage error, 141 output
+    closed early (as with `| head`: the command stops quietly).
     """
     ctx.obj = {"debug": debug}
 
@@ -86,12 +90,14 @@ def evaluate(
     with user_errors(ctx):
         import json
 
+        from rich.markup import escape
+
         from gru_sentiment import data as data_mod
         from gru_sentiment import jobs, render
 
         torch_device = setup_device(device, threads)
         bundle = load_model(model, torch_device)
-        with err_console().status(f"loading {dataset} ({split})"):
+        with err_console().status(escape(f"loading {dataset} ({split})")):
             data = data_mod.load(dataset, split, text_column, label_column, bundle.labels)
         if limit:
             data = data.subset(list(range(min(limit, len(data)))))
@@ -296,6 +302,8 @@ def gates(
     with user_errors(ctx):
         import json
 
+        from rich.markup import escape
+
         from gru_sentiment import data as data_mod
         from gru_sentiment import explain
         from gru_sentiment.errors import UsageError
@@ -305,11 +313,11 @@ def gates(
             raise UsageError("gates only computes --summary; use `predict --gates TEXT` for one text")
         torch_device = setup_device(device, threads)
         bundle = load_model(model, torch_device)
-        with err_console().status(f"loading {dataset} ({split})"):
+        with err_console().status(escape(f"loading {dataset} ({split})")):
             data = data_mod.load(dataset, split, text_column, label_column, bundle.labels)
         texts = data.texts[:limit]
         if find is not None:
-            with err_console().status(f"tracing {len(texts):,} texts for {find!r}"):
+            with err_console().status(escape(f"tracing {len(texts):,} texts for {find!r}")):
                 found = explain.find_units(bundle, texts, find, batch_size, torch_device)
             if format is TableOrJson.json:
                 sys.stdout.write(json.dumps(found["units"][:top], indent=2) + "\n")
@@ -325,4 +333,11 @@ def gates(
 
 
 def main() -> None:
-    app(prog_name="gru-sentiment")
+    try:
+        app(prog_name="gru-sentiment")
+    finally:
+        try:
+            sys.stdout.flush()  # what is still buffered: a reader that went away shows here, not at exit
+        except BrokenPipeError:
+            silence_closed_stdout()
+            sys.exit(PIPE_CLOSED)

@@ -30,25 +30,30 @@ def err_console(quiet: bool = False):
 
 
 def out_console(quiet: bool = False):
-    from rich.console import Console
+    from gru_sentiment.render import stdout_console
 
-    return Console(quiet=quiet)
+    return stdout_console(quiet)
 
 
 @contextmanager
 def user_errors(ctx: typer.Context):
     """Turn library errors into one line on stderr and an exit code; --debug shows the traceback."""
+    from rich.markup import escape
+
     debug = bool(ctx.obj and ctx.obj.get("debug"))
     try:
         yield
     except UserError as exc:
         if debug:
             raise
-        err_console().print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err_console().print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         err_console().print("[yellow]interrupted[/yellow]")
         raise typer.Exit(130) from None
+    except BrokenPipeError:
+        silence_closed_stdout()
+        raise typer.Exit(PIPE_CLOSED) from None
     except (typer.Exit, typer.Abort):
         raise
     except Exception as exc:
@@ -56,11 +61,20 @@ def user_errors(ctx: typer.Context):
             raise
         message = str(exc).splitlines()[0] if str(exc) else ""
         err_console().print(
-            f"[red]error:[/red] {type(exc).__name__}: {message} (run with --debug for details)",
+            f"[red]error:[/red] {type(exc).__name__}: {escape(message)} (run with --debug for details)",
             highlight=False,
             soft_wrap=True,
         )
         raise typer.Exit(1) from None
+
+
+PIPE_CLOSED = 141  # 128 + SIGPIPE: the status a shell reports for a Unix tool whose reader went away
+
+
+def silence_closed_stdout() -> None:
+    """The reader of stdout went away (`| head`): point stdout at /dev/null, so that nothing more goes, or is
+    flushed at exit, into the closed pipe; the command then stops quietly with PIPE_CLOSED, as Unix tools do."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def setup_device(device: Device, threads: int | None, local_rank: int | None = None):

@@ -11,6 +11,7 @@ stream, `tokenizer.encode_data` tokenizes them).
 
 from __future__ import annotations
 
+import glob
 import os
 import socket
 import sys
@@ -223,7 +224,7 @@ def _load_local(path: Path, split: str):
             raise DataError(f"no split '{split}' in {path} (splits found: {available})")
         fmt = FORMATS[files[0].suffix.lower()]
     try:
-        return datasets.load_dataset(fmt, data_files={"data": [str(f) for f in files]}, split="data")
+        return datasets.load_dataset(fmt, data_files={"data": [glob.escape(str(f)) for f in files]}, split="data")
     except Exception as exc:
         raise DataError(
             f"could not read {files[0]}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"

@@ -200,7 +200,7 @@ def gate_table(
     found = text_gates.attribution
     if found is not None:
         label = labels[found.label] if labels else str(found.label)
-        table.add_column(f"attr {label}", justify="right")
+        table.add_column(Text(f"attr {label}"), justify="right")
         columns.append((found.scores, "{:+.3f}"))
     for trace in text_gates.layers:
         chosen = units.get((trace.layer, trace.direction)) if units else None
@@ -211,7 +211,7 @@ def gate_table(
                 values = getattr(trace.values, name)
                 columns.append(((values.mean(-1) if unit is None else values[:, unit]).tolist(), "{:.3f}"))
     for i in range(len(text_gates.tokens)):
-        table.add_row(_shown(text, text_gates, i), *(fmt.format(c[i]) for c, fmt in columns))
+        table.add_row(Text(_shown(text, text_gates, i)), *(fmt.format(c[i]) for c, fmt in columns))
     if found is None:
         return table
     return Group(table, Text(f"attr: integrated gradients to {label}; {completeness_line(found)}"))
@@ -246,14 +246,15 @@ def saturation_table(summary: dict) -> Table:
     return table
 
 
-def unit_search_table(result: dict, top: int) -> Table:
-    """The units that `explain.find_units` ranked first, with their effect sizes."""
+def unit_search_table(result: dict, top: int) -> Group:
+    """The units that `explain.find_units` ranked first, with their effect sizes, under a line that says what was
+    searched (not wrapped to the table's width)."""
     title = (
         f"units that behave differently on words matching {result['pattern']!r}: "
         f"{result['n_match']:,} matching and {result['n_other']:,} other tokens in {result['texts']:,} texts; "
         "effect = (mean on matching - mean on other) / pooled standard deviation"
     )
-    table = Table(title=title, title_justify="left")
+    table = Table()
     for name in ("layer", "dir", "unit", "gate", "effect", "mean match", "mean other"):
         table.add_column(name, justify="left" if name in ("dir", "gate") else "right")
     for row in result["units"][:top]:
@@ -266,4 +267,4 @@ def unit_search_table(result: dict, top: int) -> Table:
             f"{row['mean_match']:.3f}",
             f"{row['mean_other']:.3f}",
         )
-    return table
+    return Group(Text(title, style="table.title"), table)

@@ -112,24 +112,24 @@ def emit(preds, format: PredictFormat, labels: list[str], views: Views, cut: Cut
 
         sys.stdout.write(json.dumps(items, ensure_ascii=False, indent=2) + "\n")
     elif format is PredictFormat.table and not views.traced:
-        Console().print(render.predictions(items, labels))
+        render.stdout_console().print(render.predictions(items, labels))
     if views.html is not None:
         from gru_sentiment.html_report import page
         from gru_sentiment.textio import write_text_atomically
 
         write_text_atomically(views.html, page(kept, labels=labels, full=views.gates == "full"))
-        Console(stderr=True).print(f"wrote {views.html}", highlight=False)
+        Console(stderr=True).print(f"wrote {views.html}", highlight=False, markup=False)
     if views.plot is not None:
         from gru_sentiment.plot import save_unit_maps
 
         save_unit_maps(kept, views.plot, full=views.gates == "full", labels=labels)
-        Console(stderr=True).print(f"wrote {views.plot}", highlight=False)
+        Console(stderr=True).print(f"wrote {views.plot}", highlight=False, markup=False)
 
 
 def print_prediction(pred, labels, views: Views) -> None:
     from gru_sentiment.render_gates import gate_table, gate_view
 
-    console = Console()
+    console = render.stdout_console()
     console.print(render.predictions([pred], labels))
     units = (
         {

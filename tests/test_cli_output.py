@@ -1,0 +1,75 @@
+"""What `predict`, `evaluate` and `gates` write: user text exactly as given, uncut when piped and quiet on a closed
+pipe."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gru_sentiment.cli import app
+from tests.corpus import reviews, write_splits
+
+runner = CliRunner()
+REPO = Path(__file__).resolve().parents[1]
+
+
+def invoke(*args, **kwargs):
+    return runner.invoke(app, [str(a) for a in args], **kwargs)
+
+
+def test_square_brackets_in_texts_paths_and_hints_are_printed_as_given(tiny_model, tmp_path, monkeypatch):
+    result = invoke("predict", "-m", tiny_model, "The ending [spoiler] was great", "Terrible [sic] service")
+    assert result.exit_code == 0, result.output
+    assert "The ending [spoiler] was great" in result.stdout and "Terrible [sic] service" in result.stdout
+
+    result = invoke("predict", "-m", tiny_model, "--file", tmp_path / "reviews[red].txt")
+    assert result.exit_code == 1 and f"error: no such file: {tmp_path / 'reviews[red].txt'}" in result.output
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else find_spec(name))
+    result = invoke("predict", "-m", tiny_model, "--plot", tmp_path / "p.png", "fine")
+    assert result.exit_code == 2 and "pip install 'gru-sentiment[plot]'" in result.output
+
+    result = invoke("predict", "-m", tiny_model, "--gates", "--words", "the [best] film")
+    assert result.exit_code == 0 and "[best]" in result.stdout
+
+
+def test_square_brackets_in_data_set_names_and_patterns_are_printed_as_given(tiny_model, tmp_path):
+    folder = write_splits(tmp_path / "reviews[2024]", "csv", *reviews(20, seed=3))
+    result = invoke("evaluate", "-m", tiny_model, "-d", folder)
+    assert result.exit_code == 0, result.output
+    assert f"{folder}:test (20 texts)" in result.stdout
+
+    result = invoke("gates", "-m", tiny_model, "-d", folder, "--find", "^[Tt]he$")
+    assert result.exit_code == 0, result.output
+    assert "'^[Tt]he$'" in result.stdout
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_a_pipe_closed_early_stops_the_output_quietly(tiny_model, tmp_path, fmt):
+    file = tmp_path / "many.txt"
+    file.write_text("".join(f"review {i}: a wonderful film, charming and moving\n" for i in range(3000)))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "gru_sentiment", "predict", "-m", str(tiny_model), "--file", str(file), "-f", fmt]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    first = proc.stdout.readline()  # far more than a pipe holds follows: the next writes find it closed
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait() == 141, err  # as a Unix tool stopped by SIGPIPE
+    assert first and err == ""
+
+
+def test_piped_unit_tables_show_whole_numbers(tiny_model):
+    result = invoke(
+        "predict", "-m", tiny_model, "--gates", "--words", "--top-units", 3, "Not bad at all.", env={"COLUMNS": "40"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.stdout
+    rows = [line.split() for line in result.stdout.splitlines() if line.split()[:1] == ["bad"]]
+    assert len(rows) == 1 and len(rows[0]) == 1 + 2 * 2 * 3  # z and r of 3 units in each of two directions
+    assert all(len(cell) == 5 and 0 <= float(cell) <= 1 for cell in rows[0][1:])

@@ -123,7 +123,9 @@ def predict(
         typer.Option(
             "--format",
             "-f",
-            help="table for people; json (one array), jsonl (one object per line) or csv for machines.",
+            help="table for people; json (one array), jsonl (one object per line) or csv for machines. csv: a row "
+            "per text (text_index, text, label, p_LABEL...); with --gates or --attributions, a row per token (and "
+            "layer and direction) that starts with its text's text_index, label and p_LABEL columns.",
         ),
     ] = PredictFormat.table,
     gates: Annotated[

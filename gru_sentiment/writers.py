@@ -51,10 +51,12 @@ def emit(preds, format: PredictFormat, labels: list[str], views: Views, cut: Cut
     if format is PredictFormat.csv:
         import csv
 
+        probabilities = tuple(f"p_{n}" for n in labels)
         fields = (
-            explain.csv_fields(views.gates is not None, views.attributions)
+            ("text_index", "label", *probabilities)
+            + tuple(f for f in explain.csv_fields(views.gates is not None, views.attributions) if f != "text_index")
             if views.traced
-            else ("text_index", "text", "label", *(f"p_{n}" for n in labels))
+            else ("text_index", "text", "label", *probabilities)
         )
         writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
@@ -76,17 +78,12 @@ def emit(preds, format: PredictFormat, labels: list[str], views: Views, cut: Cut
         elif format is PredictFormat.json:
             items.append(record)
         elif format is PredictFormat.csv:
-            if views.traced:
-                writer.writerows(explain.csv_rows(index, pred.gates))
+            row = {"text_index": index, "label": pred.label}
+            row.update((f"p_{n}", round(p, 6)) for n, p in pred.probabilities.items())
+            if views.traced:  # a row per token (and layer and direction), each with its text's prediction
+                writer.writerows({**row, **token_row} for token_row in explain.csv_rows(index, pred.gates))
             else:
-                writer.writerow(
-                    {
-                        "text_index": index,
-                        "text": pred.text,
-                        "label": pred.label,
-                        **{f"p_{n}": round(p, 6) for n, p in pred.probabilities.items()},
-                    }
-                )
+                writer.writerow({**row, "text": pred.text})
         elif views.traced:
             print_prediction(pred, labels, views)
         else:

@@ -1,7 +1,9 @@
-"""What `predict`, `evaluate` and `gates` write: user text exactly as given, uncut when piped and quiet on a closed
-pipe."""
+"""What `predict`, `evaluate` and `gates` write: user text exactly as given, uncut when piped, quiet on a closed
+pipe, and CSV rows that say which prediction they belong to."""
 
+import csv
 import importlib.util
+import io
 import os
 import subprocess
 import sys
@@ -73,3 +75,16 @@ def test_piped_unit_tables_show_whole_numbers(tiny_model):
     rows = [line.split() for line in result.stdout.splitlines() if line.split()[:1] == ["bad"]]
     assert len(rows) == 1 and len(rows[0]) == 1 + 2 * 2 * 3  # z and r of 3 units in each of two directions
     assert all(len(cell) == 5 and 0 <= float(cell) <= 1 for cell in rows[0][1:])
+
+
+def test_csv_gate_rows_carry_each_texts_label_and_probabilities(tiny_model):
+    result = invoke("predict", "-m", tiny_model, "--gates", "-f", "csv", "superb film", "dull plot")
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    plain = list(
+        csv.DictReader(io.StringIO(invoke("predict", "-m", tiny_model, "-f", "csv", "superb film", "dull plot").stdout))
+    )
+    assert list(rows[0])[:4] == ["text_index", "label", "p_neg", "p_pos"]
+    for row in rows:
+        text = plain[int(row["text_index"])]
+        assert (row["label"], row["p_neg"], row["p_pos"]) == (text["label"], text["p_neg"], text["p_pos"])
+    assert {r["label"] for r in rows} == {"pos", "neg"}

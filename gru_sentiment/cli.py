@@ -25,6 +25,7 @@ from gru_sentiment.cli_support import (  # noqa: F401  (default_model_dir, DEFAU
     out_console,
     setup_device,
     silence_closed_stdout,
+    typed,
     user_errors,
 )
 from gru_sentiment.options import (
@@ -112,12 +113,20 @@ def evaluate(
 @app.command(cls=PredictCommand)
 def predict(
     ctx: typer.Context,
-    texts: Annotated[Optional[list[str]], typer.Argument(help="Texts to classify.", show_default=False)] = None,
+    texts: Annotated[
+        Optional[list[str]],
+        typer.Argument(help="Texts to classify; a lone '-' reads them from stdin.", show_default=False),
+    ] = None,
     model: ModelOpt = None,
     file: Annotated[
         Optional[Path],
-        typer.Option("--file", help="Read one text per line from this file ('-': stdin); blank lines are skipped."),
+        typer.Option(
+            "--file",
+            help="Read the texts from this file: the text column of a .csv, .jsonl, .json or .parquet table (see "
+            "--text-column), else one text per line ('-': stdin); blank texts are skipped.",
+        ),
     ] = None,
+    text_column: TextColOpt = None,
     format: Annotated[
         PredictFormat,
         typer.Option(
@@ -216,8 +225,16 @@ def predict(
 
         texts = list(texts or [])
         gates = gates.value if gates else ("mean" if html is not None or plot is not None else None)
+        if texts == ["-"] and file is None:  # a lone '-': stdin, as Unix tools read it
+            texts, file = [], Path("-")
+        elif "-" in texts:
+            raise UsageError("'-' reads the texts from stdin: give it alone")
         if texts and file is not None:
             raise UsageError("give texts as arguments or --file, not both")
+        if text_column is not None and not textio.is_table(file):
+            raise UsageError("--text-column needs a --file table: .csv, .jsonl, .json or .parquet")
+        if typed(ctx, "errors") and textio.is_table(file):
+            raise UsageError(f"--errors is for files of lines, not the table {file}")
         if not texts and file is None:
             raise UsageError("nothing to predict: give a text, or --file PATH ('-' for stdin)")
         gate_opts = [
@@ -249,7 +266,11 @@ def predict(
             from gru_sentiment.explain import check_units
 
             check_units(unit, bundle.model.config.hidden_size)
-        lines = (check_text(t) for t in textio.read_texts(file, texts, errors.value) if file is None or t.strip())
+        lines = (
+            check_text(t)
+            for t in textio.read_texts(file, texts, errors.value, text_column)
+            if file is None or t.strip()
+        )
         views = writers.Views(gates, attributions, unit, top_units, html, plot)
         preds = predict_stream(
             bundle,

@@ -1,5 +1,5 @@
 """What `predict` reads: tables by their text column, lines of other files, stdin, and odd inputs (a directory, a
-byte-order mark)."""
+byte-order mark, a directory that is not a model)."""
 
 import csv
 import io
@@ -8,7 +8,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from gru_sentiment import checkpoint
 from gru_sentiment.cli import app
+from gru_sentiment.errors import ModelError
 
 runner = CliRunner()
 TEXTS = ["a wonderful film , really charming .", "the plot was dull and tedious ."]
@@ -76,3 +78,17 @@ def test_a_byte_order_mark_is_not_part_of_the_first_text(tiny_model, tmp_path):
         assert predicted_texts(invoke("predict", "-m", tiny_model, "--file", path, "-f", "csv"))[0] == "Great hotel"
     result = runner.invoke(app, ["predict", "-m", str(tiny_model), "-", "-f", "csv"], input=bom + b"Great hotel\n")
     assert predicted_texts(result) == ["Great hotel"]
+
+
+def test_a_config_without_format_version_is_not_a_model_directory(tiny_model, tmp_path):
+    import shutil
+
+    target = tmp_path / "copy"
+    shutil.copytree(tiny_model, target)
+    config = json.loads((target / "config.json").read_text())
+    del config["format_version"]
+    (target / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="is not a gru-sentiment model directory"):
+        checkpoint.load(target)
+    result = invoke("predict", "-m", target, "fine")
+    assert result.exit_code == 1 and "upgrade" not in result.output

@@ -30,12 +30,14 @@ from gru_sentiment.cli_support import (  # noqa: F401  (default_model_dir, DEFAU
 )
 from gru_sentiment.options import (
     BatchOpt,
+    Command,
     DatasetOpt,
     DecodeErrors,
     Device,
     DeviceOpt,
     Direction,
     GateDetail,
+    Group,
     LabelColOpt,
     ModelOpt,
     PredictCommand,
@@ -46,6 +48,7 @@ from gru_sentiment.options import (
 )
 
 app = typer.Typer(
+    cls=Group,
     help="Train, evaluate and look inside a GRU sentiment classifier.",
     no_args_is_help=True,
     add_completion=False,
@@ -55,9 +58,21 @@ app = typer.Typer(
 )
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from gru_sentiment import __version__
+
+        print(f"gru-sentiment {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def root(
-    ctx: typer.Context, debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_show_version, help="Show the version and exit.")
+    ] = False,
 ) -> None:
     """Train, evaluate and look inside a GRU sentiment classifier.
 
@@ -68,10 +83,10 @@ def root(
 
 
 for command in (cli_train.train, cli_train.pretrain, cli_train.merge):  # --help lists them first
-    app.command()(command)
+    app.command(cls=Command)(command)
 
 
-@app.command()
+@app.command(cls=Command)
 def evaluate(
     ctx: typer.Context,
     dataset: DatasetOpt,
@@ -143,7 +158,8 @@ def predict(
             "--gates",
             metavar="[mean|full]",
             help="Also show the per-token reset and update gates: `--gates` or `--gates mean` gives means over "
-            "units, `--gates full` adds the per-unit arrays to json/jsonl.",
+            "units, `--gates full` adds the per-unit arrays to json/jsonl. A single word right after --gates is "
+            "its value, never a text.",
             show_default=False,
         ),
     ] = None,
@@ -285,7 +301,7 @@ def predict(
         writers.emit(preds, format, bundle.labels, views, bundle.cut)
 
 
-@app.command()
+@app.command(cls=Command)
 def gates(
     ctx: typer.Context,
     dataset: DatasetOpt,

@@ -92,3 +92,35 @@ def test_a_config_without_format_version_is_not_a_model_directory(tiny_model, tm
         checkpoint.load(target)
     result = invoke("predict", "-m", target, "fine")
     assert result.exit_code == 1 and "upgrade" not in result.output
+
+
+def test_flags_are_shown_as_flags_and_take_no_value(tiny_model):
+    for command in ([], ["predict"], ["train"], ["evaluate"]):
+        result = invoke(*command, "--help")
+        assert result.exit_code == 0 and "<bool>" not in result.output
+    result = invoke("predict", "-m", tiny_model, "--words", "true", "Not bad")
+    assert result.exit_code == 2 and "a flag takes no value: drop 'true'" in result.output
+    result = invoke("predict", "-m", tiny_model, "--attributions", "--words", "-f", "csv", "--", "true")
+    assert result.exit_code == 0 and {r["text_index"] for r in csv.DictReader(io.StringIO(result.stdout))} == {"0"}
+
+
+def test_a_gates_value_that_is_not_a_choice_is_an_error_never_a_text(tiny_model):
+    result = invoke("predict", "-m", tiny_model, "--gates", "half", "hi")
+    assert result.exit_code == 2 and "'half' is not one of 'mean', 'full'" in result.output
+    for args, texts in (
+        (["--gates", "superb acting ."], ["superb acting ."]),  # a text of several words
+        (["--gates", "full", "fine"], ["fine"]),
+        (["--gates", "--", "half"], ["half"]),
+        (["half", "--gates"], ["half"]),
+    ):
+        result = invoke("predict", "-m", tiny_model, "-f", "jsonl", *args)
+        assert result.exit_code == 0, result.output
+        records = [json.loads(line) for line in result.stdout.splitlines()]
+        assert [r["text"] for r in records] == texts and all("gates" in r for r in records)
+
+
+def test_version():
+    from gru_sentiment import __version__
+
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.stdout == f"gru-sentiment {__version__}\n"

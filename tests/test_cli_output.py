@@ -88,3 +88,25 @@ def test_csv_gate_rows_carry_each_texts_label_and_probabilities(tiny_model):
         text = plain[int(row["text_index"])]
         assert (row["label"], row["p_neg"], row["p_pos"]) == (text["label"], text["p_neg"], text["p_pos"])
     assert {r["label"] for r in rows} == {"pos", "neg"}
+
+
+@pytest.mark.parametrize("system", ["standard", "256", "truecolor"])
+def test_gate_and_attribution_legends_name_values_not_colours(tiny_model, system):
+    """An 8-colour terminal draws the palettes in its own nearest colours (grey to yellow, red to cyan): the
+    legends show the colours drawn and name their ends by value or meaning, never by a colour name."""
+    import re
+
+    from rich.console import Console
+
+    from gru_sentiment import checkpoint
+    from gru_sentiment.predict import predict
+    from gru_sentiment.render_gates import gate_view
+
+    bundle = checkpoint.load(tiny_model)
+    pred = predict(bundle, ["superb acting , dull plot ."], with_gates=True, with_attributions=True)[0]
+    console = Console(color_system=system, force_terminal=True, record=True, width=200)
+    console.print(gate_view(pred.text, pred.gates, labels=bundle.labels))
+    shown = console.export_text()
+    assert not re.search(r"\b(purple|violet|teal|yellow|blue|red|white|grey|gray|cyan|green)\b", shown)
+    assert "0                       1" in shown and "against                       for" in shown
+    assert "near 1 keeps the past state" in shown

@@ -29,6 +29,7 @@ from gru_sentiment.cli_support import (  # noqa: F401  (default_model_dir, DEFAU
     user_errors,
 )
 from gru_sentiment.options import (
+    HTML_LIMIT,
     BatchOpt,
     Command,
     DatasetOpt,
@@ -206,6 +207,14 @@ def predict(
             show_default=False,
         ),
     ] = None,
+    html_limit: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Most texts the --html page may hold: a long review adds up to megabytes, and a page of hundreds "
+            "is too big for a browser. More texts are refused.",
+        ),
+    ] = HTML_LIMIT,
     plot: Annotated[
         Optional[Path],
         typer.Option(
@@ -276,6 +285,8 @@ def predict(
                 raise UsageError("--plot needs matplotlib: pip install 'gru-sentiment[plot]'")
         if unit and top_units:
             raise UsageError("give --unit or --top-units, not both")
+        if html is not None and len(texts) > html_limit:
+            raise UsageError(writers.too_many_for_html(html_limit))
         torch_device = setup_device(device, threads)
         bundle = load_model(model, torch_device)
         if unit:
@@ -287,7 +298,7 @@ def predict(
             for t in textio.read_texts(file, texts, errors.value, text_column)
             if file is None or t.strip()
         )
-        views = writers.Views(gates, attributions, unit, top_units, html, plot)
+        views = writers.Views(gates, attributions, unit, top_units, html, plot, html_limit)
         preds = predict_stream(
             bundle,
             lines,

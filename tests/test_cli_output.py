@@ -110,3 +110,23 @@ def test_gate_and_attribution_legends_name_values_not_colours(tiny_model, system
     assert not re.search(r"\b(purple|violet|teal|yellow|blue|red|white|grey|gray|cyan|green)\b", shown)
     assert "0                       1" in shown and "against                       for" in shown
     assert "near 1 keeps the past state" in shown
+
+
+def test_html_page_says_its_size_and_holds_at_most_html_limit_texts(tiny_model, tmp_path):
+    from gru_sentiment.options import HTML_LIMIT
+
+    page = tmp_path / "page.html"
+    result = invoke("predict", "-m", tiny_model, "--html", page, "superb film", "dull plot", "-f", "jsonl")
+    assert result.exit_code == 0, result.output
+    kilobytes = page.stat().st_size / 1000
+    assert f"wrote {page} ({kilobytes:.1f} kB)" in result.stderr
+
+    page.unlink()
+    result = invoke("predict", "-m", tiny_model, "--html", page, *["fine"] * (HTML_LIMIT + 1))
+    assert result.exit_code == 2 and f"at most {HTML_LIMIT} texts" in result.output and "--html-limit" in result.output
+    lines = tmp_path / "three.txt"
+    lines.write_text("superb film\ndull plot\ngreat cast\n")
+    result = invoke("predict", "-m", tiny_model, "--html", page, "--html-limit", 2, "--file", lines, "-f", "jsonl")
+    assert result.exit_code == 2 and "at most 2 texts" in result.output and not page.exists()
+    result = invoke("predict", "-m", tiny_model, "--html", page, "--html-limit", 3, "--file", lines, "-f", "jsonl")
+    assert result.exit_code == 0 and page.exists()

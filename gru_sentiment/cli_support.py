@@ -124,17 +124,23 @@ def typed(ctx: typer.Context, name: str) -> bool:
 
 def training_progress(console, title: str, val_label: str):
     """A progress bar for train or pretrain, its task, and the `on_step` callback that moves it (tokens/s
-    smoothed over steps)."""
+    smoothed over steps). The bar shows from the first step on: nothing of it stands above an error in the data."""
     from gru_sentiment import render
 
     progress = render.training_progress(console, title, val_label)
-    task = progress.add_task(title, total=None, epoch=1, loss=0.0, val="-", tps=0.0)
+    task = progress.add_task(title, total=None, epoch=1, loss=0.0, val="-", tps=0.0, visible=False)
     smoothed = {"tps": 0.0}
 
     def on_step(info):
         smoothed["tps"] = info.tokens_per_s if not smoothed["tps"] else 0.9 * smoothed["tps"] + 0.1 * info.tokens_per_s
         progress.update(
-            task, completed=info.step, total=info.total_steps, epoch=info.epoch, loss=info.loss, tps=smoothed["tps"]
+            task,
+            completed=info.step,
+            total=info.total_steps,
+            epoch=info.epoch,
+            loss=info.loss,
+            tps=smoothed["tps"],
+            visible=True,
         )
 
     return progress, task, on_step

@@ -345,17 +345,6 @@ def train(
             )
         if typed(ctx, "teacher_weight") and not teacher and resume is None:
             raise UsageError("--teacher-weight needs --teacher")
-        in_memory = [
-            f
-            for f, given in (
-                ("--teacher", teacher),
-                ("--sentence-weight", sentence_weight),
-                ("--train-only", train_only),
-            )
-            if given
-        ]
-        if in_memory and streaming:
-            raise UsageError(f"{in_memory[0]} needs the training texts in memory: drop --streaming")
         from gru_sentiment import distributed
 
         dist = distributed.from_env()
@@ -422,6 +411,7 @@ def train(
         if streaming and resume is not None:
             raise UsageError("--streaming needs --max-steps and one --dataset, and takes no --resume or --limit")
         if resume is None:
+            jobs.check_train_job(job, dist)
             err.print(
                 f"loading {', '.join(dataset)} ({split}); device {torch_device}",
                 highlight=False,

@@ -669,6 +669,41 @@ class PretrainJob:
     command: str = ""
 
 
+def check_train_job(job: TrainJob, dist: Dist | None = None) -> None:
+    """Refuse a job whose options cannot work, before any data is read: what the options alone decide (the
+    validation share, what streaming allows, --mix, --sentence-weight and --teacher against the data sets given),
+    and that the tokenizer and teacher models it names can be read."""
+    spec, config = job.data, job.config
+    if not 0.0 <= spec.val_fraction < 1.0:
+        raise UsageError(f"--val-fraction must be between 0 and 1 (or 0: no validation), not {spec.val_fraction}")
+    if job.streaming is not None:
+        needs_memory = {
+            "--teacher": config.teachers,
+            "--sentence-weight": spec.sentence_weight,
+            "--train-only": spec.train_only,
+            "--vat": config.vat,
+            "--entmin": config.entmin,
+        }
+        given = [flag for flag, value in needs_memory.items() if value]
+        if given:
+            raise UsageError(f"{given[0]} needs the training texts in memory: drop --streaming")
+        if config.max_steps is None or spec.limit or len(spec.datasets) != 1:
+            raise UsageError("--streaming needs --max-steps and one --dataset, and takes no --resume or --limit")
+    if config.adversarial.active and dist is not None:
+        raise UsageError("--adv, --vat and --entmin run in a single process, not under torchrun")
+    sources = _short_names(spec.datasets + tuple(split_source(s)[0] for s in spec.train_only))
+    try:
+        mix_counts([1] * len(sources), spec.mix)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    sentence_weights(spec.sentence_weight, sources)
+    distill.assign(config.teachers, sources if len(sources) > 1 else ())
+    if job.tokenizer_from:
+        load_tokenizer(job.tokenizer_from)
+    for _, model in config.teachers:
+        checkpoint.read_config(model)
+
+
 def run_train(
     job: TrainJob,
     device: torch.device,
@@ -681,12 +716,11 @@ def run_train(
     """Load the data, train, and write the model directory (after every validation); `on_data` hears one line
     on the data once it is loaded. `encoder`: the `job.init_from` encoder, when the caller has read it already."""
     spec, config = job.data, job.config
+    check_train_job(job, dist)
     tok = load_tokenizer(job.tokenizer_from) if job.tokenizer_from else None
     init = encoder or (checkpoint.load_encoder(job.init_from) if job.init_from else None)
     say = on_data or (lambda line: None)
     if job.streaming is not None:
-        if config.max_steps is None or spec.limit or len(spec.datasets) != 1:
-            raise UsageError("--streaming needs --max-steps and one --dataset, and takes no --resume or --limit")
         names = list(spec.label_names) if spec.label_names else None
         stream = open_stream(
             spec.datasets[0], spec.split, spec.text_column, spec.label_column, names, job.streaming.tokenizer_sample

@@ -40,6 +40,7 @@ from gru_sentiment.options import (
     GateDetail,
     Group,
     LabelColOpt,
+    LabelMapOpt,
     ModelOpt,
     PredictCommand,
     PredictFormat,
@@ -95,6 +96,7 @@ def evaluate(
     split: Annotated[str, typer.Option(help="Split to evaluate on.")] = "test",
     text_column: TextColOpt = None,
     label_column: LabelColOpt = None,
+    label_map: LabelMapOpt = None,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Evaluate only the first N examples.")] = None,
     format: Annotated[
         TableOrJson, typer.Option("--format", "-f", help="table for people, json for machines.")
@@ -112,10 +114,11 @@ def evaluate(
         from gru_sentiment import data as data_mod
         from gru_sentiment import jobs, render
 
+        renamed = data_mod.parse_label_map(label_map)
         torch_device = setup_device(device, threads)
         bundle = load_model(model, torch_device)
         with err_console().status(escape(f"loading {dataset} ({split})")):
-            data = data_mod.load(dataset, split, text_column, label_column, bundle.labels)
+            data = data_mod.load(dataset, split, text_column, label_column, bundle.labels, renamed)
         if limit:
             data = data.subset(list(range(min(limit, len(data)))))
         with err_console().status(f"evaluating {len(data):,} texts"):

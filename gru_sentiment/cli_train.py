@@ -30,6 +30,7 @@ from gru_sentiment.options import (
     EmbedOpt,
     HiddenOpt,
     LabelColOpt,
+    LabelMapOpt,
     LayersOpt,
     LrOpt,
     MaxLengthOpt,
@@ -140,6 +141,7 @@ def train(
     label_names: Annotated[
         Optional[str], typer.Option(help="Comma-separated names for integer labels 0..K-1, e.g. neg,pos.")
     ] = None,
+    label_map: LabelMapOpt = None,
     limit: Annotated[
         Optional[int], typer.Option(min=2, help="Use only the first N training examples (quick runs).")
     ] = None,
@@ -364,6 +366,7 @@ def train(
                 text_column=text_column,
                 label_column=label_column,
                 label_names=tuple(label_names.split(",")) if label_names else None,
+                label_map=label_map,
                 limit=limit,
                 mix=mix,
                 sentence_weight=tuple(sentence_weight or ()),

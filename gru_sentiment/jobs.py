@@ -84,6 +84,7 @@ class DataSpec:
     val_seed: int | None = None  # seed of the carve; None: the run's seed (runs saved before it existed)
     sentence_weight: tuple[str, ...] = ()  # SOURCE=W: draw that set's whole texts W times as often as its phrases
     train_only: tuple[str, ...] = ()  # DATASET[:SPLIT] sources read whole for training, after the carve
+    label_map: str | None = None  # OLD=NEW,...: labels renamed as they are read (see data.parse_label_map)
 
     def carve_seed(self, seed: int) -> int:
         """The seed the validation split is carved with, in a run of seed `seed`."""
@@ -107,7 +108,12 @@ def load_training_data(spec: DataSpec, seed: int) -> tuple[TextData, TextData]:
     none with `val_fraction` 0), then every text of the `train_only` sources added to training: the carve does
     not change with them. Texts without a label (-1) stay in `train.unlabelled`."""
     names = list(spec.label_names) if spec.label_names else None
-    load = partial(data_mod.load, text_column=spec.text_column, label_column=spec.label_column)
+    load = partial(
+        data_mod.load,
+        text_column=spec.text_column,
+        label_column=spec.label_column,
+        label_map=data_mod.parse_label_map(spec.label_map),
+    )
     full = data_mod.concat([load(d, spec.split, label_names=names) for d in spec.datasets])
     source_names = _short_names(spec.datasets + tuple(split_source(s)[0] for s in spec.train_only))
     if full.group_names:
@@ -671,8 +677,8 @@ class PretrainJob:
 
 def check_train_job(job: TrainJob, dist: Dist | None = None) -> None:
     """Refuse a job whose options cannot work, before any data is read: what the options alone decide (the
-    validation share, what streaming allows, --mix, --sentence-weight and --teacher against the data sets given),
-    and that the tokenizer and teacher models it names can be read."""
+    validation share, what streaming allows, --mix, --sentence-weight and --teacher against the data sets given,
+    --label-map), and that the tokenizer and teacher models it names can be read."""
     spec, config = job.data, job.config
     if not 0.0 <= spec.val_fraction < 1.0:
         raise UsageError(f"--val-fraction must be between 0 and 1 (or 0: no validation), not {spec.val_fraction}")
@@ -683,6 +689,7 @@ def check_train_job(job: TrainJob, dist: Dist | None = None) -> None:
             "--train-only": spec.train_only,
             "--vat": config.vat,
             "--entmin": config.entmin,
+            "--label-map": spec.label_map,
         }
         given = [flag for flag, value in needs_memory.items() if value]
         if given:
@@ -698,6 +705,7 @@ def check_train_job(job: TrainJob, dist: Dist | None = None) -> None:
         raise UsageError(str(exc)) from exc
     sentence_weights(spec.sentence_weight, sources)
     distill.assign(config.teachers, sources if len(sources) > 1 else ())
+    data_mod.parse_label_map(spec.label_map)
     if job.tokenizer_from:
         load_tokenizer(job.tokenizer_from)
     for _, model in config.teachers:

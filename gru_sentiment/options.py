@@ -58,6 +58,13 @@ TextColOpt = Annotated[
     Optional[str], typer.Option(help="Text column (default: guessed: text, sentence, review, content).")
 ]
 LabelColOpt = Annotated[Optional[str], typer.Option(help="Label column (default: guessed: label, labels, sentiment).")]
+LabelMapOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        help="Rename labels as they are read: OLD=NEW pairs, e.g. negative=neg,positive=pos (0=neg for numbers).",
+        show_default=False,
+    ),
+]
 DeviceOpt = Annotated[Device, typer.Option(help="Where to compute; auto picks CUDA when present.")]
 ThreadsOpt = Annotated[
     Optional[int],

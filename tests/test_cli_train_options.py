@@ -1,10 +1,14 @@
-"""Options of `train` checked before any data is read."""
+"""Options of `train` and `evaluate` that shape the data (--label-map), and options checked before any data is
+read."""
+
+import json
 
 import pytest
 from typer.testing import CliRunner
 
-from gru_sentiment import data, jobs
+from gru_sentiment import checkpoint, data, jobs
 from gru_sentiment.cli import app
+from gru_sentiment.errors import UsageError
 from tests.corpus import reviews, write_splits
 
 runner = CliRunner()
@@ -15,6 +19,55 @@ def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
+def sorted_by_label(folder, n=120, names=("negative", "positive")):
+    """A data set whose first half is one label and second half the other, as IMDB's files are."""
+    texts, labels = reviews(n, seed=8)
+    rows = sorted(zip(labels, texts))
+    return write_splits(folder, "csv", [t for _, t in rows], [names[y] for y, _ in rows])
+
+
+@pytest.mark.parametrize(
+    "spec, mapping",
+    [
+        ("negative=neg,positive=pos", {"negative": "neg", "positive": "pos"}),
+        (" 0 = neg , 1=pos ", {"0": "neg", "1": "pos"}),
+    ],
+)
+def test_label_map_parses(spec, mapping):
+    assert data.parse_label_map(spec) == mapping
+    assert data.parse_label_map(None) == {}
+
+
+@pytest.mark.parametrize("spec", ["negative", "negative=", "=neg", "a=b,,c=d", "", "a=b,a=c"])
+def test_bad_label_maps_are_usage_errors(spec):
+    with pytest.raises(UsageError, match="--label-map"):
+        data.parse_label_map(spec)
+
+
+def test_evaluate_renames_labels_with_label_map(tiny_model, tmp_path):
+    folder = sorted_by_label(tmp_path / "d")
+    result = invoke("evaluate", "-m", tiny_model, "-d", folder)
+    assert result.exit_code == 1 and "negative, positive" in result.output and "--label-map" in result.output
+    result = invoke(
+        "evaluate", "-m", tiny_model, "-d", folder, "--label-map", "negative=neg,positive=pos", "-f", "json"
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["n"] == 120 and {k: v["support"] for k, v in report["per_label"].items()} == {"neg": 60, "pos": 60}
+    result = invoke("evaluate", "-m", tiny_model, "-d", folder, "--label-map", "negative")
+    assert result.exit_code == 2 and result.output.count("\n") == 1 and result.output.startswith("error: --label-map")
+
+
+def test_train_renames_labels_with_label_map(tmp_path):
+    folder, out = sorted_by_label(tmp_path / "d[2024]"), tmp_path / "m[1]"
+    result = invoke("train", "-d", folder, "-o", out, "--label-map", "negative=neg,positive=pos", "--epochs", 1, *SMALL)
+    assert result.exit_code == 0, result.output
+    assert f"loading {folder} (train)" in result.output and f"saved {out}:" in result.output  # brackets as given
+    assert checkpoint.load(out).labels == ["neg", "pos"]
+    saved = json.loads((out / "config.json").read_text())["training"]["data"]
+    assert saved["label_map"] == "negative=neg,positive=pos"  # a resumed run reads the data the same way
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
@@ -22,6 +75,7 @@ def invoke(*args):
         (["--mix", "1,2"], "--mix has 2 weights for 1 data sets"),
         (["--val-fraction", "1.5"], "--val-fraction"),
         (["--sentence-weight", "films=2"], "no data set is called 'films'"),
+        (["--label-map", "negative"], "--label-map takes OLD=NEW"),
         (["--streaming", "--max-steps", 5, "--vat", 1], "--vat needs the training texts in memory"),
         (["--streaming"], "--streaming needs --max-steps"),
         (["--teacher", "films=runs/x"], "with one data set"),

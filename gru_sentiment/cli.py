@@ -97,7 +97,13 @@ def evaluate(
     text_column: TextColOpt = None,
     label_column: LabelColOpt = None,
     label_map: LabelMapOpt = None,
-    limit: Annotated[Optional[int], typer.Option(min=1, help="Evaluate only the first N examples.")] = None,
+    limit: Annotated[
+        Optional[int],
+        typer.Option(
+            min=1, help="Evaluate only N examples: a random sample drawn with --seed, each label keeping its share."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the --limit sample.")] = 0,
     format: Annotated[
         TableOrJson, typer.Option("--format", "-f", help="table for people, json for machines.")
     ] = TableOrJson.table,
@@ -113,6 +119,7 @@ def evaluate(
 
         from gru_sentiment import data as data_mod
         from gru_sentiment import jobs, render
+        from gru_sentiment.splits import stratified_sample
 
         renamed = data_mod.parse_label_map(label_map)
         torch_device = setup_device(device, threads)
@@ -120,7 +127,7 @@ def evaluate(
         with err_console().status(escape(f"loading {dataset} ({split})")):
             data = data_mod.load(dataset, split, text_column, label_column, bundle.labels, renamed)
         if limit:
-            data = data.subset(list(range(min(limit, len(data)))))
+            data = stratified_sample(data, limit, seed)
         with err_console().status(f"evaluating {len(data):,} texts"):
             report = jobs.evaluate_model(bundle, data, batch_size, torch_device)
         if format is TableOrJson.json:

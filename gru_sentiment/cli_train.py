@@ -143,7 +143,12 @@ def train(
     ] = None,
     label_map: LabelMapOpt = None,
     limit: Annotated[
-        Optional[int], typer.Option(min=2, help="Use only the first N training examples (quick runs).")
+        Optional[int],
+        typer.Option(
+            min=2,
+            help="Use only N training examples (quick runs): a random sample drawn with --seed, each label and data "
+            "set keeping its share.",
+        ),
     ] = None,
     tokenizer: TokenizerOpt = TokenizerKind.wordpiece,
     vocab_size: VocabOpt = 20000,

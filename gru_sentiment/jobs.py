@@ -29,7 +29,7 @@ from gru_sentiment.metrics import report
 from gru_sentiment.model import GRUClassifier, ModelConfig
 from gru_sentiment.pretrain import LanguageModel, PretrainConfig, fit_lm, frequency_rank
 from gru_sentiment.sources import InMemoryBatches, UnlabelledPool, mix_counts
-from gru_sentiment.splits import carve_validation, sentence_weights, whole_text_repeats
+from gru_sentiment.splits import carve_validation, sentence_weights, stratified_sample, whole_text_repeats
 from gru_sentiment.streaming import BatchStream, TextStream, open_stream
 from gru_sentiment.train import TrainConfig, loss_function, validator
 
@@ -85,6 +85,7 @@ class DataSpec:
     sentence_weight: tuple[str, ...] = ()  # SOURCE=W: draw that set's whole texts W times as often as its phrases
     train_only: tuple[str, ...] = ()  # DATASET[:SPLIT] sources read whole for training, after the carve
     label_map: str | None = None  # OLD=NEW,...: labels renamed as they are read (see data.parse_label_map)
+    limit_sampled: bool = True  # `limit` draws a stratified sample (seeded by the run); runs saved before: first rows
 
     def carve_seed(self, seed: int) -> int:
         """The seed the validation split is carved with, in a run of seed `seed`."""
@@ -92,8 +93,9 @@ class DataSpec:
 
     @classmethod
     def from_dict(cls, saved: dict) -> DataSpec:
-        """The spec a model directory recorded; one saved before `val_groups` existed carved single texts."""
-        saved = {"val_groups": False, **saved}
+        """The spec a model directory recorded; one saved before `val_groups` existed carved single texts, one saved
+        before `limit_sampled` existed took the first `limit` rows."""
+        saved = {"val_groups": False, "limit_sampled": False, **saved}
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
 
 
@@ -119,7 +121,9 @@ def load_training_data(spec: DataSpec, seed: int) -> tuple[TextData, TextData]:
     if full.group_names:
         full.group_names = source_names[: len(spec.datasets)]
     train = full
-    if spec.limit:
+    if spec.limit and spec.limit_sampled:
+        train = stratified_sample(train, spec.limit, seed)
+    elif spec.limit:
         train = train.subset(list(range(min(spec.limit, len(train)))))
     if spec.val_split:
         val = data_mod.concat([load(d, spec.val_split, label_names=train.label_names) for d in spec.datasets])
@@ -155,6 +159,8 @@ def check_init_carve(init: checkpoint.Encoder | None, spec: DataSpec, seed: int)
     before = DataSpec.from_dict(made["data"])
     if before.val_split or (before.datasets, before.split, before.limit) != (spec.datasets, spec.split, spec.limit):
         return
+    if before.limit and (before.limit_sampled, made.get("seed", 0)) != (spec.limit_sampled, seed):
+        return  # another sample of the data
     if before.val_fraction == 0:
         raise UsageError(
             f"{init.source} was trained on every text of this data (--val-fraction 0): its training texts would be"

@@ -1,15 +1,17 @@
-"""Options of `train` and `evaluate` that shape the data (--label-map), and options checked before any data is
-read."""
+"""Options of `train` and `evaluate` that shape the data: --label-map, a sampled --limit, and options checked
+before any data is read."""
 
 import json
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from gru_sentiment import checkpoint, data, jobs
 from gru_sentiment.cli import app
 from gru_sentiment.errors import UsageError
 from tests.corpus import reviews, write_splits
+from tests.test_resume import CONFIG, small_run, weights
 
 runner = CliRunner()
 SMALL = ["--vocab-size", 120, "--embed-dim", 8, "--hidden-size", 8, "--max-length", 16, "--threads", 1]
@@ -66,6 +68,45 @@ def test_train_renames_labels_with_label_map(tmp_path):
     assert checkpoint.load(out).labels == ["neg", "pos"]
     saved = json.loads((out / "config.json").read_text())["training"]["data"]
     assert saved["label_map"] == "negative=neg,positive=pos"  # a resumed run reads the data the same way
+
+
+def test_evaluate_limit_is_a_seeded_sample_of_every_label(tiny_model, tmp_path):
+    folder = sorted_by_label(tmp_path / "d", names=("neg", "pos"))
+    run = [invoke("evaluate", "-m", tiny_model, "-d", folder, "--limit", 10, "-f", "json") for _ in range(2)]
+    reports = [json.loads(r.stdout) for r in run]
+    assert reports[0] == reports[1] and reports[0]["n"] == 10
+    assert {k: v["support"] for k, v in reports[0]["per_label"].items()} == {"neg": 5, "pos": 5}
+
+
+def test_training_limit_is_a_seeded_stratified_sample(tmp_path):
+    folder = sorted_by_label(tmp_path / "d", names=("neg", "pos"))
+    spec = jobs.DataSpec((str(folder),), limit=40, val_fraction=0.25)
+    first, again, other = (jobs.load_training_data(spec, seed) for seed in (3, 3, 4))
+    texts = [sorted(t.texts + v.texts) for t, v in (first, again, other)]
+    assert texts[0] == texts[1] != texts[2] and len(texts[0]) == 40
+    assert sorted(first[0].labels + first[1].labels) == [0] * 20 + [1] * 20
+    old = jobs.DataSpec.from_dict({"datasets": [str(folder)], "limit": 40, "val_fraction": 0.25})
+    train, val = jobs.load_training_data(old, 3)  # a run saved before sampling took the first rows: it still does
+    assert set(train.labels + val.labels) == {0}
+
+    result = invoke("train", "-d", folder, "-o", tmp_path / "m", "--limit", 40, "--epochs", 1, *SMALL)
+    assert result.exit_code == 0, result.output
+    assert checkpoint.load(tmp_path / "m").labels == ["neg", "pos"]
+
+
+def test_label_map_and_limit_are_saved_and_a_resumed_run_reads_the_same_data(tmp_path):
+    folder = sorted_by_label(tmp_path / "d[2024]")
+    spec = jobs.DataSpec((str(folder),), label_map="negative=neg,positive=pos", limit=60)
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    run = small_run(spec, CONFIG)
+    run(whole)
+    run(cut, stop_at=9)
+    saved = jobs.DataSpec.from_dict(json.loads((cut / "config.json").read_text())["training"]["data"])
+    assert saved == spec and saved.limit_sampled
+    jobs.resume_model(str(cut), torch.device("cpu"))
+    a, b = weights(whole), weights(cut)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert checkpoint.load(cut).labels == ["neg", "pos"]
 
 
 @pytest.mark.parametrize(

@@ -107,7 +107,7 @@ LrOpt = Annotated[float, typer.Option(min=0.0, help="Peak learning rate (AdamW, 
 ClipOpt = Annotated[float, typer.Option(min=0.0, help="Gradient norm clip (0: off).")]
 
 
-HTML_LIMIT = 50  # texts on one --html page unless --html-limit says more: a long review adds about a megabyte
+HTML_LIMIT = 50  # texts on one --html page unless --html-limit says more: a long review adds up to a megabyte
 
 
 class DecodeErrors(str, Enum):

@@ -238,7 +238,9 @@ def read_config(directory: str | os.PathLike) -> dict:
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ModelError(f"{path / 'config.json'} is not a gru-sentiment model config")
     version = config.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int):
+        raise ModelError(f"{path} is not a gru-sentiment model directory: its config.json has no format_version")
+    if version > FORMAT_VERSION:
         raise ModelError(
             f"{path} has model format version {version}; this gru-sentiment ({__version__}) reads "
             f"up to version {FORMAT_VERSION}: upgrade gru-sentiment"

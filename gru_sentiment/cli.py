@@ -3,7 +3,8 @@
 One flat Typer app. The commands that write models (`train`, `pretrain`, `merge`) live in `cli_train`; the
 plumbing every command shares (consoles, one-line errors, device, default model) in `cli_support`.
 Heavy libraries (torch, datasets) are imported inside the commands, so `--help` stays instant.
-Exit codes: 0 success, 1 runtime failure (bad data, bad model, ...), 2 usage error.
+Exit codes: 0 success, 1 runtime failure (bad data, bad model, ...), 2 usage error, 141 stdout closed early
+(`| head`: output stops quietly, as a Unix tool's does).
 """
 
 from __future__ import annotations
@@ -17,22 +18,29 @@ import typer
 from gru_sentiment import api, cli_teacher, cli_train
 from gru_sentiment.cli_support import (  # noqa: F401  (default_model_dir, DEFAULT_MODEL_NAME: public here too)
     DEFAULT_MODEL_NAME,
+    PIPE_CLOSED,
     default_model_dir,
     err_console,
     load_model,
     out_console,
     setup_device,
+    silence_closed_stdout,
+    typed,
     user_errors,
 )
 from gru_sentiment.options import (
+    HTML_LIMIT,
     BatchOpt,
+    Command,
     DatasetOpt,
     DecodeErrors,
     Device,
     DeviceOpt,
     Direction,
     GateDetail,
+    Group,
     LabelColOpt,
+    LabelMapOpt,
     ModelOpt,
     PredictCommand,
     PredictFormat,
@@ -42,6 +50,7 @@ from gru_sentiment.options import (
 )
 
 app = typer.Typer(
+    cls=Group,
     help="Train, evaluate and look inside a GRU sentiment classifier.",
     no_args_is_help=True,
     add_completion=False,
@@ -51,23 +60,36 @@ app = typer.Typer(
 )
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from gru_sentiment import __version__
+
+        print(f"gru-sentiment {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def root(
-    ctx: typer.Context, debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_show_version, help="Show the version and exit.")
+    ] = False,
 ) -> None:
     """Train, evaluate and look inside a GRU sentiment classifier.
 
-    Exit codes: 0 success, 1 runtime failure (bad data, bad or missing model), 2 usage error.
+    Exit codes: 0 success, 1 runtime failure (bad data, bad or missing model), 2 usage error, 141 output
+    closed early (as with `| head`: the command stops quietly).
     """
     ctx.obj = {"debug": debug}
 
 
 for command in (cli_train.train, cli_train.pretrain, cli_train.merge):  # --help lists them first
-    app.command()(command)
+    app.command(cls=Command)(command)
 app.add_typer(cli_teacher.app, name="teacher")
 
 
-@app.command()
+@app.command(cls=Command)
 def evaluate(
     ctx: typer.Context,
     dataset: DatasetOpt,
@@ -75,7 +97,14 @@ def evaluate(
     split: Annotated[str, typer.Option(help="Split to evaluate on.")] = "test",
     text_column: TextColOpt = None,
     label_column: LabelColOpt = None,
-    limit: Annotated[Optional[int], typer.Option(min=1, help="Evaluate only the first N examples.")] = None,
+    label_map: LabelMapOpt = None,
+    limit: Annotated[
+        Optional[int],
+        typer.Option(
+            min=1, help="Evaluate only N examples: a random sample drawn with --seed, each label keeping its share."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the --limit sample.")] = 0,
     format: Annotated[
         TableOrJson, typer.Option("--format", "-f", help="table for people, json for machines.")
     ] = TableOrJson.table,
@@ -87,16 +116,20 @@ def evaluate(
     with user_errors(ctx):
         import json
 
+        from rich.markup import escape
+
         from gru_sentiment import data as data_mod
         from gru_sentiment import render
+        from gru_sentiment.splits import stratified_sample
 
+        renamed = data_mod.parse_label_map(label_map)
         torch_device = setup_device(device, threads)
         clf = api.load(model, torch_device)
         bundle = clf.bundle
-        with err_console().status(f"loading {dataset} ({split})"):
-            data = data_mod.load(dataset, split, text_column, label_column, bundle.labels)
+        with err_console().status(escape(f"loading {dataset} ({split})")):
+            data = data_mod.load(dataset, split, text_column, label_column, bundle.labels, renamed)
         if limit:
-            data = data.subset(list(range(min(limit, len(data)))))
+            data = stratified_sample(data, limit, seed)
         with err_console().status(f"evaluating {len(data):,} texts"):
             report = clf.evaluate_data(data, batch_size=batch_size)
         if format is TableOrJson.json:
@@ -108,18 +141,28 @@ def evaluate(
 @app.command(cls=PredictCommand)
 def predict(
     ctx: typer.Context,
-    texts: Annotated[Optional[list[str]], typer.Argument(help="Texts to classify.", show_default=False)] = None,
+    texts: Annotated[
+        Optional[list[str]],
+        typer.Argument(help="Texts to classify; a lone '-' reads them from stdin.", show_default=False),
+    ] = None,
     model: ModelOpt = None,
     file: Annotated[
         Optional[Path],
-        typer.Option("--file", help="Read one text per line from this file ('-': stdin); blank lines are skipped."),
+        typer.Option(
+            "--file",
+            help="Read the texts from this file: the text column of a .csv, .jsonl, .json or .parquet table (see "
+            "--text-column), else one text per line ('-': stdin); blank texts are skipped.",
+        ),
     ] = None,
+    text_column: TextColOpt = None,
     format: Annotated[
         PredictFormat,
         typer.Option(
             "--format",
             "-f",
-            help="table for people; json (one array), jsonl (one object per line) or csv for machines.",
+            help="table for people; json (one array), jsonl (one object per line) or csv for machines. csv: a row "
+            "per text (text_index, text, label, p_LABEL...); with --gates or --attributions, a row per token (and "
+            "layer and direction) that starts with its text's text_index, label and p_LABEL columns.",
         ),
     ] = PredictFormat.table,
     gates: Annotated[
@@ -128,7 +171,8 @@ def predict(
             "--gates",
             metavar="[mean|full]",
             help="Also show the per-token reset and update gates: `--gates` or `--gates mean` gives means over "
-            "units, `--gates full` adds the per-unit arrays to json/jsonl.",
+            "units, `--gates full` adds the per-unit arrays to json/jsonl. A single word right after --gates is "
+            "its value, never a text.",
             show_default=False,
         ),
     ] = None,
@@ -175,6 +219,14 @@ def predict(
             show_default=False,
         ),
     ] = None,
+    html_limit: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Most texts the --html page may hold: a long review adds up to megabytes, and a page of hundreds "
+            "is too big for a browser. More texts are refused.",
+        ),
+    ] = HTML_LIMIT,
     plot: Annotated[
         Optional[Path],
         typer.Option(
@@ -210,8 +262,16 @@ def predict(
 
         texts = list(texts or [])
         gates = gates.value if gates else ("mean" if html is not None or plot is not None else None)
+        if texts == ["-"] and file is None:  # a lone '-': stdin, as Unix tools read it
+            texts, file = [], Path("-")
+        elif "-" in texts:
+            raise UsageError("'-' reads the texts from stdin: give it alone")
         if texts and file is not None:
             raise UsageError("give texts as arguments or --file, not both")
+        if text_column is not None and not textio.is_table(file):
+            raise UsageError("--text-column needs a --file table: .csv, .jsonl, .json or .parquet")
+        if typed(ctx, "errors") and textio.is_table(file):
+            raise UsageError(f"--errors is for files of lines, not the table {file}")
         if not texts and file is None:
             raise UsageError("nothing to predict: give a text, or --file PATH ('-' for stdin)")
         gate_opts = [
@@ -237,6 +297,8 @@ def predict(
                 raise UsageError("--plot needs matplotlib: pip install 'gru-sentiment[plot]'")
         if unit and top_units:
             raise UsageError("give --unit or --top-units, not both")
+        if html is not None and len(texts) > html_limit:
+            raise UsageError(writers.too_many_for_html(html_limit))
         torch_device = setup_device(device, threads)
         clf = api.load(model, torch_device)
         bundle = clf.bundle
@@ -244,15 +306,19 @@ def predict(
             from gru_sentiment.explain import check_units
 
             check_units(unit, bundle.model.config.hidden_size)
-        lines = (check_text(t) for t in textio.read_texts(file, texts, errors.value) if file is None or t.strip())
-        views = writers.Views(gates, attributions, unit, top_units, html, plot)
+        lines = (
+            check_text(t)
+            for t in textio.read_texts(file, texts, errors.value, text_column)
+            if file is None or t.strip()
+        )
+        views = writers.Views(gates, attributions, unit, top_units, html, plot, html_limit)
         preds = clf.records(lines, batch_size=batch_size, gates=gates is not None, attributions=attributions)
         if views.traced:
             preds = writers.gate_views(preds, layer, direction.value if direction else None, words)
         writers.emit(preds, format, bundle.labels, views, bundle.cut)
 
 
-@app.command()
+@app.command(cls=Command)
 def gates(
     ctx: typer.Context,
     dataset: DatasetOpt,
@@ -292,6 +358,8 @@ def gates(
     with user_errors(ctx):
         import json
 
+        from rich.markup import escape
+
         from gru_sentiment import data as data_mod
         from gru_sentiment import explain
         from gru_sentiment.errors import UsageError
@@ -301,11 +369,11 @@ def gates(
             raise UsageError("gates only computes --summary; use `predict --gates TEXT` for one text")
         torch_device = setup_device(device, threads)
         bundle = load_model(model, torch_device)
-        with err_console().status(f"loading {dataset} ({split})"):
+        with err_console().status(escape(f"loading {dataset} ({split})")):
             data = data_mod.load(dataset, split, text_column, label_column, bundle.labels)
         texts = data.texts[:limit]
         if find is not None:
-            with err_console().status(f"tracing {len(texts):,} texts for {find!r}"):
+            with err_console().status(escape(f"tracing {len(texts):,} texts for {find!r}")):
                 found = explain.find_units(bundle, texts, find, batch_size, torch_device)
             if format is TableOrJson.json:
                 sys.stdout.write(json.dumps(found["units"][:top], indent=2) + "\n")
@@ -321,4 +389,11 @@ def gates(
 
 
 def main() -> None:
-    app(prog_name="gru-sentiment")
+    try:
+        app(prog_name="gru-sentiment")
+    finally:
+        try:
+            sys.stdout.flush()  # what is still buffered: a reader that went away shows here, not at exit
+        except BrokenPipeError:
+            silence_closed_stdout()
+            sys.exit(PIPE_CLOSED)

@@ -5,6 +5,7 @@ Only the command modules (`cli`, `cli_train`) use these; library modules never t
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,25 +29,30 @@ def err_console(quiet: bool = False):
 
 
 def out_console(quiet: bool = False):
-    from rich.console import Console
+    from gru_sentiment.render import stdout_console
 
-    return Console(quiet=quiet)
+    return stdout_console(quiet)
 
 
 @contextmanager
 def user_errors(ctx: typer.Context):
     """Turn library errors into one line on stderr and an exit code; --debug shows the traceback."""
+    from rich.markup import escape
+
     debug = bool(ctx.obj and ctx.obj.get("debug"))
     try:
         yield
     except UserError as exc:
         if debug:
             raise
-        err_console().print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err_console().print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         err_console().print("[yellow]interrupted[/yellow]")
         raise typer.Exit(130) from None
+    except BrokenPipeError:
+        silence_closed_stdout()
+        raise typer.Exit(PIPE_CLOSED) from None
     except (typer.Exit, typer.Abort):
         raise
     except Exception as exc:
@@ -54,11 +60,20 @@ def user_errors(ctx: typer.Context):
             raise
         message = str(exc).splitlines()[0] if str(exc) else ""
         err_console().print(
-            f"[red]error:[/red] {type(exc).__name__}: {message} (run with --debug for details)",
+            f"[red]error:[/red] {type(exc).__name__}: {escape(message)} (run with --debug for details)",
             highlight=False,
             soft_wrap=True,
         )
         raise typer.Exit(1) from None
+
+
+PIPE_CLOSED = 141  # 128 + SIGPIPE: the status a shell reports for a Unix tool whose reader went away
+
+
+def silence_closed_stdout() -> None:
+    """The reader of stdout went away (`| head`): point stdout at /dev/null, so that nothing more goes, or is
+    flushed at exit, into the closed pipe; the command then stops quietly with PIPE_CLOSED, as Unix tools do."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def setup_device(device: Device, threads: int | None, local_rank: int | None = None):
@@ -91,17 +106,23 @@ def typed(ctx: typer.Context, name: str) -> bool:
 
 def training_progress(console, title: str, val_label: str):
     """A progress bar for train or pretrain, its task, and the `on_step` callback that moves it (tokens/s
-    smoothed over steps)."""
+    smoothed over steps). The bar shows from the first step on: nothing of it stands above an error in the data."""
     from gru_sentiment import render
 
     progress = render.training_progress(console, title, val_label)
-    task = progress.add_task(title, total=None, epoch=1, loss=0.0, val="-", tps=0.0)
+    task = progress.add_task(title, total=None, epoch=1, loss=0.0, val="-", tps=0.0, visible=False)
     smoothed = {"tps": 0.0}
 
     def on_step(info):
         smoothed["tps"] = info.tokens_per_s if not smoothed["tps"] else 0.9 * smoothed["tps"] + 0.1 * info.tokens_per_s
         progress.update(
-            task, completed=info.step, total=info.total_steps, epoch=info.epoch, loss=info.loss, tps=smoothed["tps"]
+            task,
+            completed=info.step,
+            total=info.total_steps,
+            epoch=info.epoch,
+            loss=info.loss,
+            tps=smoothed["tps"],
+            visible=True,
         )
 
     return progress, task, on_step

@@ -12,9 +12,10 @@ from typing import Annotated, Optional
 import typer
 
 from gru_sentiment.cli_support import err_console, refuse_to_replace, setup_device, user_errors
-from gru_sentiment.options import Device, DeviceOpt, ThreadsOpt
+from gru_sentiment.options import Command, Device, DeviceOpt, Group, ThreadsOpt
 
 app = typer.Typer(
+    cls=Group,
     help="Fine-tune a transformer teacher and label texts with its logits, for `train --teacher-pool`. "
     "Needs `pip install 'gru-sentiment[teacher]'`; meant for a GPU, runs anywhere.",
     no_args_is_help=True,
@@ -47,7 +48,7 @@ def _labelled(datasets: list[str], label_names: list[str], char_limit: int | Non
     return texts, [y for p in parts for y in p.labels], parts[0].label_names
 
 
-@app.command("fit")
+@app.command("fit", cls=Command)
 def fit(
     ctx: typer.Context,
     dataset: DataOpt,
@@ -95,7 +96,7 @@ def fit(
         err.print(f"saved {output}: {record['steps']} steps in {record['seconds']:.0f}s", highlight=False)
 
 
-@app.command("label")
+@app.command("label", cls=Command)
 def label(
     ctx: typer.Context,
     dataset: DataOpt,

@@ -30,6 +30,7 @@ from gru_sentiment.options import (
     EmbedOpt,
     HiddenOpt,
     LabelColOpt,
+    LabelMapOpt,
     LayersOpt,
     LrOpt,
     MaxLengthOpt,
@@ -140,8 +141,14 @@ def train(
     label_names: Annotated[
         Optional[str], typer.Option(help="Comma-separated names for integer labels 0..K-1, e.g. neg,pos.")
     ] = None,
+    label_map: LabelMapOpt = None,
     limit: Annotated[
-        Optional[int], typer.Option(min=2, help="Use only the first N training examples (quick runs).")
+        Optional[int],
+        typer.Option(
+            min=2,
+            help="Use only N training examples (quick runs): a random sample drawn with --seed, each label and data "
+            "set keeping its share.",
+        ),
     ] = None,
     tokenizer: TokenizerOpt = TokenizerKind.wordpiece,
     vocab_size: VocabOpt = 20000,
@@ -319,6 +326,8 @@ def train(
     gloo on CPU, nccl on CUDA; rank 0 prints and writes.
     """
     with user_errors(ctx):
+        from rich.markup import escape
+
         from gru_sentiment import jobs
         from gru_sentiment.errors import UsageError
         from gru_sentiment.train import TrainConfig
@@ -344,17 +353,6 @@ def train(
         distilling = [f"--{n.replace('_', '-')}" for n in ("distill_weight", "distill_temperature") if typed(ctx, n)]
         if distilling and not teacher_pool and resume is None:
             raise UsageError(f"{distilling[0]} needs --teacher-pool")
-        in_memory = [
-            f
-            for f, given in (
-                ("--teacher-pool", teacher_pool),
-                ("--sentence-weight", sentence_weight),
-                ("--train-only", train_only),
-            )
-            if given
-        ]
-        if in_memory and streaming:
-            raise UsageError(f"{in_memory[0]} needs the training texts in memory: drop --streaming")
         from gru_sentiment import distributed
 
         dist = distributed.from_env()
@@ -374,6 +372,7 @@ def train(
                 text_column=text_column,
                 label_column=label_column,
                 label_names=tuple(label_names.split(",")) if label_names else None,
+                label_map=label_map,
                 limit=limit,
                 mix=mix,
                 sentence_weight=tuple(sentence_weight or ()),
@@ -422,7 +421,13 @@ def train(
         if streaming and resume is not None:
             raise UsageError("--streaming needs --max-steps and one --dataset, and takes no --resume or --limit")
         if resume is None:
-            err.print(f"loading {', '.join(dataset)} ({split}); device {torch_device}", highlight=False, soft_wrap=True)
+            jobs.check_train_job(job, dist)
+            err.print(
+                f"loading {', '.join(dataset)} ({split}); device {torch_device}",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
         progress, task, on_step = training_progress(err, "epoch", "val acc")
 
         def on_eval(info):
@@ -441,12 +446,13 @@ def train(
                 f"epoch {info.epoch} step {info.step}: val accuracy {info.accuracy:.4f}{sources}, "
                 f"macro F1 {info.macro_f1:.4f}, loss {info.loss:.4f}{mark}",
                 highlight=False,
+                markup=False,
                 soft_wrap=True,
             )
             progress.update(task, val=f"{info.accuracy:.4f}")
 
         def on_data(line: str) -> None:
-            progress.console.print(line, highlight=False, soft_wrap=True)
+            progress.console.print(line, highlight=False, markup=False, soft_wrap=True)
 
         with progress:
             finished = False
@@ -461,8 +467,8 @@ def train(
             except KeyboardInterrupt:
                 if output.exists():
                     err.print(
-                        f"[yellow]interrupted:[/yellow] the last saved model is in {output}; "
-                        f"continue with: gru-sentiment train --resume {output}",
+                        f"[yellow]interrupted:[/yellow] the last saved model is in {escape(str(output))}; "
+                        f"continue with: gru-sentiment train --resume {escape(str(output))}",
                         soft_wrap=True,
                     )
                 else:
@@ -481,6 +487,7 @@ def train(
         out_console(quiet).print(
             f"saved {output}: {score}, {history.steps} steps in {history.seconds:.0f}s",
             highlight=False,
+            markup=False,
             soft_wrap=True,
         )
 
@@ -542,6 +549,8 @@ def pretrain(
     directory: tokenizer, embedding and GRU weights, and the perplexity reached on held-out texts.
     """
     with user_errors(ctx):
+        from rich.markup import escape
+
         from gru_sentiment import jobs
         from gru_sentiment.pretrain import PretrainConfig
 
@@ -582,6 +591,7 @@ def pretrain(
         err.print(
             f"reading {', '.join(f'{d}:{s}' for d, s in sources)}; device {torch_device}",
             highlight=False,
+            markup=False,
             soft_wrap=True,
         )
         with progress:
@@ -589,7 +599,7 @@ def pretrain(
                 encoder, history = jobs.run_pretrain(job, torch_device, on_step=on_step, on_eval=on_eval)
             except KeyboardInterrupt:
                 where = f"the best encoder so far is in {output}" if output.exists() else "no encoder written"
-                err.print(f"[yellow]interrupted:[/yellow] {where}", soft_wrap=True)
+                err.print(f"[yellow]interrupted:[/yellow] {escape(where)}", soft_wrap=True)
                 raise typer.Exit(130) from None
         best = history.best
         out_console().print(
@@ -597,6 +607,7 @@ def pretrain(
             f"{history.steps} steps in {history.seconds:.0f}s; next: gru-sentiment train --init-from "
             f"{output} ...",
             highlight=False,
+            markup=False,
             soft_wrap=True,
         )
 
@@ -621,4 +632,6 @@ def merge(
         command = command_line()
         merged = merge_mod.interpolate(a, b, weight, (str(first), str(second)), command)
         checkpoint.save(merged, output)
-        out_console().print(f"saved {output}: {1 - weight:g} x {first} + {weight:g} x {second}", highlight=False)
+        out_console().print(
+            f"saved {output}: {1 - weight:g} x {first} + {weight:g} x {second}", highlight=False, markup=False
+        )

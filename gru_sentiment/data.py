@@ -11,6 +11,7 @@ stream, `tokenizer.encode_data` tokenizes them).
 
 from __future__ import annotations
 
+import glob
 import os
 import socket
 import sys
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from gru_sentiment.errors import DataError
+from gru_sentiment.errors import DataError, UsageError
 
 
 @dataclass(frozen=True)
@@ -93,13 +94,31 @@ def load(
     text_column: str | None = None,
     label_column: str | None = None,
     label_names: list[str] | None = None,
+    label_map: dict[str, str] | None = None,
 ) -> TextData:
-    """Load one split of a data set, named or local, as texts and label indices."""
+    """Load one split of a data set, named or local, as texts and label indices; `label_map` (see
+    `parse_label_map`) renames labels as they are read."""
     table, known = _open(spec, split)
     if known:
         text_column = text_column or (known.text_column if known.text_column in table.column_names else None)
         label_names = label_names or list(known.label_names)
-    return _to_text_data(table, f"{spec}:{split}", text_column, label_column, label_names)
+    return _to_text_data(table, f"{spec}:{split}", text_column, label_column, label_names, label_map)
+
+
+def parse_label_map(spec: str | None) -> dict[str, str]:
+    """`--label-map OLD=NEW,...` (e.g. `negative=neg,positive=pos`) as {OLD: NEW}. Labels are renamed as they are
+    read, before anything else looks at them; OLD is a label as written (a class name, or digits: `0=neg`)."""
+    mapping: dict[str, str] = {}
+    for part in spec.split(",") if spec is not None else ():
+        old, eq, new = (piece.strip() for piece in part.partition("="))
+        if not (eq and old and new):
+            raise UsageError(
+                f"--label-map takes OLD=NEW pairs separated by commas, e.g. negative=neg,positive=pos; not {spec!r}"
+            )
+        if old in mapping:
+            raise UsageError(f"--label-map renames {old!r} twice")
+        mapping[old] = new
+    return mapping
 
 
 def load_texts(spec: str, split: str, text_column: str | None = None) -> TextData:
@@ -232,7 +251,7 @@ def _load_local(path: Path, split: str):
             raise DataError(f"no split '{split}' in {path} (splits found: {available})")
         fmt = FORMATS[files[0].suffix.lower()]
     try:
-        return datasets.load_dataset(fmt, data_files={"data": [str(f) for f in files]}, split="data")
+        return datasets.load_dataset(fmt, data_files={"data": [glob.escape(str(f)) for f in files]}, split="data")
     except Exception as exc:
         raise DataError(
             f"could not read {files[0]}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
@@ -263,7 +282,12 @@ def _pick(columns: list[str], wanted: str | None, candidates: tuple[str, ...], w
 
 
 def _to_text_data(
-    table, source: str, text_column: str | None, label_column: str | None, label_names: list[str] | None
+    table,
+    source: str,
+    text_column: str | None,
+    label_column: str | None,
+    label_names: list[str] | None,
+    label_map: dict[str, str] | None = None,
 ) -> TextData:
     datasets = _datasets()
 
@@ -283,6 +307,9 @@ def _to_text_data(
         rows = [i for i, v in enumerate(raw) if v != -1]
         unlabelled = [t for t, v in zip(texts, raw) if v == -1]
         texts, raw = [texts[i] for i in rows], [raw[i] for i in rows]
+    if label_map:  # renamed as written: a class label by its name
+        written = [feature.names[v] for v in raw] if isinstance(feature, datasets.ClassLabel) else raw
+        raw, feature = [label_map.get(str(v), v) for v in written], None
     if isinstance(feature, datasets.ClassLabel):
         names, labels = list(feature.names), list(raw)
     else:
@@ -300,7 +327,10 @@ def _index_labels(raw: list, label_names: list[str] | None, source: str) -> tupl
         lookup = {name: i for i, name in enumerate(label_names)}
         unknown = sorted(set(raw) - set(lookup))
         if unknown:
-            raise DataError(f"{source}: labels not in {label_names}: {', '.join(map(str, unknown[:5]))}")
+            raise DataError(
+                f"{source}: labels not in {label_names}: {', '.join(map(str, unknown[:5]))} "
+                "(--label-map OLD=NEW,... renames them)"
+            )
         return [lookup[v] for v in raw], list(label_names)
     values = sorted(set(raw), key=lambda v: (isinstance(v, str), v))
     if all(isinstance(v, int) for v in values) and values == list(range(len(values))):

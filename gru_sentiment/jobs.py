@@ -30,7 +30,7 @@ from gru_sentiment.metrics import report
 from gru_sentiment.model import GRUClassifier, ModelConfig
 from gru_sentiment.pretrain import LanguageModel, PretrainConfig, fit_lm, frequency_rank
 from gru_sentiment.sources import InMemoryBatches, UnlabelledPool, mix_counts
-from gru_sentiment.splits import carve_validation, sentence_weights, whole_text_repeats
+from gru_sentiment.splits import carve_validation, sentence_weights, stratified_sample, whole_text_repeats
 from gru_sentiment.streaming import BatchStream, TextStream, open_stream
 from gru_sentiment.train import TrainConfig, loss_function, validator
 
@@ -86,6 +86,8 @@ class DataSpec:
     sentence_weight: tuple[str, ...] = ()  # SOURCE=W: draw that set's whole texts W times as often as its phrases
     train_only: tuple[str, ...] = ()  # DATASET[:SPLIT] sources read whole for training, after the carve
     teacher_pool: str | None = None  # texts with a teacher's logits (see distill), matched to the training texts
+    label_map: str | None = None  # OLD=NEW,...: labels renamed as they are read (see data.parse_label_map)
+    limit_sampled: bool = True  # `limit` draws a stratified sample (seeded by the run); runs saved before: first rows
 
     def carve_seed(self, seed: int) -> int:
         """The seed the validation split is carved with, in a run of seed `seed`."""
@@ -93,8 +95,9 @@ class DataSpec:
 
     @classmethod
     def from_dict(cls, saved: dict) -> DataSpec:
-        """The spec a model directory recorded; one saved before `val_groups` existed carved single texts."""
-        saved = {"val_groups": False, **saved}
+        """The spec a model directory recorded; one saved before `val_groups` existed carved single texts, one saved
+        before `limit_sampled` existed took the first `limit` rows."""
+        saved = {"val_groups": False, "limit_sampled": False, **saved}
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
 
 
@@ -111,14 +114,21 @@ def load_training_data(spec: DataSpec, seed: int) -> tuple[TextData, TextData]:
     training texts carry its logits where it has them, and its other texts, validation's left out, follow as
     one more source (see `distill`)."""
     names = list(spec.label_names) if spec.label_names else None
-    load = partial(data_mod.load, text_column=spec.text_column, label_column=spec.label_column)
+    load = partial(
+        data_mod.load,
+        text_column=spec.text_column,
+        label_column=spec.label_column,
+        label_map=data_mod.parse_label_map(spec.label_map),
+    )
     full = data_mod.concat([load(d, spec.split, label_names=names) for d in spec.datasets])
     pool_name = (spec.teacher_pool,) if spec.teacher_pool else ()
     source_names = _short_names(spec.datasets + tuple(split_source(s)[0] for s in spec.train_only) + pool_name)
     if full.group_names:
         full.group_names = source_names[: len(spec.datasets)]
     train = full
-    if spec.limit:
+    if spec.limit and spec.limit_sampled:
+        train = stratified_sample(train, spec.limit, seed)
+    elif spec.limit:
         train = train.subset(list(range(min(spec.limit, len(train)))))
     if spec.val_split:
         val = data_mod.concat([load(d, spec.val_split, label_names=train.label_names) for d in spec.datasets])
@@ -157,6 +167,8 @@ def check_init_carve(init: checkpoint.Encoder | None, spec: DataSpec, seed: int)
     before = DataSpec.from_dict(made["data"])
     if before.val_split or (before.datasets, before.split, before.limit) != (spec.datasets, spec.split, spec.limit):
         return
+    if before.limit and (before.limit_sampled, made.get("seed", 0)) != (spec.limit_sampled, seed):
+        return  # another sample of the data
     if before.val_fraction == 0:
         raise UsageError(
             f"{init.source} was trained on every text of this data (--val-fraction 0): its training texts would be"
@@ -673,6 +685,43 @@ class PretrainJob:
     command: str = ""
 
 
+def check_train_job(job: TrainJob, dist: Dist | None = None) -> None:
+    """Refuse a job whose options cannot work, before any data is read: what the options alone decide (the
+    validation share, what streaming allows, --mix and --sentence-weight against the data sets given,
+    --label-map), and that the tokenizer and teacher pool it names can be read."""
+    spec, config = job.data, job.config
+    if not 0.0 <= spec.val_fraction < 1.0:
+        raise UsageError(f"--val-fraction must be between 0 and 1 (or 0: no validation), not {spec.val_fraction}")
+    if job.streaming is not None:
+        needs_memory = {
+            "--teacher-pool": spec.teacher_pool,
+            "--sentence-weight": spec.sentence_weight,
+            "--train-only": spec.train_only,
+            "--vat": config.vat,
+            "--entmin": config.entmin,
+            "--label-map": spec.label_map,
+        }
+        given = [flag for flag, value in needs_memory.items() if value]
+        if given:
+            raise UsageError(f"{given[0]} needs the training texts in memory: drop --streaming")
+        if config.max_steps is None or spec.limit or len(spec.datasets) != 1:
+            raise UsageError("--streaming needs --max-steps and one --dataset, and takes no --resume or --limit")
+    if config.adversarial.active and dist is not None:
+        raise UsageError("--adv, --vat and --entmin run in a single process, not under torchrun")
+    pool = (spec.teacher_pool,) if spec.teacher_pool else ()
+    sources = _short_names(spec.datasets + tuple(split_source(s)[0] for s in spec.train_only) + pool)
+    try:
+        mix_counts([1] * len(sources), spec.mix)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    sentence_weights(spec.sentence_weight, sources)
+    data_mod.parse_label_map(spec.label_map)
+    if job.tokenizer_from:
+        load_tokenizer(job.tokenizer_from)
+    if spec.teacher_pool and not Path(spec.teacher_pool).exists():
+        raise DataError(f"no such teacher pool: {spec.teacher_pool}")
+
+
 def run_train(
     job: TrainJob,
     device: torch.device,
@@ -685,12 +734,11 @@ def run_train(
     """Load the data, train, and write the model directory (after every validation); `on_data` hears one line
     on the data once it is loaded. `encoder`: the `job.init_from` encoder, when the caller has read it already."""
     spec, config = job.data, job.config
+    check_train_job(job, dist)
     tok = load_tokenizer(job.tokenizer_from) if job.tokenizer_from else None
     init = encoder or (checkpoint.load_encoder(job.init_from) if job.init_from else None)
     say = on_data or (lambda line: None)
     if job.streaming is not None:
-        if config.max_steps is None or spec.limit or len(spec.datasets) != 1:
-            raise UsageError("--streaming needs --max-steps and one --dataset, and takes no --resume or --limit")
         names = list(spec.label_names) if spec.label_names else None
         stream = open_stream(
             spec.datasets[0], spec.split, spec.text_column, spec.label_column, names, job.streaming.tokenizer_sample

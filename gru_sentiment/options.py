@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 
 class Device(str, Enum):
@@ -58,6 +58,13 @@ TextColOpt = Annotated[
     Optional[str], typer.Option(help="Text column (default: guessed: text, sentence, review, content).")
 ]
 LabelColOpt = Annotated[Optional[str], typer.Option(help="Label column (default: guessed: label, labels, sentiment).")]
+LabelMapOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        help="Rename labels as they are read: OLD=NEW pairs, e.g. negative=neg,positive=pos (0=neg for numbers).",
+        show_default=False,
+    ),
+]
 DeviceOpt = Annotated[Device, typer.Option(help="Where to compute; auto picks CUDA when present.")]
 ThreadsOpt = Annotated[
     Optional[int],
@@ -100,6 +107,9 @@ LrOpt = Annotated[float, typer.Option(min=0.0, help="Peak learning rate (AdamW, 
 ClipOpt = Annotated[float, typer.Option(min=0.0, help="Gradient norm clip (0: off).")]
 
 
+HTML_LIMIT = 50  # texts on one --html page unless --html-limit says more: a long review adds up to a megabyte
+
+
 class DecodeErrors(str, Enum):
     fail = "fail"
     replace = "replace"
@@ -118,20 +128,79 @@ class GateDetail(str, Enum):
     full = "full"
 
 
-class PredictCommand(TyperCommand):
-    """`--gates` takes an optional value: `--gates` alone means `--gates=mean`; `--gates full` asks for everything."""
+class _FlagsAsFlags:
+    """Help shows a flag (`--words`, `--bidirectional/--unidirectional`) as a flag, not with the `<bool>` typer
+    gives it, which reads as if it took a value."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False):
+                param.metavar = ""
+        return params
+
+
+class Command(_FlagsAsFlags, TyperCommand):
+    pass
+
+
+class Group(_FlagsAsFlags, TyperGroup):
+    pass
+
+
+BOOLEAN_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "1", "0"})
+
+
+class PredictCommand(Command):
+    """`--gates` takes an optional value: `--gates` alone means `--gates=mean`; `--gates full` asks for everything.
+
+    What follows an option is never silently taken for a text: a single word right after `--gates` is its value,
+    and refused unless it is `mean` or `full`; a flag followed by true, false, yes, no, ... is refused, as a flag
+    takes no value. Texts with spaces after `--gates`, and anything after `--`, are texts."""
 
     def parse_args(self, ctx, args):
+        takes_value = {
+            name
+            for param in self.get_params(ctx)
+            if isinstance(param, TyperOption) and not param.is_flag
+            for name in param.opts
+        }
+        flags = {
+            name
+            for param in self.get_params(ctx)
+            if getattr(param, "is_flag", False)
+            for name in (*param.opts, *param.secondary_opts)
+        }
         rewritten, i = [], 0
         while i < len(args):
-            if args[i] == "--gates":
-                if i + 1 < len(args) and args[i + 1] in ("mean", "full"):
-                    rewritten.append(f"--gates={args[i + 1]}")
+            arg, following = args[i], args[i + 1] if i + 1 < len(args) else None
+            if arg == "--":
+                rewritten += args[i:]
+                break
+            if arg == "--gates":
+                if following in ("mean", "full"):
+                    rewritten.append(f"--gates={following}")
                     i += 1
+                elif following is not None and not following.startswith("-") and len(following.split()) == 1:
+                    raise typer.BadParameter(
+                        f"{following!r} is not one of 'mean', 'full' (a one-word text goes before --gates, or "
+                        "after --)",
+                        ctx=ctx,
+                        param_hint="'--gates'",
+                    )
                 else:
                     rewritten.append("--gates=mean")
+            elif arg in flags and following is not None and following.lower() in BOOLEAN_WORDS:
+                raise typer.BadParameter(
+                    f"a flag takes no value: drop {following!r} (or give it after -- to classify it)",
+                    ctx=ctx,
+                    param_hint=f"'{arg}'",
+                )
+            elif arg in takes_value and following is not None:  # its value is never an option or a text
+                rewritten += [arg, following]
+                i += 1
             else:
-                rewritten.append(args[i])
+                rewritten.append(arg)
             i += 1
         return super().parse_args(ctx, rewritten)
 

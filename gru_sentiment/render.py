@@ -8,25 +8,43 @@ from typing import IO
 from rich.console import Console, Group
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
+
+UNCUT_WIDTH = 10_000  # columns of piped or redirected output: as wide as a table needs, never cut
+
+
+class _Stdout(Console):
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError  # the reader went away: the command stops as it does on any closed pipe
+
+
+def stdout_console(quiet: bool = False) -> Console:
+    """A console on stdout: as wide as the terminal when there is one; piped or redirected, as wide as its
+    output needs (no guessed 80 columns that would cut numbers in tables)."""
+    console = _Stdout(quiet=quiet)
+    if not console.is_terminal:
+        console.width = UNCUT_WIDTH
+    return console
 
 
 def evaluation(report: dict, title: str) -> Group:
-    """Per-label table, overall figures and the confusion matrix of a `metrics.report`."""
-    table = Table(title=title, title_justify="left")
+    """Per-label table, overall figures and the confusion matrix of a `metrics.report`, under `title` (a line of
+    its own: a long data set path is not wrapped to the table's width)."""
+    table = Table()
     for col in ("label", "precision", "recall", "F1", "support"):
         table.add_column(col, justify="left" if col == "label" else "right")
     for name, m in report["per_label"].items():
-        table.add_row(name, f"{m['precision']:.4f}", f"{m['recall']:.4f}", f"{m['f1']:.4f}", str(m["support"]))
+        table.add_row(Text(name), f"{m['precision']:.4f}", f"{m['recall']:.4f}", f"{m['f1']:.4f}", str(m["support"]))
     table.add_section()
     table.add_row("accuracy", "", "", f"{report['accuracy']:.4f}", str(report["n"]))
     table.add_row("macro F1", "", "", f"{report['macro_f1']:.4f}", str(report["n"]))
     confusion = Table()
     confusion.add_column("true \\ predicted")
     for name in report["labels"]:
-        confusion.add_column(name, justify="right")
+        confusion.add_column(Text(name), justify="right")
     for name, row in zip(report["labels"], report["confusion_matrix"]):
-        confusion.add_row(name, *map(str, row))
-    return Group(table, confusion)
+        confusion.add_row(Text(name), *map(str, row))
+    return Group(Text(title, style="table.title"), table, confusion)
 
 
 def prediction_dict(pred) -> dict:
@@ -41,11 +59,13 @@ def predictions(preds: list, labels: list[str], max_text: int = 160) -> Table:
     table.add_column("text", ratio=1)
     table.add_column("label", no_wrap=True, min_width=max(5, *map(len, labels)))
     for name in labels:
-        table.add_column(f"p({name})", justify="right", no_wrap=True, min_width=len(name) + 3)
+        table.add_column(Text(f"p({name})"), justify="right", no_wrap=True, min_width=len(name) + 3)
     for p in preds:
         text = p.text if len(p.text) <= max_text else p.text[: max_text - 1] + "…"
         table.add_row(
-            text.replace("\n", " "), f"[bold]{p.label}[/bold]", *(f"{p.probabilities[name]:.4f}" for name in labels)
+            Text(text.replace("\n", " ")),
+            Text(p.label, style="bold"),
+            *(f"{p.probabilities[name]:.4f}" for name in labels),
         )
     return table
 

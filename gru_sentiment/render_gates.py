@@ -17,9 +17,10 @@ from gru_sentiment import tokenizer
 # a sequential palette (viridis' ends and middle): dark purple = 0, teal = 0.5, yellow = 1
 PALETTE = ((68, 1, 84), (33, 145, 140), (253, 231, 37))
 SHORT = {"forward": "fwd", "backward": "bwd"}
+# by value, not by colour: a terminal of 8 or 16 colours draws the palette in its own nearest colours
 MEANING = {
-    "update": "update gate z: high (yellow) keeps the past state, low (purple) writes the new candidate",
-    "reset": "reset gate r: low (purple) ignores the past when forming the candidate, high (yellow) uses it",
+    "update": "update gate z: near 1 keeps the past state, near 0 writes the new candidate",
+    "reset": "reset gate r: near 0 ignores the past when forming the candidate, near 1 uses it",
 }
 
 
@@ -93,18 +94,20 @@ def heat_line(
     return line
 
 
-def legend() -> Text:
-    bar = Text("0 ")
+def legend(low: str = "0", high: str = "1", colour=rgb, start: float = 0.0) -> Text:
+    """The palette from `start` to 1 as the terminal draws it, its ends named by value or meaning: the names of
+    what is drawn whatever colours the terminal has."""
+    bar = Text(f"{low} ")
     for step in range(21):
-        r, g, b = rgb(step / 20)
+        r, g, b = colour(start + (1 - start) * step / 20)
         bar.append(" ", Style(bgcolor=f"rgb({r},{g},{b})"))
-    bar.append(" 1")
+    bar.append(f" {high}")
     return bar
 
 
 def attribution_view(text: str, text_gates, label: str, strongest: int = 5) -> list:
-    """The attribution row (blue for the label, red against it, scaled to the largest |value|) and the words that
-    pushed hardest each way, with the completeness gap."""
+    """The attribution row (coloured from against the label to for it, scaled to the largest |value|, under a
+    legend of the colours) and the words that pushed hardest each way, with the completeness gap."""
     found = text_gates.attribution
     scores = found.scores
     scale = max((abs(s) for s in scores), default=0.0) or 1.0
@@ -120,7 +123,10 @@ def attribution_view(text: str, text_gates, label: str, strongest: int = 5) -> l
         )
     ]
     return [
-        Text(f"attribution to {label} (integrated gradients; blue for, red against)", style="bold"),
+        Text.assemble(
+            (f"attribution to {label} (integrated gradients)  ", "bold"),
+            legend("against", "for", attribution_rgb, start=-1.0),
+        ),
         line,
         Text("; ".join(pushes), style="italic"),
         Text(completeness_line(found), style="dim"),
@@ -200,7 +206,7 @@ def gate_table(
     found = text_gates.attribution
     if found is not None:
         label = labels[found.label] if labels else str(found.label)
-        table.add_column(f"attr {label}", justify="right")
+        table.add_column(Text(f"attr {label}"), justify="right")
         columns.append((found.scores, "{:+.3f}"))
     for trace in text_gates.layers:
         chosen = units.get((trace.layer, trace.direction)) if units else None
@@ -211,7 +217,7 @@ def gate_table(
                 values = getattr(trace.values, name)
                 columns.append(((values.mean(-1) if unit is None else values[:, unit]).tolist(), "{:.3f}"))
     for i in range(len(text_gates.tokens)):
-        table.add_row(_shown(text, text_gates, i), *(fmt.format(c[i]) for c, fmt in columns))
+        table.add_row(Text(_shown(text, text_gates, i)), *(fmt.format(c[i]) for c, fmt in columns))
     if found is None:
         return table
     return Group(table, Text(f"attr: integrated gradients to {label}; {completeness_line(found)}"))
@@ -246,14 +252,15 @@ def saturation_table(summary: dict) -> Table:
     return table
 
 
-def unit_search_table(result: dict, top: int) -> Table:
-    """The units that `explain.find_units` ranked first, with their effect sizes."""
+def unit_search_table(result: dict, top: int) -> Group:
+    """The units that `explain.find_units` ranked first, with their effect sizes, under a line that says what was
+    searched (not wrapped to the table's width)."""
     title = (
         f"units that behave differently on words matching {result['pattern']!r}: "
         f"{result['n_match']:,} matching and {result['n_other']:,} other tokens in {result['texts']:,} texts; "
         "effect = (mean on matching - mean on other) / pooled standard deviation"
     )
-    table = Table(title=title, title_justify="left")
+    table = Table()
     for name in ("layer", "dir", "unit", "gate", "effect", "mean match", "mean other"):
         table.add_column(name, justify="left" if name in ("dir", "gate") else "right")
     for row in result["units"][:top]:
@@ -266,4 +273,4 @@ def unit_search_table(result: dict, top: int) -> Table:
             f"{row['mean_match']:.3f}",
             f"{row['mean_other']:.3f}",
         )
-    return table
+    return Group(Text(title, style="table.title"), table)

@@ -92,6 +92,28 @@ def carve_validation(data: TextData, fraction: float, seed: int, grouped: bool =
     return data.subset(train_idx, f"{data.source} (rest)"), data.subset(val_idx, held_out)
 
 
+def stratified_sample(data: TextData, n: int, seed: int) -> TextData:
+    """`n` texts of `data` drawn at random with `seed` (the same seed, the same texts), each label of each data set
+    keeping its share: one text each first (while `n` allows), the rest in proportion, by largest remainder. The
+    texts keep their order in `data`. A data set sorted by label (IMDB) gives every label, not the first one."""
+    if n >= len(data):
+        return data
+    strata: dict[tuple[int, int], list[int]] = {}
+    for i, key in enumerate(zip(data.groups or [0] * len(data), data.labels)):
+        strata.setdefault(key, []).append(i)
+    keys = sorted(strata)
+    counts = dict.fromkeys(keys, 1 if n >= len(keys) else 0)
+    spare = {k: len(strata[k]) - counts[k] for k in keys}
+    share = {k: (n - sum(counts.values())) * spare[k] / sum(spare.values()) for k in keys}
+    for k in keys:
+        counts[k] += int(share[k])
+    for k in sorted(keys, key=lambda k: int(share[k]) - share[k])[: n - sum(counts.values())]:
+        counts[k] += 1
+    rng = random.Random(seed)
+    chosen = sorted(i for k in keys for i in rng.sample(strata[k], counts[k]))
+    return data.subset(chosen, f"{data.source} (sample of {n:,}, seed {seed})")
+
+
 def whole_text_repeats(texts: list[str], sources: list[int] | None, weights: dict[int, int]) -> list[int]:
     """How many times over each text enters its data set's draws (`--sentence-weight`): `weights[source]` for a
     text of a weighted source that leads its `overlap_groups` group (no longer text of its data set holds it: on

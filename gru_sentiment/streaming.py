@@ -3,6 +3,7 @@ on the fly, chunk by chunk, in constant memory."""
 
 from __future__ import annotations
 
+import glob
 import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -132,7 +133,7 @@ def open_stream(
                 raise DataError(f"no split '{split}' to stream in {spec}")
             ds = datasets.load_dataset(
                 FORMATS[files[0].suffix.lower()],
-                data_files={"data": [str(f) for f in files]},
+                data_files={"data": [glob.escape(str(f)) for f in files]},  # names, not patterns
                 split="data",
                 streaming=True,
             )

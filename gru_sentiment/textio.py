@@ -11,18 +11,34 @@ from pathlib import Path
 from gru_sentiment.errors import UserError
 
 
-def read_texts(file: Path | None, texts: list[str], errors: str = "fail") -> Iterator[str]:
-    """Texts from arguments, or the lines of a file / stdin ('-'), decoded as UTF-8 line by line.
+def is_table(file: Path | None) -> bool:
+    """Whether `predict --file` reads `file` as a table (.csv, .jsonl, .json, .parquet) rather than as lines."""
+    from gru_sentiment.data import FORMATS
+
+    return file is not None and str(file) != "-" and file.suffix.lower() in FORMATS
+
+
+def read_texts(
+    file: Path | None, texts: list[str], errors: str = "fail", text_column: str | None = None
+) -> Iterator[str]:
+    """Texts from arguments, or from a file: a table's text column (`text_column`, else guessed as `evaluate`
+    guesses it), or the lines of any other file or of stdin ('-'), decoded as UTF-8 line by line.
 
     `errors` says what to do with a line that is not UTF-8: 'fail' (one clear error naming the line),
-    'replace' (bad bytes become U+FFFD) or 'skip'. NUL characters become spaces.
+    'replace' (bad bytes become U+FFFD) or 'skip'. NUL characters become spaces; a byte-order mark is dropped.
     """
     if file is None:
         return iter(texts)
     if str(file) == "-":
         return _decoded_lines(sys.stdin.buffer, "<stdin>", errors)
+    if file.is_dir():
+        raise UserError(f"{file} is a directory: give a file of texts")
     if not file.is_file():
         raise UserError(f"no such file: {file}")
+    if is_table(file):
+        from gru_sentiment.data import load_texts
+
+        return iter(load_texts(str(file), "data", text_column).texts)
     return _file_lines(file, errors)
 
 
@@ -43,6 +59,8 @@ def _decoded_lines(handle, name: str, errors: str) -> Iterator[str]:
                     f"{name}:{number}: not valid UTF-8 at byte {exc.start} (use --errors replace or --errors skip)"
                 ) from exc
             line = raw.decode("utf-8", errors="replace")
+        if number == 1:
+            line = line.removeprefix("\ufeff")  # a byte-order mark (Windows editors write one) is not text
         yield line.rstrip("\r\n").replace("\x00", " ")
 
 

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from gru_sentiment import explain, render
 from gru_sentiment.errors import UsageError, UserError
-from gru_sentiment.options import PredictFormat
+from gru_sentiment.options import HTML_LIMIT, PredictFormat
 from gru_sentiment.tokenizer import Cut
 
 
@@ -38,6 +38,7 @@ class Views:
     top_units: int | None = None
     html: Path | None = None
     plot: Path | None = None
+    html_limit: int = HTML_LIMIT  # texts the page may hold
 
     @property
     def traced(self) -> bool:
@@ -51,10 +52,12 @@ def emit(preds, format: PredictFormat, labels: list[str], views: Views, cut: Cut
     if format is PredictFormat.csv:
         import csv
 
+        probabilities = tuple(f"p_{n}" for n in labels)
         fields = (
-            explain.csv_fields(views.gates is not None, views.attributions)
+            ("text_index", "label", *probabilities)
+            + tuple(f for f in explain.csv_fields(views.gates is not None, views.attributions) if f != "text_index")
             if views.traced
-            else ("text_index", "text", "label", *(f"p_{n}" for n in labels))
+            else ("text_index", "text", "label", *probabilities)
         )
         writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
@@ -63,6 +66,8 @@ def emit(preds, format: PredictFormat, labels: list[str], views: Views, cut: Cut
         count += 1
         if views.plot is not None and count > MAX_PLOT_TEXTS:
             raise UsageError(f"--plot draws at most {MAX_PLOT_TEXTS} texts: use --html for more")
+        if views.html is not None and count > views.html_limit:
+            raise UsageError(too_many_for_html(views.html_limit))
         truncated += pred.truncated
         found = pred.gates.attribution if pred.gates is not None else None
         loose += found is not None and not found.converged
@@ -76,17 +81,12 @@ def emit(preds, format: PredictFormat, labels: list[str], views: Views, cut: Cut
         elif format is PredictFormat.json:
             items.append(record)
         elif format is PredictFormat.csv:
-            if views.traced:
-                writer.writerows(explain.csv_rows(index, pred.gates))
+            row = {"text_index": index, "label": pred.label}
+            row.update((f"p_{n}", round(p, 6)) for n, p in pred.probabilities.items())
+            if views.traced:  # a row per token (and layer and direction), each with its text's prediction
+                writer.writerows({**row, **token_row} for token_row in explain.csv_rows(index, pred.gates))
             else:
-                writer.writerow(
-                    {
-                        "text_index": index,
-                        "text": pred.text,
-                        "label": pred.label,
-                        **{f"p_{n}": round(p, 6) for n, p in pred.probabilities.items()},
-                    }
-                )
+                writer.writerow({**row, "text": pred.text})
         elif views.traced:
             print_prediction(pred, labels, views)
         else:
@@ -112,24 +112,43 @@ def emit(preds, format: PredictFormat, labels: list[str], views: Views, cut: Cut
 
         sys.stdout.write(json.dumps(items, ensure_ascii=False, indent=2) + "\n")
     elif format is PredictFormat.table and not views.traced:
-        Console().print(render.predictions(items, labels))
+        render.stdout_console().print(render.predictions(items, labels))
     if views.html is not None:
         from gru_sentiment.html_report import page
         from gru_sentiment.textio import write_text_atomically
 
         write_text_atomically(views.html, page(kept, labels=labels, full=views.gates == "full"))
-        Console(stderr=True).print(f"wrote {views.html}", highlight=False)
+        Console(stderr=True).print(
+            f"wrote {views.html} ({_size(views.html)})", highlight=False, markup=False, soft_wrap=True
+        )
     if views.plot is not None:
         from gru_sentiment.plot import save_unit_maps
 
         save_unit_maps(kept, views.plot, full=views.gates == "full", labels=labels)
-        Console(stderr=True).print(f"wrote {views.plot}", highlight=False)
+        Console(stderr=True).print(
+            f"wrote {views.plot} ({_size(views.plot)})", highlight=False, markup=False, soft_wrap=True
+        )
+
+
+def too_many_for_html(limit: int) -> str:
+    return (
+        f"--html writes at most {limit} texts on a page (each long text adds up to megabytes): give "
+        "--html-limit N for more, or fewer texts"
+    )
+
+
+def _size(path: Path) -> str:
+    size = float(path.stat().st_size)
+    for unit in ("bytes", "kB", "MB"):
+        if size < 1000 or unit == "MB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1000
 
 
 def print_prediction(pred, labels, views: Views) -> None:
     from gru_sentiment.render_gates import gate_table, gate_view
 
-    console = Console()
+    console = render.stdout_console()
     console.print(render.predictions([pred], labels))
     units = (
         {

@@ -1,7 +1,7 @@
 """The `gru-sentiment` command line: each command parses options, calls the library and renders the result.
 
-One flat Typer app. The commands that write models (`train`, `pretrain`, `merge`) live in `cli_train`; the
-plumbing every command shares (consoles, one-line errors, device, default model) in `cli_support`.
+One flat Typer app. `train` lives in `cli_train`, `pretrain` and `merge` in `cli_pretrain`, `teacher` in
+`cli_teacher`; the plumbing every command shares (consoles, one-line errors, device, default model) in `cli_support`.
 Heavy libraries (torch, datasets) are imported inside the commands, so `--help` stays instant.
 Exit codes: 0 success, 1 runtime failure (bad data, bad model, ...), 2 usage error, 141 stdout closed early
 (`| head`: output stops quietly, as a Unix tool's does).
@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gru_sentiment import api, cli_teacher, cli_train
+from gru_sentiment import api, cli_pretrain, cli_teacher, cli_train
 from gru_sentiment.cli_support import (  # noqa: F401  (default_model_dir, DEFAULT_MODEL_NAME: public here too)
     DEFAULT_MODEL_NAME,
     PIPE_CLOSED,
@@ -84,7 +84,7 @@ def root(
     ctx.obj = {"debug": debug}
 
 
-for command in (cli_train.train, cli_train.pretrain, cli_train.merge):  # --help lists them first
+for command in (cli_train.train, cli_pretrain.pretrain, cli_pretrain.merge):  # --help lists them first
     app.command(cls=Command)(command)
 app.add_typer(cli_teacher.app, name="teacher")
 

@@ -1,6 +1,6 @@
 """What every `gru-sentiment` command shares: its consoles, its one-line errors, its device, the default model.
 
-Only the command modules (`cli`, `cli_train`) use these; library modules never talk to the terminal.
+Only the command modules (`cli`, `cli_train`, ...) use these; library modules never talk to the terminal.
 """
 
 from __future__ import annotations

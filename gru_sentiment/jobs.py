@@ -177,11 +177,11 @@ def check_init_carve(init: checkpoint.Encoder | None, spec: DataSpec, seed: int)
     before_seed = before.carve_seed(made.get("seed", 0))
     same_order = (before_seed, before.val_groups) == (spec.carve_seed(seed), spec.val_groups)
     if not (same_order and spec.val_fraction <= before.val_fraction):  # a smaller share of one order: a subset
-        grouping = "--val-groups" if before.val_groups else "--no-val-groups"
-        flags = f"--val-seed {before_seed} --val-fraction {before.val_fraction:g} {grouping}"
+        grouping = "true" if before.val_groups else "false"
+        settings = f"data.val_seed={before_seed}, data.val_fraction={before.val_fraction:g}, data.val_groups={grouping}"
         raise UsageError(
             f"{init.source} was trained on the same data carved another way: its training texts would be in this"
-            f" run's validation; carve as it did: {flags}"
+            f" run's validation; carve as it did: {settings}"
         )
 
 
@@ -690,18 +690,35 @@ def check_train_job(job: TrainJob, dist: Dist | None = None) -> None:
     validation share, what streaming allows, --mix and --sentence-weight against the data sets given,
     --label-map), and that the tokenizer and teacher pool it names can be read."""
     spec, config = job.data, job.config
+    cut = job.tokenizer
+    if cut.max_length is not None and cut.tail > cut.max_length:
+        raise UsageError(f"tokenizer.tail {cut.tail} does not fit in tokenizer.max_length {cut.max_length}")
+    if (spec.val_split or job.streaming is not None) and (
+        spec.val_seed is not None or spec.val_fraction != DataSpec.val_fraction
+    ):
+        raise UsageError(
+            "data.val_fraction and data.val_seed carve validation from train: not with a validation"
+            " split (--val-split) or --streaming"
+        )
+    plain = TrainConfig()
+    distilling = (config.distill_weight, config.distill_temperature) != (
+        plain.distill_weight,
+        plain.distill_temperature,
+    )
+    if distilling and not spec.teacher_pool:
+        raise UsageError("train.distill_weight and train.distill_temperature need a teacher pool (--teacher-pool)")
     if not 0.0 <= spec.val_fraction < 1.0:
         raise UsageError(f"--val-fraction must be between 0 and 1 (or 0: no validation), not {spec.val_fraction}")
     if job.streaming is not None:
         needs_memory = {
-            "--teacher-pool": spec.teacher_pool,
-            "--sentence-weight": spec.sentence_weight,
-            "--train-only": spec.train_only,
-            "--vat": config.vat,
-            "--entmin": config.entmin,
-            "--label-map": spec.label_map,
+            "data.teacher_pool": spec.teacher_pool,
+            "data.sentence_weight": spec.sentence_weight,
+            "data.train_only": spec.train_only,
+            "train.vat": config.vat,
+            "train.entmin": config.entmin,
+            "data.label_map": spec.label_map,
         }
-        given = [flag for flag, value in needs_memory.items() if value]
+        given = [key for key, value in needs_memory.items() if value]
         if given:
             raise UsageError(f"{given[0]} needs the training texts in memory: drop --streaming")
         if config.max_steps is None or spec.limit or len(spec.datasets) != 1:

@@ -14,7 +14,18 @@ from tests.corpus import reviews, write_splits
 from tests.test_resume import CONFIG, small_run, weights
 
 runner = CliRunner()
-SMALL = ["--vocab-size", 120, "--embed-dim", 8, "--hidden-size", 8, "--max-length", 16, "--threads", 1]
+SMALL = [
+    "--set",
+    "tokenizer.vocab_size=120",
+    "--set",
+    "model.embed_dim=8",
+    "--set",
+    "model.hidden_size=8",
+    "--set",
+    "tokenizer.max_length=16",
+    "--threads",
+    1,
+]
 
 
 def invoke(*args):
@@ -115,14 +126,20 @@ def test_label_map_and_limit_are_saved_and_a_resumed_run_reads_the_same_data(tmp
         (["--mix", "abc"], "--mix takes"),
         (["--mix", "1,2"], "--mix has 2 weights for 1 data sets"),
         (["--val-fraction", "1.5"], "--val-fraction"),
-        (["--sentence-weight", "films=2"], "no data set is called 'films'"),
+        (["--set", 'data.sentence_weight=["films=2"]'], "no data set is called 'films'"),
         (["--label-map", "negative"], "--label-map takes OLD=NEW"),
-        (["--streaming", "--max-steps", 5, "--vat", 1], "--vat needs the training texts in memory"),
+        (["--streaming", "--max-steps", 5, "--set", "train.vat=1"], "train.vat needs the training texts in memory"),
         (["--streaming"], "--streaming needs --max-steps"),
         (["--teacher-pool", "no/such/pool.parquet"], "no such teacher pool: no/such/pool.parquet"),
-        (["--streaming", "--max-steps", 5, "--teacher-pool", "p.parquet"], "--teacher-pool needs the training texts"),
-        (["--distill-weight", "0.3"], "--distill-weight needs --teacher-pool"),
-        (["--tokenizer-from", "no/such/tokenizer.json"], "no/such/tokenizer.json"),
+        (
+            ["--streaming", "--max-steps", 5, "--teacher-pool", "p.parquet"],
+            "data.teacher_pool needs the training texts",
+        ),
+        (
+            ["--set", "train.distill_weight=0.3"],
+            "train.distill_weight and train.distill_temperature need a teacher pool",
+        ),
+        (["--set", "tokenizer.from=no/such/tokenizer.json"], "no/such/tokenizer.json"),
     ],
 )
 def test_options_are_checked_before_any_data_is_read(tmp_path, monkeypatch, extra, message):

@@ -115,13 +115,34 @@ def test_train_with_a_teacher_pool_records_it_and_checks_its_options(tmp_path):
     texts, labels = reviews(120, seed=7)
     films = write_splits(tmp_path / "films", "csv", texts, labels)
     pool = write_pool(tmp_path / "pool.parquet", texts[:40], [[1.0, -1.0]] * 40)
-    base = ["train", "-d", str(films), "--label-names", "neg,pos", "--vocab-size", "150"]
-    base += ["--max-length", "32", "--embed-dim", "8", "--hidden-size", "6", "--epochs", "1", "--threads", "1"]
+    base = ["train", "-d", str(films), "--label-names", "neg,pos", "--set", "tokenizer.vocab_size=150"]
+    base += [
+        "--set",
+        "tokenizer.max_length=32",
+        "--set",
+        "model.embed_dim=8",
+        "--set",
+        "model.hidden_size=6",
+        "--epochs",
+        "1",
+        "--threads",
+        "1",
+    ]
     runner = CliRunner()
     out = tmp_path / "student"
     result = runner.invoke(
         app,
-        [*base, "-o", str(out), "--teacher-pool", str(pool), "--distill-weight", "0.4", "--distill-temperature", "3"],
+        [
+            *base,
+            "-o",
+            str(out),
+            "--teacher-pool",
+            str(pool),
+            "--set",
+            "train.distill_weight=0.4",
+            "--set",
+            "train.distill_temperature=3",
+        ],
     )
     assert result.exit_code == 0, result.output
     training = json.loads((out / "config.json").read_text())["training"]
@@ -129,10 +150,13 @@ def test_train_with_a_teacher_pool_records_it_and_checks_its_options(tmp_path):
     record = training["teacher_pool"]
     assert record["pool"] == str(pool) and record["without_gold_label"] == 0  # every pool text is a training one
     assert 30 <= record["texts_with_logits"] <= 40  # those the carve kept for training
-    result = runner.invoke(app, [*base, "-o", str(tmp_path / "y"), "--distill-weight", "0.3"])
-    assert result.exit_code == 2 and "--distill-weight needs --teacher-pool" in result.output
+    result = runner.invoke(app, [*base, "-o", str(tmp_path / "y"), "--set", "train.distill_weight=0.3"])
+    assert (
+        result.exit_code == 2
+        and "train.distill_weight and train.distill_temperature need a teacher pool" in result.output
+    )
     result = runner.invoke(app, [*base, "-o", str(tmp_path / "z"), "--teacher-pool", str(pool), "--streaming"])
-    assert result.exit_code == 2 and "--teacher-pool needs the training texts in memory" in result.output
+    assert result.exit_code == 2 and "data.teacher_pool needs the training texts in memory" in result.output
 
 
 def test_the_teachers_logits_reach_the_loss(tiny_model, tmp_path):

@@ -10,18 +10,18 @@ from tests.corpus import reviews, train, write_pool, write_splits
 ARGS = [
     "--epochs",
     "5",
-    "--vocab-size",
-    "150",
-    "--embed-dim",
-    "16",
-    "--hidden-size",
-    "12",
+    "--set",
+    "tokenizer.vocab_size=150",
+    "--set",
+    "model.embed_dim=16",
+    "--set",
+    "model.hidden_size=12",
     "--lr",
     "0.01",
-    "--dropout",
-    "0.1",
-    "--max-length",
-    "32",
+    "--set",
+    "model.dropout=0.1",
+    "--set",
+    "tokenizer.max_length=32",
     "--threads",
     "1",
     "--label-names",
@@ -56,7 +56,7 @@ def test_distillation_runs_under_torchrun_and_records_its_teacher(tmp_path):
     extra = [f"a sentence {i} of the pool ." for i in range(30)]
     pool = write_pool(tmp_path / "pool.parquet", texts + extra, [[float(i % 3), 0.0] for i in range(230)])
     out = tmp_path / "ddp"
-    teach = ["--teacher-pool", str(pool), "--distill-weight", "0.7"]
+    teach = ["--teacher-pool", str(pool), "--set", "train.distill_weight=0.7"]
     result = train("-d", str(folder), "-o", str(out), "--batch-size", "16", *ARGS, *teach, nproc=2)
     assert result.returncode == 0, result.stderr[-2000:]
     training = json.loads((out / "config.json").read_text())["training"]

@@ -49,7 +49,18 @@ def test_cli_trains_on_every_text_and_refuses_to_carve_validation_from_its_train
     texts, labels = reviews(120, seed=5)
     folder = write_splits(tmp_path / "data", "csv", texts, labels)
     runner = CliRunner()
-    small = ["--vocab-size", "120", "--embed-dim", "8", "--hidden-size", "6", "--epochs", "2", "--batch-size", "16"]
+    small = [
+        "--set",
+        "tokenizer.vocab_size=120",
+        "--set",
+        "model.embed_dim=8",
+        "--set",
+        "model.hidden_size=6",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+    ]
     first = runner.invoke(app, ["train", "-d", str(folder), "-o", str(tmp_path / "all"), "--val-fraction", "0", *small])
     assert first.exit_code == 0, first.output
     assert "no validation, the last step's weights" in first.stdout
@@ -73,4 +84,4 @@ def test_cli_trains_on_every_text_and_refuses_to_carve_validation_from_its_train
     assert bad.exit_code != 0 and "--val-fraction must be between 0 and 1" in bad.output
     read = ["--val-split", "test", "--val-fraction", "0"]
     unused = runner.invoke(app, ["train", "-d", str(folder), "-o", str(tmp_path / "x"), *read, *small])
-    assert unused.exit_code == 2 and "--val-fraction: only for validation carved from train" in unused.output
+    assert unused.exit_code == 2 and "carve validation from train: not with a validation split" in unused.output

@@ -138,8 +138,8 @@ def test_init_from_starts_the_classifier_from_the_encoder_weights(corpus, encode
 
 def test_init_from_refuses_what_does_not_fit(corpus, encoder_dir, tmp_path, tiny_model):
     cases = [
-        (["--init-from", encoder_dir, "--hidden-size", 64], "--hidden-size 64 differs"),
-        (["--init-from", encoder_dir, "--tokenizer-from", encoder_dir], "drop --tokenizer-from"),
+        (["--init-from", encoder_dir, "--set", "model.hidden_size=64"], "model.hidden_size 64 differs"),
+        (["--init-from", encoder_dir, "--set", f"tokenizer.from={encoder_dir}"], "drop tokenizer.from"),
         (["--init-from", tmp_path / "missing"], "not found"),
     ]
     for extra, message in cases:
@@ -164,20 +164,29 @@ def test_init_from_a_trained_model_takes_its_encoder_and_a_new_head(corpus, tiny
     assert after.training.init_from.get("command", "") == before.training.command
 
 
+NO_GROUPS = ["--set", "data.val_groups=false"]
+CARVE = "carve as it did: data.val_seed=0, data.val_fraction=0.1, data.val_groups=false"
+
+
 def test_init_from_a_model_carved_the_other_way_is_refused(corpus, tmp_path):
     """A model trained before grouped carving (or with --no-val-groups) trained on texts that a grouped carve of
     the same data holds out: starting from it would leak them into validation."""
-    first, quick = tmp_path / "random", ["--max-steps", 1, "--threads", 1, "--embed-dim", 8, "--hidden-size", 6]
-    assert invoke("train", "-d", corpus, "-o", first, "--no-val-groups", *quick).exit_code == 0
+    first, quick = (
+        tmp_path / "random",
+        ["--max-steps", 1, "--threads", 1, "--set", "model.embed_dim=8", "--set", "model.hidden_size=6"],
+    )
+    assert invoke("train", "-d", corpus, "-o", first, *NO_GROUPS, *quick).exit_code == 0
     result = invoke("train", "-d", corpus, "-o", tmp_path / "out", "--init-from", first, *quick[:4])
-    assert result.exit_code != 0 and "carve as it did: --val-seed 0 --val-fraction 0.1 --no-val-groups" in result.output
+    assert result.exit_code != 0 and CARVE in result.output
     assert not (tmp_path / "out").exists()
-    args = ["--init-from", first, "--no-val-groups", *quick[:4]]
+    args = ["--init-from", first, *NO_GROUPS, *quick[:4]]
     assert invoke("train", "-d", corpus, "-o", tmp_path / "out", *args).exit_code == 0
-    other_seed = ["--init-from", first, "--no-val-groups", "--seed", 1, *quick[:4]]  # another carve: it leaks too
+    other_seed = ["--init-from", first, *NO_GROUPS, "--seed", 1, *quick[:4]]  # another carve: it leaks too
     result = invoke("train", "-d", corpus, "-o", tmp_path / "seed1", *other_seed)
-    assert result.exit_code == 2 and "carve as it did: --val-seed 0 --val-fraction 0.1 --no-val-groups" in result.output
-    kept = invoke("train", "-d", corpus, "-o", tmp_path / "seed1", *other_seed, "--val-seed", 0)  # same carve
+    assert result.exit_code == 2 and CARVE in result.output
+    kept = invoke(
+        "train", "-d", corpus, "-o", tmp_path / "seed1", *other_seed, "--set", "data.val_seed=0"
+    )  # same carve
     assert kept.exit_code == 0, kept.output
     wider = invoke("train", "-d", corpus, "-o", tmp_path / "wider", *args, "--val-fraction", 0.2)
     assert wider.exit_code == 2 and "carve as it did" in wider.output  # holds out texts the first trained on
@@ -212,7 +221,7 @@ def test_pretrain_reports_bad_sources(corpus, tmp_path):
 def test_split_negations_goes_on_training_a_model_with_its_vocabulary_and_weights(corpus, tiny_model, tmp_path):
     out = tmp_path / "split"
     result = invoke(
-        "train", "-d", corpus, "-o", out, "--init-from", tiny_model, "--split-negations",
+        "train", "-d", corpus, "-o", out, "--init-from", tiny_model, "--set", "tokenizer.split_negations=true",
         "--max-steps", 1, "--lr", 0, "--threads", 1,
     )  # fmt: skip
     assert result.exit_code == 0, result.output

@@ -120,8 +120,8 @@ def test_cli_resume_refuses_other_settings_and_finished_runs(tiny_model):
     runner = CliRunner()
     result = runner.invoke(app, ["train", "--resume", str(tiny_model), "--epochs", "9"])
     assert result.exit_code == 2 and "drop --epochs" in result.output
-    result = runner.invoke(app, ["train", "--resume", str(tiny_model), "--no-val-groups"])
-    assert result.exit_code == 2 and "drop --no-val-groups" in result.output  # the flag as it was typed
+    result = runner.invoke(app, ["train", "--resume", str(tiny_model), "--set", "data.val_groups=false"])
+    assert result.exit_code == 2 and "drop --set" in result.output
     result = runner.invoke(app, ["train", "--resume", str(tiny_model)])
     assert result.exit_code == 1 and "no saved training state" in result.output
     result = runner.invoke(app, ["train", "-d", "x"])
@@ -155,22 +155,22 @@ def test_killing_training_never_leaves_a_partial_model(folder, tmp_path, sig):
         str(out),
         "--epochs",
         "300",
-        "--vocab-size",
-        "120",
-        "--embed-dim",
-        "8",
-        "--hidden-size",
-        "6",
+        "--set",
+        "tokenizer.vocab_size=120",
+        "--set",
+        "model.embed_dim=8",
+        "--set",
+        "model.hidden_size=6",
         "--batch-size",
         "8",
-        "--evals-per-epoch",
-        "4",
-        "--max-length",
-        "24",
+        "--set",
+        "train.evals_per_epoch=4",
+        "--set",
+        "tokenizer.max_length=24",
         "--threads",
         "1",
-        "--patience",
-        "10000",
+        "--set",
+        "train.patience=10000",
     ]
     rng = random.Random(int(sig))
     for _ in range(3):

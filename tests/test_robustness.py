@@ -148,12 +148,12 @@ def test_training_data_with_some_empty_texts_trains(tmp_path):
             str(tmp_path / "m"),
             "--epochs",
             "1",
-            "--vocab-size",
-            "100",
-            "--embed-dim",
-            "4",
-            "--hidden-size",
-            "4",
+            "--set",
+            "tokenizer.vocab_size=100",
+            "--set",
+            "model.embed_dim=4",
+            "--set",
+            "model.hidden_size=4",
         ],
     )
     assert result.exit_code == 0, result.output

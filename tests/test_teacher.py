@@ -86,7 +86,18 @@ def test_label_writes_a_pool_that_train_distils(fitted, tmp_path):
     assert runner.invoke(app, args).exit_code == 2  # the pool exists: --overwrite to replace it
 
     student = tmp_path / "student"
-    small = ["--vocab-size", "150", "--max-length", "32", "--embed-dim", "8", "--hidden-size", "6", "--epochs", "1"]
+    small = [
+        "--set",
+        "tokenizer.vocab_size=150",
+        "--set",
+        "tokenizer.max_length=32",
+        "--set",
+        "model.embed_dim=8",
+        "--set",
+        "model.hidden_size=6",
+        "--epochs",
+        "1",
+    ]
     result = runner.invoke(
         app, ["train", "-d", str(folder), "--teacher-pool", str(pool), "-o", str(student), *small, "--threads", "1"]
     )

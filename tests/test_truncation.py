@@ -120,9 +120,9 @@ def test_a_tail_that_cannot_be_cut_is_refused(tiny_model, tmp_path, tail, messag
 
 
 def test_cli_refuses_a_tail_longer_than_the_text_it_is_cut_from(tmp_path):
-    result = CliRunner().invoke(app, ["train", "-d", str(tmp_path), "-o", str(tmp_path / "m"), "--tail", "50",
-                                      "--max-length", "40"])  # fmt: skip
-    assert result.exit_code == 2 and "--tail 50 does not fit in --max-length 40" in result.output
+    cut = ["--set", "tokenizer.tail=50", "--set", "tokenizer.max_length=40"]
+    result = CliRunner().invoke(app, ["train", "-d", str(tmp_path), "-o", str(tmp_path / "m"), *cut])
+    assert result.exit_code == 2 and "tokenizer.tail 50 does not fit in tokenizer.max_length 40" in result.output
 
 
 def test_predict_says_which_part_of_a_long_text_was_read(tail_model):

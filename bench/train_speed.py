@@ -78,10 +78,10 @@ def scaling(nproc: int, steps: int, data_dir: Path) -> None:
         str(steps),
         "--val-fraction",
         "0.02",
-        "--max-length",
-        "512",
-        "--tokenizer-from",
-        str(Path(__file__).resolve().parents[1] / "models" / "gru-reviews"),
+        "--set",
+        "tokenizer.max_length=512",
+        "--set",
+        f"tokenizer.from={Path(__file__).resolve().parents[1] / 'models' / 'gru-reviews'}",
     ]
     rates = {}
     with tempfile.TemporaryDirectory() as tmp:

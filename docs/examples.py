@@ -30,7 +30,7 @@ BOOK = [
     "I didn't quite enjoy the book because I think it captures too many details.",
 ]
 SENTENCES = "A wonderful, moving film.\nThe plot was predictable but the acting saved it.\n"
-EVERYDAY = [  # the reviews issue #13 found the film-only model getting wrong
+EVERYDAY = [  # everyday reviews a film-only model got wrong
     "Works exactly as described, fast shipping.",
     "The hotel room was clean and the staff were friendly.",
     "Five stars. Would buy again.",

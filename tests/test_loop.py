@@ -5,7 +5,7 @@ import random
 import pytest
 import torch
 
-from gru_sentiment import jobs, objectives
+from gru_sentiment import jobs, jobs_train, objectives
 from gru_sentiment.data import TextData, load
 from gru_sentiment.loop import Eval, History, LoopConfig, Score, Trainer, adamw, fit
 from gru_sentiment.model import GRUClassifier, ModelConfig
@@ -315,7 +315,7 @@ def test_adversarial_training_is_refused_under_torchrun(tiny_model):
     bundle = checkpoint.load(tiny_model)
     data = TextData(["good film", "bad film"], [1, 0], ["neg", "pos"], "x")
     with pytest.raises(UsageError, match="single process"):
-        jobs._source_and_loss(bundle, data, TrainConfig(adv=1.0), None, Dist(0, 2, 0))
+        jobs_train._source_and_loss(bundle, data, TrainConfig(adv=1.0), None, Dist(0, 2, 0))
 
 
 def test_a_config_saved_before_entmin_and_layer_lr_decay_still_loads():

@@ -29,6 +29,7 @@ BOOK = [
     "This is a fantasy book which illustrates the adventures of a young wizard.",
     "I didn't quite enjoy the book because I think it captures too many details.",
 ]
+TOUR = ["The staff couldn't have been nicer.", "Customer service hung up on me twice."]
 SENTENCES = "A wonderful, moving film.\nThe plot was predictable but the acting saved it.\n"
 EVERYDAY = [  # everyday reviews a film-only model got wrong
     "Works exactly as described, fast shipping.",
@@ -42,6 +43,8 @@ EVERYDAY = [  # everyday reviews a film-only model got wrong
 def examples(data: Path) -> list[tuple[str, list[str], str | None]]:
     """(name, arguments after `gru-sentiment`, stdin) for each README example."""
     return [
+        ("predict-tour", ["predict", *TOUR], None),
+        ("evaluate-sst2", ["evaluate", "-d", str(data / "sst2"), "--split", "validation"], None),
         ("evaluate", ["evaluate", "-d", str(data / "imdb"), "--split", "test"], None),
         ("evaluate-json", ["evaluate", "-d", str(data / "sst2"), "--split", "validation", "--format", "json"], None),
         ("predict", ["predict", "This is a fantasy book.", "Great."], None),

@@ -76,20 +76,24 @@ def select_device(device: str | torch.device = "auto", option: str | None = None
 @dataclass
 class Prediction:
     """The label a model gives a text and its probability for each label (in the model's label order);
-    `truncated` when the text was longer than the model reads (see the model's `max_length`)."""
+    `truncated` when the text was longer than the model reads (see the model's `max_length`); `notes` when the
+    model can hardly read the text: "mostly unknown to the model's tokenizer" (emoji, other scripts) or "may not
+    be English (the model reads English)" (see `gru_sentiment.reading`), else empty."""
 
     text: str
     label: str
     probabilities: dict[str, float]
     truncated: bool
+    notes: list[str] = field(default_factory=list, kw_only=True)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict: text, label, probabilities, truncated."""
+        """A JSON-ready dict: text, label, probabilities, truncated, notes."""
         return {
             "text": self.text,
             "label": self.label,
             "probabilities": dict(self.probabilities),
             "truncated": self.truncated,
+            "notes": list(self.notes),
         }
 
 
@@ -154,7 +158,7 @@ class Classifier:
         if isinstance(texts, str):
             return self.predict([texts], batch_size=batch_size)[0]
         records = self.records(texts, batch_size=batch_size)
-        return [Prediction(p.text, p.label, p.probabilities, p.truncated) for p in records]
+        return [Prediction(p.text, p.label, p.probabilities, p.truncated, notes=p.notes) for p in records]
 
     @overload
     def explain(
@@ -191,7 +195,17 @@ class Classifier:
         for p in self.records(texts, batch_size=batch_size, gates=True, attributions=attributions):
             t = explain.merge_words(p.text, p.gates) if words else p.gates
             out.append(
-                Explanation(p.text, p.label, p.probabilities, p.truncated, t.tokens, t.offsets, t.layers, t.attribution)
+                Explanation(
+                    p.text,
+                    p.label,
+                    p.probabilities,
+                    p.truncated,
+                    t.tokens,
+                    t.offsets,
+                    t.layers,
+                    t.attribution,
+                    notes=p.notes,
+                )
             )
         return out
 

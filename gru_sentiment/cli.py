@@ -161,8 +161,8 @@ def predict(
             "--format",
             "-f",
             help="table for people; json (one array), jsonl (one object per line) or csv for machines. csv: a row "
-            "per text (text_index, text, label, p_LABEL...); with --gates or --attributions, a row per token (and "
-            "layer and direction) that starts with its text's text_index, label and p_LABEL columns.",
+            "per text (text_index, text, label, p_LABEL..., notes); with --gates or --attributions, a row per token "
+            "(and layer and direction) that starts with its text's text_index, label and p_LABEL columns.",
         ),
     ] = PredictFormat.table,
     gates: Annotated[
@@ -254,6 +254,9 @@ def predict(
     z near 1 keeps the past state, z near 0 replaces it with the new candidate; r near 0 makes the candidate
     ignore the past. With --attributions, which words drove the label: positive values push towards the
     predicted label, negative ones against it, and they add up to its log-odds minus the baseline's.
+
+    The model reads English: a text mostly unknown to its tokenizer (emoji, other scripts) or that may not be
+    English gets a note (stderr in the table view; `notes` in json, jsonl and csv).
     """
     with user_errors(ctx):
         from gru_sentiment import textio, writers

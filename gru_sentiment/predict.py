@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
-from gru_sentiment import batching, gates, tokenizer
+from gru_sentiment import batching, gates, reading, tokenizer
 from gru_sentiment.attribution import integrated_gradients
 from gru_sentiment.checkpoint import Bundle
 from gru_sentiment.errors import UserError
@@ -20,6 +20,7 @@ class Prediction:
     probabilities: dict[str, float]
     truncated: bool = False
     gates: gates.TextGates | None = None
+    notes: list[str] = field(default_factory=list)  # what `reading.notes` says: mostly unknown, not English
 
 
 def predict(
@@ -30,12 +31,15 @@ def predict(
     device: str | torch.device = "cpu",
     with_attributions: bool = False,
 ) -> list[Prediction]:
-    """Label and class probabilities of each text, in input order; with `with_attributions`, each prediction's
-    `gates` also holds the integrated-gradient attributions of its tokens to the predicted label (and only
-    tokens, offsets and attributions when the gates were not asked for)."""
+    """Label, class probabilities and reading notes (`reading.notes`) of each text, in input order; with
+    `with_attributions`, each prediction's `gates` also holds the integrated-gradient attributions of its tokens
+    to the predicted label (and only tokens, offsets and attributions when the gates were not asked for)."""
     if not texts:
         return []
-    encoded = tokenizer.encode_batch(bundle.tokenizer, texts, bundle.cut, with_gates or with_attributions)
+    whole = bundle.tokenizer.encode_batch(texts, add_special_tokens=False)
+    encoded = tokenizer.cut_encodings(bundle.tokenizer, whole, bundle.cut, with_gates or with_attributions)
+    notes = reading.notes(bundle.tokenizer, whole)
+    del whole
     model = bundle.model
     if with_gates:
         probs = [None] * len(texts)
@@ -62,13 +66,13 @@ def predict(
         )
         probs, traces = torch.softmax(logits, -1), [None] * len(texts)
     out = []
-    for text, enc, p, trace in zip(texts, encoded, probs.tolist(), traces):
+    for text, enc, p, trace, noted in zip(texts, encoded, probs.tolist(), traces, notes):
         best = max(range(len(p)), key=p.__getitem__)
         if with_attributions:
             found = integrated_gradients(model, enc.ids, best)
             trace = trace or gates.TextGates(enc.tokens, enc.offsets, [])
             trace.attribution = found
-        out.append(Prediction(text, bundle.labels[best], dict(zip(bundle.labels, p)), enc.truncated, trace))
+        out.append(Prediction(text, bundle.labels[best], dict(zip(bundle.labels, p)), enc.truncated, trace, noted))
     return out
 
 

@@ -51,6 +51,7 @@ def prediction_dict(pred) -> dict:
     out = {"text": pred.text, "label": pred.label, "probabilities": pred.probabilities}
     if pred.truncated:
         out["truncated"] = True
+    out["notes"] = list(pred.notes)
     return out
 
 

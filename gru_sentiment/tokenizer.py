@@ -188,9 +188,14 @@ def encode_batch(tok: Tokenizer, texts: list[str], cut: Cut, with_tokens: bool =
     A text with no tokens gets one `[UNK]` so every sequence has length >= 1.
     Without `with_tokens`, `tokens` and `offsets` are empty (but for the `[UNK]` of an empty text): building
     them as Python objects costs a third of the encoding time, and only a view of the text needs them."""
+    return cut_encodings(tok, tok.encode_batch(texts, add_special_tokens=False), cut, with_tokens)
+
+
+def cut_encodings(tok: Tokenizer, encodings: list, cut: Cut, with_tokens: bool = True) -> list[Encoded]:
+    """`encode_batch` of encodings made already (by `tok.encode_batch(texts, add_special_tokens=False)`)."""
     unk = tok.token_to_id(UNK)
     out = []
-    for enc in tok.encode_batch(texts, add_special_tokens=False):
+    for enc in encodings:
         ids = enc.ids
         tokens, offsets = (enc.tokens, enc.offsets) if with_tokens else ([], [])
         truncated = cut.cuts(len(ids))

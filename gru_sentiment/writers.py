@@ -57,11 +57,12 @@ def emit(preds, format: PredictFormat, labels: list[str], views: Views, cut: Cut
             ("text_index", "label", *probabilities)
             + tuple(f for f in explain.csv_fields(views.gates is not None, views.attributions) if f != "text_index")
             if views.traced
-            else ("text_index", "text", "label", *probabilities)
+            else ("text_index", "text", "label", *probabilities, "notes")
         )
         writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
     truncated, loose = 0, 0
+    noted = []  # table view: (index, text, notes) of each noted text, for stderr
     for index, pred in enumerate(preds):
         count += 1
         if views.plot is not None and count > MAX_PLOT_TEXTS:
@@ -73,6 +74,8 @@ def emit(preds, format: PredictFormat, labels: list[str], views: Views, cut: Cut
         loose += found is not None and not found.converged
         if kept is not None:
             kept.append(pred)
+        if pred.notes and format is PredictFormat.table:
+            noted.append((index, pred.text, pred.notes))
         record = render.prediction_dict(pred)
         if views.traced and format in (PredictFormat.json, PredictFormat.jsonl):
             record["gates"] = explain.to_json(pred.gates, full=views.gates == "full", labels=labels)
@@ -86,13 +89,15 @@ def emit(preds, format: PredictFormat, labels: list[str], views: Views, cut: Cut
             if views.traced:  # a row per token (and layer and direction), each with its text's prediction
                 writer.writerows({**row, **token_row} for token_row in explain.csv_rows(index, pred.gates))
             else:
-                writer.writerow({**row, "text": pred.text})
+                writer.writerow({**row, "text": pred.text, "notes": "; ".join(pred.notes)})
         elif views.traced:
             print_prediction(pred, labels, views)
         else:
             items.append(pred)
     if count == 0:
         raise UserError("no texts to predict: the input was empty")
+    for index, text, notes in noted:
+        Console(stderr=True).print(reading_note(index, text, notes), highlight=False, markup=False, soft_wrap=True)
     if truncated:
         Console(stderr=True).print(
             f"note: {truncated} of {count} texts were longer than {cut.max_length} tokens; "
@@ -128,6 +133,17 @@ def emit(preds, format: PredictFormat, labels: list[str], views: Views, cut: Cut
         Console(stderr=True).print(
             f"wrote {views.plot} ({_size(views.plot)})", highlight=False, markup=False, soft_wrap=True
         )
+
+
+NOTE_TEXT = 15  # characters of a noted text that its stderr note quotes
+
+
+def reading_note(index: int, text: str, notes: list[str]) -> str:
+    """The stderr line of a text the model can hardly read: `note: text 3 ("Das Essen war…"): may not be English
+    (the model reads English)`."""
+    flat = " ".join(text.split())
+    quoted = flat if len(flat) <= NOTE_TEXT else flat[: NOTE_TEXT - 1].rstrip() + "…"
+    return f'note: text {index} ("{quoted}"): {"; ".join(notes)}'
 
 
 def too_many_for_html(limit: int) -> str:

@@ -22,9 +22,7 @@ from gru_sentiment.cli_support import (
     typed,
     user_errors,
 )
-from gru_sentiment.jobs import DataSpec
 from gru_sentiment.options import Device, DeviceOpt, LabelMapOpt, TextColOpt, ThreadsOpt
-from gru_sentiment.train import TrainConfig
 
 OPTION_KEYS = {  # each everyday option is one recipe key
     "dataset": "data.datasets",
@@ -45,7 +43,9 @@ OPTION_KEYS = {  # each everyday option is one recipe key
     "seed": "train.seed",
     "streaming": "stream.enabled",
 }
-RUNTIME = ("resume", "overwrite", "device", "threads")  # how and where to run, not what: allowed with --resume
+# the defaults --help shows: the job's dataclasses hold them (importing those here would import torch and slow
+# --help down; a test checks that these are theirs)
+SHOWN_DEFAULTS = {"val_fraction": "0.1", "epochs": "4", "batch_size": "64", "lr": "0.003", "seed": "0"}
 
 
 def _tree(ctx: typer.Context, config_file: Path | None, settings: list[str] | None) -> dict:
@@ -146,7 +146,7 @@ def train(
         typer.Option(
             help="Share of the training split held out for validation, in groups of overlapping texts. 0: no "
             "validation, every text is trained on and the last step's weights are kept.",
-            show_default=str(DataSpec(()).val_fraction),
+            show_default=SHOWN_DEFAULTS["val_fraction"],
         ),
     ] = None,
     text_column: TextColOpt = None,
@@ -190,17 +190,20 @@ def train(
             show_default=False,
         ),
     ] = None,
-    epochs: Annotated[Optional[int], typer.Option(min=1, show_default=str(TrainConfig.epochs))] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, show_default=SHOWN_DEFAULTS["epochs"])] = None,
     max_steps: Annotated[
         Optional[int], typer.Option(min=1, help="Stop after this many steps.", show_default=False)
     ] = None,
-    batch_size: Annotated[Optional[int], typer.Option(min=1, show_default=str(TrainConfig.batch_size))] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, show_default=SHOWN_DEFAULTS["batch_size"])] = None,
     lr: Annotated[
-        Optional[float], typer.Option(min=0.0, help="Peak learning rate (AdamW).", show_default=str(TrainConfig.lr))
+        Optional[float], typer.Option(min=0.0, help="Peak learning rate (AdamW).", show_default=SHOWN_DEFAULTS["lr"])
     ] = None,
     seed: Annotated[
         Optional[int],
-        typer.Option(help="Random seed: the same seed and tokenizer give the same weights on CPU.", show_default="0"),
+        typer.Option(
+            help="Random seed: the same seed and tokenizer give the same weights on CPU.",
+            show_default=SHOWN_DEFAULTS["seed"],
+        ),
     ] = None,
     streaming: Annotated[
         Optional[bool],

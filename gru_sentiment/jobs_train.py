@@ -54,14 +54,15 @@ class TokenizerSettings:
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """The `ModelConfig` fields a user chooses (the rest follow from the tokenizer and the labels)."""
+    """The `ModelConfig` fields a user chooses (the rest follow from the tokenizer and the labels), with its
+    defaults."""
 
-    embed_dim: int = 128
-    hidden_size: int = 128
-    num_layers: int = 1
-    bidirectional: bool = True
-    dropout: float = 0.3
-    pooling: str = "mean_max"
+    embed_dim: int = ModelConfig.embed_dim
+    hidden_size: int = ModelConfig.hidden_size
+    num_layers: int = ModelConfig.num_layers
+    bidirectional: bool = ModelConfig.bidirectional
+    dropout: float = ModelConfig.dropout
+    pooling: str = ModelConfig.pooling
 
     def to_dict(self) -> dict:
         return asdict(self)

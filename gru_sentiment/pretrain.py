@@ -30,13 +30,13 @@ from gru_sentiment.sources import InMemoryBatches
 class PretrainConfig:
     epochs: int = 1
     batch_size: int = 64
-    lr: float = 3e-3
-    weight_decay: float = 0.01
+    lr: float = LoopConfig.lr
+    weight_decay: float = LoopConfig.weight_decay
     warmup: float = 0.02
-    clip: float = 1.0
+    clip: float = LoopConfig.clip
     max_steps: int | None = None
     evals: int = 4
-    seed: int = 0
+    seed: int = LoopConfig.seed
     cutoffs: tuple[int, ...] = (256, 2048, 8192)
 
     def to_dict(self) -> dict:

@@ -24,25 +24,27 @@ from gru_sentiment.metrics import report_from_confusion
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 4
+    epochs: int = LoopConfig.epochs
     batch_size: int = 64
-    lr: float = 3e-3
-    weight_decay: float = 0.01
-    warmup: float = 0.05
-    clip: float = 1.0
-    patience: int = 2
+    lr: float = LoopConfig.lr
+    weight_decay: float = LoopConfig.weight_decay
+    warmup: float = LoopConfig.warmup
+    clip: float = LoopConfig.clip
+    patience: int = LoopConfig.patience
     max_steps: int | None = None
-    evals_per_epoch: int = 1
-    seed: int = 0
+    evals_per_epoch: int = LoopConfig.evals_per_epoch
+    seed: int = LoopConfig.seed
     adv: float = 0.0  # adversarial training weight (Miyato et al. 2017); 0: off
     vat: float = 0.0  # virtual adversarial training weight, on unlabelled texts; 0: off
     adv_eps: float = 5.0  # perturbation size, in embedding standard deviations
     vat_batch_size: int | None = None  # unlabelled texts per step (default: batch_size)
     entmin: float = 0.0  # entropy minimisation weight, on the same unlabelled texts; 0: off
-    layer_lr_decay: float = 1.0  # discriminative learning rates: lr / decay**depth below the head
+    layer_lr_decay: float = LoopConfig.layer_lr_decay  # discriminative learning rates: lr / decay**depth below the head
     distill_temperature: float = 2.0  # softening of teacher and student logits (objectives.Distillation)
     distill_weight: float = 0.5  # share of the teacher's term for a text that has a gold label too
-    ema: float = 0.0  # validate and keep a moving average of the weights, this decay per step (loop.Trainer); 0: off
+    ema: float = (
+        LoopConfig.ema
+    )  # validate and keep a moving average of the weights, this decay per step (loop.Trainer); 0: off
 
     def to_dict(self) -> dict:
         return asdict(self)

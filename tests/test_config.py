@@ -77,3 +77,20 @@ def test_each_shipped_recipe_parses_into_its_job(recipe):
     job = config.build(config.read(recipe))
     assert job.data.datasets and job.output.startswith("runs/")
     assert all(d.startswith("../shared/data/") for d in (*job.data.datasets, *job.data.train_only))
+
+
+def test_train_help_shows_the_defaults_of_the_job_and_imports_no_torch():
+    import subprocess
+    import sys
+
+    from gru_sentiment.cli_train import SHOWN_DEFAULTS
+
+    assert SHOWN_DEFAULTS == {
+        "val_fraction": str(DataSpec(("a",)).val_fraction),
+        "epochs": str(TrainConfig.epochs),
+        "batch_size": str(TrainConfig.batch_size),
+        "lr": str(TrainConfig.lr),
+        "seed": str(TrainConfig.seed),
+    }
+    probe = "import sys, gru_sentiment.cli; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"

@@ -60,6 +60,13 @@ def train(*args, nproc=1):
     )
 
 
+def small_model(vocab=150, max_length=32, embed=8, hidden=6) -> list[str]:
+    """`train` settings for a model that trains in seconds: a small vocabulary, short texts, a tiny GRU."""
+    keys = {"tokenizer.vocab_size": vocab, "tokenizer.max_length": max_length, "model.embed_dim": embed}
+    keys["model.hidden_size"] = hidden
+    return [arg for key, value in keys.items() for arg in ("--set", f"{key}={value}")]
+
+
 def write_pool(path, texts, logits, labels=None):
     """A teacher pool: texts, gold labels (-1: none) and a teacher's logits, as parquet."""
     import pyarrow as pa

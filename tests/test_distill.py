@@ -13,7 +13,7 @@ from gru_sentiment.data import TextData
 from gru_sentiment.errors import DataError
 from gru_sentiment.sources import InMemoryBatches
 from gru_sentiment.train import TrainConfig
-from tests.corpus import reviews, write_pool, write_splits
+from tests.corpus import reviews, small_model, write_pool, write_splits
 
 NAN = float("nan")
 
@@ -115,19 +115,7 @@ def test_train_with_a_teacher_pool_records_it_and_checks_its_options(tmp_path):
     texts, labels = reviews(120, seed=7)
     films = write_splits(tmp_path / "films", "csv", texts, labels)
     pool = write_pool(tmp_path / "pool.parquet", texts[:40], [[1.0, -1.0]] * 40)
-    base = ["train", "-d", str(films), "--label-names", "neg,pos", "--set", "tokenizer.vocab_size=150"]
-    base += [
-        "--set",
-        "tokenizer.max_length=32",
-        "--set",
-        "model.embed_dim=8",
-        "--set",
-        "model.hidden_size=6",
-        "--epochs",
-        "1",
-        "--threads",
-        "1",
-    ]
+    base = ["train", "-d", str(films), "--label-names", "neg,pos", *small_model(), "--epochs", "1", "--threads", "1"]
     runner = CliRunner()
     out = tmp_path / "student"
     result = runner.invoke(

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from gru_sentiment import teacher
 from gru_sentiment.cli import app
 from gru_sentiment.errors import UsageError
-from tests.corpus import NEGATIVE, NEUTRAL, POSITIVE, reviews, write_splits
+from tests.corpus import NEGATIVE, NEUTRAL, POSITIVE, reviews, small_model, write_splits
 
 transformers = pytest.importorskip("transformers")  # the `teacher` extra
 
@@ -86,18 +86,7 @@ def test_label_writes_a_pool_that_train_distils(fitted, tmp_path):
     assert runner.invoke(app, args).exit_code == 2  # the pool exists: --overwrite to replace it
 
     student = tmp_path / "student"
-    small = [
-        "--set",
-        "tokenizer.vocab_size=150",
-        "--set",
-        "tokenizer.max_length=32",
-        "--set",
-        "model.embed_dim=8",
-        "--set",
-        "model.hidden_size=6",
-        "--epochs",
-        "1",
-    ]
+    small = [*small_model(), "--epochs", "1"]
     result = runner.invoke(
         app, ["train", "-d", str(folder), "--teacher-pool", str(pool), "-o", str(student), *small, "--threads", "1"]
     )

@@ -102,7 +102,7 @@ def check_train_job(job: TrainJob, dist: Dist | None = None) -> None:
     if distilling and not spec.teacher_pool:
         raise UsageError("train.distill_weight and train.distill_temperature need a teacher pool (--teacher-pool)")
     if not 0.0 <= spec.val_fraction < 1.0:
-        raise UsageError(f"--val-fraction must be between 0 and 1 (or 0: no validation), not {spec.val_fraction}")
+        raise UsageError(f"data.val_fraction must be between 0 and 1 (or 0: no validation), not {spec.val_fraction}")
     if job.streaming is not None:
         needs_memory = {
             "data.teacher_pool": spec.teacher_pool,
@@ -114,11 +114,11 @@ def check_train_job(job: TrainJob, dist: Dist | None = None) -> None:
         }
         given = [key for key, value in needs_memory.items() if value]
         if given:
-            raise UsageError(f"{given[0]} needs the training texts in memory: drop --streaming")
+            raise UsageError(f"{given[0]} needs the training texts in memory: not with stream.enabled (--streaming)")
         if config.max_steps is None or spec.limit or len(spec.datasets) != 1:
-            raise UsageError("--streaming needs --max-steps and one --dataset, and takes no --resume or --limit")
+            raise UsageError("stream.enabled (--streaming) needs train.max_steps and one data set, and no data.limit")
     if config.adversarial.active and dist is not None:
-        raise UsageError("--adv, --vat and --entmin run in a single process, not under torchrun")
+        raise UsageError("train.adv, train.vat and train.entmin run in a single process, not under torchrun")
     pool = (spec.teacher_pool,) if spec.teacher_pool else ()
     sources = short_names(spec.datasets + tuple(split_source(s)[0] for s in spec.train_only) + pool)
     try:

@@ -212,7 +212,7 @@ def _source_and_loss(
     """The loop's batch source (mixed as `spec.mix` says, with the teacher's logits where the texts have them) and
     the objective (with AT/VAT as `config` says)."""
     if config.adversarial.active and dist is not None:
-        raise UsageError("--adv, --vat and --entmin run in a single process, not under torchrun")
+        raise UsageError("train.adv, train.vat and train.entmin run in a single process, not under torchrun")
     if isinstance(train, BatchStream):
         if config.adversarial.needs_unlabelled or (spec is not None and spec.teacher_pool):
             raise UsageError("VAT, entropy minimisation and a teacher pool need the training texts in memory")

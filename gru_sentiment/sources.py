@@ -35,19 +35,19 @@ def mix_counts(sizes: Sequence[int], rule: str | None) -> list[int]:
         values = [float(p) for p in parts]
     except ValueError:
         raise ValueError(
-            f"--mix takes 'natural', an exponent in (0, 1] or one weight per data set, not {rule!r}"
+            f"data.mix takes 'natural', an exponent in (0, 1] or one weight per data set, not {rule!r}"
         ) from None
     if len(parts) == 1:
         alpha = values[0]
         if not 0.0 < alpha <= 1.0:
-            raise ValueError(f"a --mix exponent must be in (0, 1], not {alpha}")
+            raise ValueError(f"a data.mix exponent must be in (0, 1], not {alpha}")
         weights = [n**alpha for n in sizes]
         total = sum(sizes)
         return [max(1, round(total * w / sum(weights))) for w in weights]
     if len(values) != len(sizes):
-        raise ValueError(f"--mix has {len(values)} weights for {len(sizes)} data sets")
+        raise ValueError(f"data.mix has {len(values)} weights for {len(sizes)} data sets")
     if any(v < 0 for v in values) or not any(v > 0 for v in values):
-        raise ValueError("--mix weights must be non-negative, and one must be positive")
+        raise ValueError("data.mix weights must be non-negative, and one must be positive")
     return [round(v * n) for v, n in zip(values, sizes)]
 
 

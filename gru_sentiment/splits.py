@@ -68,7 +68,7 @@ def carve_validation(data: TextData, fraction: float, seed: int, grouped: bool =
     in a seeded random order; `grouped=False` shuffles single texts (the carve of models trained before
     groups existed, which `train --resume` must repeat)."""
     if not 0.0 < fraction < 1.0:
-        raise UsageError(f"--val-fraction must be between 0 and 1 (or 0: no validation), not {fraction}")
+        raise UsageError(f"data.val_fraction must be between 0 and 1 (or 0: no validation), not {fraction}")
     n_val = max(1, round(len(data) * fraction))
     if grouped:
         group = overlap_groups(data.texts, data.groups)
@@ -136,14 +136,14 @@ def sentence_weights(specs: tuple[str, ...], names: list[str]) -> dict[int, int]
         try:
             weight = int(value)
         except ValueError:
-            raise UsageError(f"--sentence-weight takes SOURCE=W with W a whole number, not {spec!r}") from None
+            raise UsageError(f"data.sentence_weight takes SOURCE=W with W a whole number, not {spec!r}") from None
         if weight < 1:
-            raise UsageError(f"--sentence-weight {spec}: W must be at least 1")
+            raise UsageError(f"data.sentence_weight {spec}: W must be at least 1")
         if not eq:
             weights.update(dict.fromkeys(range(len(names)), weight))
         elif source in names:
             weights[names.index(source)] = weight
         else:
             known = ", ".join(names)
-            raise UsageError(f"--sentence-weight {spec}: no data set is called {source!r} (they are: {known})")
+            raise UsageError(f"data.sentence_weight {spec}: no data set is called {source!r} (they are: {known})")
     return weights

@@ -123,13 +123,13 @@ def test_label_map_and_limit_are_saved_and_a_resumed_run_reads_the_same_data(tmp
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--mix", "abc"], "--mix takes"),
-        (["--mix", "1,2"], "--mix has 2 weights for 1 data sets"),
-        (["--val-fraction", "1.5"], "--val-fraction"),
+        (["--mix", "abc"], "data.mix takes"),
+        (["--mix", "1,2"], "data.mix has 2 weights for 1 data sets"),
+        (["--val-fraction", "1.5"], "data.val_fraction must be between 0 and 1"),
         (["--set", 'data.sentence_weight=["films=2"]'], "no data set is called 'films'"),
         (["--label-map", "negative"], "--label-map takes OLD=NEW"),
         (["--streaming", "--max-steps", 5, "--set", "train.vat=1"], "train.vat needs the training texts in memory"),
-        (["--streaming"], "--streaming needs --max-steps"),
+        (["--streaming"], "stream.enabled (--streaming) needs train.max_steps"),
         (["--teacher-pool", "no/such/pool.parquet"], "no such teacher pool: no/such/pool.parquet"),
         (
             ["--streaming", "--max-steps", 5, "--teacher-pool", "p.parquet"],

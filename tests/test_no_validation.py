@@ -81,7 +81,7 @@ def test_cli_trains_on_every_text_and_refuses_to_carve_validation_from_its_train
     assert not torch.equal(before["embedding.weight"], after["embedding.weight"])  # it trained on
 
     bad = runner.invoke(app, ["train", "-d", str(folder), "-o", str(tmp_path / "x"), "--val-fraction", "-0.1", *small])
-    assert bad.exit_code != 0 and "--val-fraction must be between 0 and 1" in bad.output
+    assert bad.exit_code != 0 and "data.val_fraction must be between 0 and 1" in bad.output
     read = ["--val-split", "test", "--val-fraction", "0"]
     unused = runner.invoke(app, ["train", "-d", str(folder), "-o", str(tmp_path / "x"), *read, *small])
     assert unused.exit_code == 2 and "carve validation from train: not with a validation split" in unused.output

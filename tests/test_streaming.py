@@ -74,7 +74,7 @@ def test_streaming_needs_max_steps(tmp_path):
     result = runner.invoke(
         app, ["train", "--streaming", "-d", str(stream_folder(tmp_path, 50)), "-o", str(tmp_path / "m")]
     )
-    assert result.exit_code == 2 and "--max-steps" in result.output
+    assert result.exit_code == 2 and "needs train.max_steps" in result.output
 
 
 def test_batch_stream_reads_one_chunk_at_a_time():

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gru_sentiment.cli import app
-from tests.corpus import reviews, write_splits
+from tests.corpus import reviews, small_model, write_splits
 
 runner = CliRunner()
 
@@ -208,18 +208,7 @@ def test_module_entry_point_runs():
 )
 def test_bad_sentence_weights_and_train_only_sets_are_one_line_errors(tmp_path, extra, message):
     folder = write_splits(tmp_path / "d", "csv", *reviews(60, seed=2))
-    small = [
-        "--set",
-        "tokenizer.vocab_size=120",
-        "--set",
-        "model.embed_dim=8",
-        "--set",
-        "model.hidden_size=8",
-        "--epochs",
-        1,
-        "--set",
-        "tokenizer.max_length=16",
-    ]
+    small = [*small_model(vocab=120, max_length=16, embed=8, hidden=8), "--epochs", 1]
     result = invoke("train", "-d", folder, "-o", tmp_path / "m", *small, *extra)
     assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "m" / "model.safetensors").exists()

@@ -10,19 +10,12 @@ from typer.testing import CliRunner
 from gru_sentiment import checkpoint, data, jobs
 from gru_sentiment.cli import app
 from gru_sentiment.errors import UsageError
-from tests.corpus import reviews, write_splits
+from tests.corpus import reviews, small_model, write_splits
 from tests.test_resume import CONFIG, small_run, weights
 
 runner = CliRunner()
 SMALL = [
-    "--set",
-    "tokenizer.vocab_size=120",
-    "--set",
-    "model.embed_dim=8",
-    "--set",
-    "model.hidden_size=8",
-    "--set",
-    "tokenizer.max_length=16",
+    *small_model(vocab=120, max_length=16, embed=8, hidden=8),
     "--threads",
     1,
 ]

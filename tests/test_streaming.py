@@ -8,22 +8,15 @@ from typer.testing import CliRunner
 from gru_sentiment import tokenizer
 from gru_sentiment.cli import app
 from gru_sentiment.streaming import BatchStream
-from tests.corpus import reviews, train, write_splits
+from tests.corpus import reviews, small_model, train, write_splits
 
 runner = CliRunner()
 SMALL = [
-    "--set",
-    "tokenizer.vocab_size=200",
-    "--set",
-    "model.embed_dim=16",
-    "--set",
-    "model.hidden_size=12",
+    *small_model(vocab=200, max_length=32, embed=16, hidden=12),
     "--batch-size",
     "16",
     "--lr",
     "0.01",
-    "--set",
-    "tokenizer.max_length=32",
     "--label-names",
     "neg,pos",
     "--threads",

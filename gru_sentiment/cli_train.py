@@ -252,6 +252,10 @@ def train(
         if job is not None:
             jobs.check_train_job(job, dist)
             encoder = _check_init(job, tree) if job.init_from else None
+            for key in config.experimental(tree):
+                err.print(
+                    f"note: {key} is experimental: kept to repeat recorded runs, it did not help", highlight=False
+                )
             sets = ", ".join(job.data.datasets)
             err.print(
                 f"loading {sets} ({job.data.split}); device {torch_device}",

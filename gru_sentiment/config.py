@@ -41,6 +41,11 @@ TOP = ("output",)
 EXPERIMENTAL = ("train.vat", "train.vat_batch_size", "train.layer_lr_decay", "train.ema", "data.sentence_weight")
 
 
+def experimental(tree: dict) -> list[str]:
+    """The experimental keys a tree sets."""
+    return [key for key in EXPERIMENTAL if key.split(".")[1] in tree.get(key.split(".")[0], {})]
+
+
 def keys() -> list[str]:
     """Every key a recipe may set, dotted."""
     names = [f"{section}.{f.name}" for section, cls in SECTIONS.items() for f in fields(cls)]

@@ -153,3 +153,10 @@ def test_a_data_error_is_not_preceded_by_a_progress_bar(tmp_path):
     result = invoke("train", "-d", folder, "-o", tmp_path / "m", *SMALL)
     assert result.exit_code == 1 and "at least two classes" in result.output
     assert "epoch" not in result.output and "0/?" not in result.output
+
+
+def test_an_experimental_setting_is_noted(tmp_path):
+    folder = write_splits(tmp_path / "d", "csv", *reviews(40, seed=2))
+    result = invoke("train", "-d", folder, "-o", tmp_path / "m", *SMALL, "--max-steps", 2, "--set", "train.ema=0.5")
+    assert result.exit_code == 0, result.output
+    assert "note: train.ema is experimental" in result.output

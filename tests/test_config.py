@@ -94,3 +94,8 @@ def test_train_help_shows_the_defaults_of_the_job_and_imports_no_torch():
     }
     probe = "import sys, gru_sentiment.cli; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_experimental_keys_are_named():
+    tree = config.override({}, ["train.vat=1", "train.lr=1e-3", "data.sentence_weight=['sst2=3']"])
+    assert config.experimental(tree) == ["train.vat", "data.sentence_weight"]

@@ -11,7 +11,7 @@ gold `label` (-1 or absent: none). `gru-sentiment teacher label` writes one. `at
 text found in the pool its logits, and makes the pool's other texts a data set of their own, trained on the
 teacher alone where they have no label, so a pool of sentences cut from reviews enlarges the training data.
 No text of the validation split may train: the pool's copies of validation texts, and its pieces of them (a
-sentence cut from a held-out review), are left out (`from_validation`).
+sentence cut from a held-out review), are left out (`Validation`).
 """
 
 from __future__ import annotations

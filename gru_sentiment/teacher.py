@@ -13,13 +13,11 @@ Silent like the rest of the library: progress goes through the callbacks.
 
 from __future__ import annotations
 
+import io
 import json
 import math
-import os
 import random
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -27,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from gru_sentiment import checkpoint, textio
 from gru_sentiment.errors import DataError, ModelError, UsageError
 
 INSTALL = "pip install 'gru-sentiment[teacher]'"
@@ -137,31 +136,20 @@ def fit(
         "seconds": round(time.perf_counter() - start, 1),
         "device": str(device),
     }
-    _save_atomically(output, lambda tmp: (model.save_pretrained(tmp), tok.save_pretrained(tmp)), record)
+
+    def write(tmp: Path) -> list[Path]:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / RECORD).write_text(json.dumps(record, indent=1) + "\n")
+        return [path for path in tmp.iterdir() if path.is_file()]
+
+    checkpoint.write_directory(output, write)  # atomically, as models are
     return record
 
 
 def _encode(tok, texts: list[str], max_length: int, device: torch.device) -> dict:
     enc = tok(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
     return {k: v.to(device) for k, v in enc.items()}
-
-
-def _save_atomically(output: str, write: Callable[[str], object], record: dict) -> None:
-    out = Path(output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent)
-    try:
-        write(tmp)
-        Path(tmp, RECORD).write_text(json.dumps(record, indent=1) + "\n")
-        old = out.with_name(f".{out.name}.old-{os.getpid()}") if out.exists() else None
-        if old is not None:
-            out.rename(old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 class Teacher:
@@ -220,12 +208,7 @@ def label_pool(
             "teacher_logits": pa.array(logits.tolist(), type=pa.list_(pa.float32())),
         }
     )
-    out = Path(output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    textio.write_text_atomically(Path(output), buffer.getvalue())
     return len(texts)

@@ -40,11 +40,12 @@ class TrainConfig:
     vat_batch_size: int | None = None  # unlabelled texts per step (default: batch_size)
     entmin: float = 0.0  # entropy minimisation weight, on the same unlabelled texts; 0: off
     layer_lr_decay: float = LoopConfig.layer_lr_decay  # discriminative learning rates: lr / decay**depth below the head
-    distill_temperature: float = 2.0  # softening of teacher and student logits (objectives.Distillation)
-    distill_weight: float = 0.5  # share of the teacher's term for a text that has a gold label too
-    ema: float = (
-        LoopConfig.ema
-    )  # validate and keep a moving average of the weights, this decay per step (loop.Trainer); 0: off
+    # distillation (objectives.Distillation): softening of teacher and student logits, and the teacher's share
+    # for a text that has a gold label too
+    distill_temperature: float = objectives.Distillation.temperature
+    distill_weight: float = objectives.Distillation.weight
+    # validate and keep a moving average of the weights, this decay per step (loop.Trainer); 0: off
+    ema: float = LoopConfig.ema
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -3,7 +3,7 @@
 The model is English-only and reads through a subword tokenizer. An emoji, or a script the tokenizer never saw,
 becomes `[UNK]` (😡 and 😍 read the same), and a text in another language is cut into odd pieces the model
 learnt nothing about ("schrecklich": "sch ##reck ##lic ##h"); either way the label it gives means little. This
-module says so, from the tokenizer's words (`Encoding.word_ids`: the pieces of one word; punctuation marks are
+module says so, from the tokenizer's words (a piece and the "##" pieces that continue it; punctuation marks are
 words of their own and are not counted):
 
 - **unknown**: at least half of the text's words (punctuation aside) are `[UNK]` (`UNKNOWN_SHARE`);
@@ -18,15 +18,17 @@ reviendrai jamais." has 3 of its 8 words in pieces; 35% notes no more English th
 validation and 20,000 first training sentences), and "no" is not in `ENGLISH`, being as common in Spanish,
 Portuguese and Italian ("Muy malo, no lo recomiendo." was missed with it).
 
-It works on the encodings a prediction makes anyway; an English text stops at its first common word, so the cost
-is a few list operations a text. Nothing here prints.
+It works on the encodings a prediction makes anyway, on all texts of a chunk at once (a few array operations
+over their tokens). Nothing here prints.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from tokenizers import Encoding, Tokenizer
 
 from gru_sentiment.tokenizer import UNK
@@ -54,12 +56,13 @@ ENGLISH = frozenset(
 
 @dataclass(frozen=True)
 class _Vocabulary:
-    """What `notes` needs to know of a tokenizer's pieces, by id."""
+    """What `notes_of` needs to know of a tokenizer's pieces: a table by id for each kind of piece."""
 
     unk: int | None
-    punctuation: frozenset[int]  # pieces made of punctuation and symbols only
-    not_alphabetic: frozenset[int]  # pieces with anything but letters (after a "##")
-    english: frozenset[int]  # the pieces that are a word of ENGLISH
+    continuation: np.ndarray  # pieces that continue a word ("##...")
+    punctuation: np.ndarray  # pieces made of punctuation and symbols only
+    not_alphabetic: np.ndarray  # pieces with anything but letters (after a "##")
+    english: np.ndarray  # the pieces that are a word of ENGLISH
 
 
 _vocabularies: dict[int, tuple[Tokenizer, _Vocabulary]] = {}
@@ -70,17 +73,18 @@ def _vocabulary(tok: Tokenizer) -> _Vocabulary:
     if cached is not None and cached[0] is tok:
         return cached[1]
     vocab = tok.get_vocab()
-    punctuation, not_alphabetic = set(), set()
+    size = max(vocab.values(), default=-1) + 1
+    continuation, punctuation, not_alphabetic, english = (np.zeros(size, dtype=bool) for _ in range(4))
     for piece, i in vocab.items():
-        bare = piece[2:] if piece.startswith("##") else piece
-        if not bare.isalpha():
-            not_alphabetic.add(i)
-        if bare and not any(c.isalnum() for c in bare):
-            punctuation.add(i)
+        continuation[i] = piece.startswith("##")
+        bare = piece[2:] if continuation[i] else piece
+        not_alphabetic[i] = not bare.isalpha()
+        punctuation[i] = bool(bare) and not any(c.isalnum() for c in bare)
     unk = vocab.get(UNK)
-    punctuation.discard(unk)
-    english = frozenset(vocab[w] for w in ENGLISH if w in vocab)
-    found = _Vocabulary(unk, frozenset(punctuation), frozenset(not_alphabetic), english)
+    if unk is not None:
+        punctuation[unk] = False
+    english[[vocab[w] for w in ENGLISH if w in vocab]] = True
+    found = _Vocabulary(unk, continuation, punctuation, not_alphabetic, english)
     if len(_vocabularies) > 8:
         _vocabularies.clear()
     _vocabularies[id(tok)] = (tok, found)
@@ -90,8 +94,10 @@ def _vocabulary(tok: Tokenizer) -> _Vocabulary:
 def notes(tok: Tokenizer, encodings: Sequence[Encoding]) -> list[list[str]]:
     """The notes on each text, from its encoding by `tok` (whole: before any cut, without special tokens):
     `UNKNOWN`, `NOT_ENGLISH`, or none."""
-    vocab = _vocabulary(tok)
-    return [_notes(enc.ids, enc.word_ids, vocab) for enc in encodings]
+    lengths = np.fromiter((len(e) for e in encodings), dtype=np.int64, count=len(encodings))
+    total = int(lengths.sum())
+    ids = np.fromiter(itertools.chain.from_iterable(e.ids for e in encodings), np.int64, count=total)
+    return notes_of(tok, ids, lengths)
 
 
 def notes_for_texts(tok: Tokenizer, texts: list[str]) -> list[list[str]]:
@@ -99,30 +105,36 @@ def notes_for_texts(tok: Tokenizer, texts: list[str]) -> list[list[str]]:
     return notes(tok, tok.encode_batch(texts, add_special_tokens=False))
 
 
-def _notes(ids: list[int], words: list[int | None], vocab: _Vocabulary) -> list[str]:
-    if not ids:
-        return []
-    found, count = [], len(set(words))
-    unknown = ids.count(vocab.unk) if vocab.unk is not None else 0
-    if unknown and unknown >= UNKNOWN_SHARE * (count - sum(1 for i in ids if i in vocab.punctuation)):
-        found.append(UNKNOWN)
-    if len(ids) > count and _foreign(ids, words, vocab):  # only a text with a word in pieces
-        found.append(NOT_ENGLISH)
-    return found
+def notes_of(tok: Tokenizer, ids: np.ndarray, lengths: np.ndarray) -> list[list[str]]:
+    """`notes` from flat arrays, for many texts at once: the `ids` of every text one after another, `lengths`
+    how many belong to each text."""
+    vocab = _vocabulary(tok)
+    n = len(lengths)
+    text = np.repeat(np.arange(n), lengths)  # the text of each token
+    starts = np.cumsum(lengths) - lengths
+    first = ~vocab.continuation[ids]  # a word's first piece: a text's first token, or any but a "##" piece
+    first[starts[lengths > 0]] = True
+    word = np.cumsum(first) - 1  # the word of each token, numbered across texts
+    word_text = text[first]
 
+    def per_text(values: np.ndarray, of: np.ndarray = text) -> np.ndarray:
+        return np.bincount(of, weights=values, minlength=n) if len(of) else np.zeros(n)
 
-def _foreign(ids: list[int], words: list[int | None], vocab: _Vocabulary) -> bool:
-    """Whether a text has enough alphabetic words, enough of them in pieces, and no common English word; stops at
-    the first common English word (an English text's first few words)."""
-    alphabetic = split = 0
-    start, n = 0, len(ids)
-    for end in range(1, n + 1):
-        if end < n and words[end] == words[start]:
-            continue
-        if end - start == 1 and ids[start] in vocab.english:
-            return False
-        if not any(ids[k] in vocab.not_alphabetic for k in range(start, end)):
-            alphabetic += 1
-            split += end - start > 1
-        start = end
-    return alphabetic >= MIN_WORDS and split >= SPLIT_SHARE * alphabetic
+    count = per_text(np.ones(len(word_text)), word_text)  # words, punctuation marks included
+    unknown = per_text(ids == vocab.unk) if vocab.unk is not None else np.zeros(n)
+    is_unknown = (unknown > 0) & (unknown >= UNKNOWN_SHARE * (count - per_text(vocab.punctuation[ids])))
+    # not English: enough alphabetic words, enough of them in pieces, and not one common English word
+    pieces = np.bincount(word, minlength=len(word_text)) if len(word) else np.zeros(0, dtype=np.int64)
+    alphabetic = np.bincount(word, weights=vocab.not_alphabetic[ids], minlength=len(word_text)) == 0
+    common = (pieces == 1) & vocab.english[ids[first]]
+    n_alphabetic = per_text(alphabetic, word_text)
+    foreign = (
+        (lengths > count)  # only a text with a word in pieces
+        & (per_text(common, word_text) == 0)
+        & (n_alphabetic >= MIN_WORDS)
+        & (per_text(alphabetic & (pieces > 1), word_text) >= SPLIT_SHARE * n_alphabetic)
+    )
+    return [
+        [UNKNOWN, NOT_ENGLISH] if u and f else [UNKNOWN] if u else [NOT_ENGLISH] if f else []
+        for u, f in zip(is_unknown.tolist(), foreign.tolist())
+    ]

@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from gru_sentiment.gates import LayerTrace
 
 DEFAULT_MODEL_NAME = "gru-reviews"
-PREDICT_BATCH_SIZE = 64  # texts per batch of `predict` (and the `predict` command's --batch-size)
+PREDICT_BATCH_SIZE = 64  # texts per batch of `predict` on the CPU, and of `explain` (the command's --batch-size)
+GPU_PREDICT_BATCH_SIZE = 1024  # texts per batch of `predict` on a GPU: long batches keep it busy
 EVALUATE_BATCH_SIZE = 128  # texts per batch of `evaluate` (and the `evaluate` command's --batch-size)
 
 
@@ -143,26 +144,32 @@ class Classifier:
         return f"Classifier(path={str(self.path)!r}, labels={self.labels!r}, device={str(self.device)!r})"
 
     @overload
-    def predict(self, texts: str, *, batch_size: int = PREDICT_BATCH_SIZE) -> Prediction: ...
+    def predict(self, texts: str, *, batch_size: int | None = None, workers: int | None = None) -> Prediction: ...
 
     @overload
-    def predict(self, texts: Iterable[str], *, batch_size: int = PREDICT_BATCH_SIZE) -> list[Prediction]: ...
+    def predict(
+        self, texts: Iterable[str], *, batch_size: int | None = None, workers: int | None = None
+    ) -> list[Prediction]: ...
 
     def predict(
-        self, texts: str | Iterable[str], *, batch_size: int = PREDICT_BATCH_SIZE
+        self, texts: str | Iterable[str], *, batch_size: int | None = None, workers: int | None = None
     ) -> Prediction | list[Prediction]:
         """The label and probabilities of each text, in input order. `texts` is any iterable of strings (a list,
-        tuple, generator, pandas Series, a `datasets` column), read in chunks of 2,048 and run in length-sorted
-        batches of `batch_size`; a single str gives a single `Prediction`. An empty or blank text, or an item
-        that is not a str, raises a `UserError`."""
+        tuple, generator, pandas Series, a `datasets` column), read in chunks and run in length-sorted batches of
+        `batch_size` (default: `PREDICT_BATCH_SIZE` on the CPU, `GPU_PREDICT_BATCH_SIZE` on a GPU); a single str
+        gives a single `Prediction`. An empty or blank text, or an item that is not a str, raises a `UserError`.
+
+        `workers`: processes that tokenize the next chunks while the model reads (default: on a GPU all cores but
+        one, on the CPU none; see `gru_sentiment.pipeline`). They start only for inputs of more than one chunk and
+        are spawned: a script that uses them guards its top level with `if __name__ == "__main__":`."""
         if isinstance(texts, str):
-            return self.predict([texts], batch_size=batch_size)[0]
-        records = self.records(texts, batch_size=batch_size)
+            return self.predict([texts], batch_size=batch_size, workers=0)[0]
+        records = self.records(texts, batch_size=batch_size, workers=workers)
         return [Prediction(p.text, p.label, p.probabilities, p.truncated, notes=p.notes) for p in records]
 
     @overload
     def explain(
-        self, texts: str, *, attributions: bool = False, words: bool = False, batch_size: int = PREDICT_BATCH_SIZE
+        self, texts: str, *, attributions: bool = False, words: bool = False, batch_size: int | None = None
     ) -> Explanation: ...
 
     @overload
@@ -172,7 +179,7 @@ class Classifier:
         *,
         attributions: bool = False,
         words: bool = False,
-        batch_size: int = PREDICT_BATCH_SIZE,
+        batch_size: int | None = None,
     ) -> list[Explanation]: ...
 
     def explain(
@@ -181,7 +188,7 @@ class Classifier:
         *,
         attributions: bool = False,
         words: bool = False,
-        batch_size: int = PREDICT_BATCH_SIZE,
+        batch_size: int | None = None,
     ) -> Explanation | list[Explanation]:
         """Each text's prediction with its per-token gates r, z, h', h for every layer and direction, and with
         `attributions`, integrated gradients (a second or so a long text). `words` merges subword pieces into
@@ -213,16 +220,23 @@ class Classifier:
         self,
         texts: Iterable[str],
         *,
-        batch_size: int = PREDICT_BATCH_SIZE,
+        batch_size: int | None = None,
         gates: bool = False,
         attributions: bool = False,
+        workers: int | None = None,
     ) -> Iterator[predict_mod.Prediction]:
         """The predictions behind `predict` and `explain`, as a stream (what the `predict` command writes): one
         `predict.Prediction` per text, in input order, computed chunk by chunk (memory stays flat for any number
-        of texts); with `gates` or `attributions`, its `gates` holds the trace and/or attributions."""
+        of texts); with `gates` or `attributions`, its `gates` holds the trace and/or attributions (in batches
+        of `PREDICT_BATCH_SIZE` unless `batch_size` says otherwise). `workers` as in `predict`."""
         from gru_sentiment.predict import check_text, predict_stream
 
+        if batch_size is None:
+            traced = gates or attributions
+            batch_size = GPU_PREDICT_BATCH_SIZE if self.device.type == "cuda" and not traced else PREDICT_BATCH_SIZE
         _check_batch_size(batch_size)
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+            raise UsageError(f"workers={workers!r}: give a number of processes, 0 for none")
         checked = (check_text(text) for text in _strings(texts))
         return predict_stream(
             self.bundle,
@@ -231,6 +245,7 @@ class Classifier:
             with_gates=gates,
             device=self.device,
             with_attributions=attributions,
+            workers=workers,
         )
 
     def evaluate(

@@ -41,6 +41,27 @@ def pad(seqs: Sequence[Sequence[int]], pad_id: int = 0) -> tuple[torch.Tensor, t
     return ids, lengths
 
 
+class Packed:
+    """Token ids of many sequences end to end (`ids`, 1-D) with each one's `lengths`, on any device: a batch is
+    padded by one gather there (`pad`), with no Python list per sequence."""
+
+    def __init__(self, ids: torch.Tensor, lengths: torch.Tensor) -> None:
+        self.ids, self.lengths = ids, lengths
+        self.starts = torch.cumsum(lengths, 0) - lengths
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def pad(self, rows: torch.Tensor, width: int, pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Right-padded (B, width) int64 ids and (B,) lengths of the sequences `rows`, as `pad` makes them;
+        `width` is their longest length (given, so that a GPU batch needs no trip to the host)."""
+        lengths = self.lengths[rows]
+        steps = torch.arange(width, device=self.ids.device)
+        where = (self.starts[rows].unsqueeze(1) + steps).clamp(max=max(len(self.ids) - 1, 0))
+        ids = torch.where(steps < lengths.unsqueeze(1), self.ids[where].long(), pad_id)
+        return ids, lengths
+
+
 def padding_fraction(seqs: Sequence[Sequence[int]], batches: list[list[int]]) -> float:
     """Share of padded positions over all positions of the given batches."""
     real = sum(len(seqs[i]) for b in batches for i in b)
@@ -79,7 +100,7 @@ def threads_per_op(threads: int) -> Iterator[None]:
 
 def logits_for(
     model: Callable,
-    seqs: Sequence[Sequence[int]],
+    seqs: Sequence[Sequence[int]] | Packed,
     batch_size: int,
     device: torch.device | str,
     pad_id: int = 0,
@@ -87,16 +108,22 @@ def logits_for(
 ) -> torch.Tensor:
     """Logits (N, K) for every sequence, in input order, computed in length-sorted batches.
 
-    Up to `workers` batches (default: `inference_workers`) run at once, longest first, each in its own thread,
-    and the intra-op threads are shared out among them (one each when there are batches enough). The logits
-    may differ in the last bits of a float with the number of threads a batch ran on.
+    `seqs` are lists of ids, or a `Packed` on the CPU. Up to `workers` batches (default: `inference_workers`)
+    run at once, longest first, each in its own thread, and the intra-op threads are shared out among them (one
+    each when there are batches enough). The logits may differ in the last bits of a float with the number of
+    threads a batch ran on.
     """
     device = torch.device(device)
-    batches = bucketed([len(s) for s in seqs], batch_size)
+    packed = isinstance(seqs, Packed)
+    sizes = seqs.lengths.tolist() if packed else [len(s) for s in seqs]
+    batches = bucketed(sizes, batch_size)
 
     def run(batch: list[int]) -> tuple[list[int], torch.Tensor]:
         with torch.no_grad():  # grad mode is per thread
-            ids, lengths = pad([seqs[i] for i in batch], pad_id)
+            if packed:
+                ids, lengths = seqs.pad(torch.tensor(batch), max(sizes[i] for i in batch), pad_id)
+            else:
+                ids, lengths = pad([seqs[i] for i in batch], pad_id)
             return batch, model(ids.to(device), lengths.to(device)).float().cpu()
 
     workers = min(inference_workers(device) if workers is None else workers, len(batches))

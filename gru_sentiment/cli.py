@@ -244,7 +244,15 @@ def predict(
             "from an all-padding baseline, with its completeness gap). Works with or without --gates.",
         ),
     ] = False,
-    batch_size: BatchOpt = api.PREDICT_BATCH_SIZE,
+    batch_size: Annotated[
+        Optional[int],
+        typer.Option(
+            min=1,
+            help=f"Texts per batch (default: {api.PREDICT_BATCH_SIZE} on the CPU and with --gates or --attributions, "
+            f"{api.GPU_PREDICT_BATCH_SIZE:,} on a GPU).",
+            show_default=False,
+        ),
+    ] = None,
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,
 ) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 
 from gru_sentiment import batching, gates, reading, tokenizer
+from gru_sentiment.api import PREDICT_BATCH_SIZE
 from gru_sentiment.attribution import integrated_gradients
 from gru_sentiment.checkpoint import Bundle
 from gru_sentiment.errors import UserError
@@ -26,18 +27,24 @@ class Prediction:
 def predict(
     bundle: Bundle,
     texts: list[str],
-    batch_size: int = 64,
+    batch_size: int | None = None,
     with_gates: bool = False,
     device: str | torch.device = "cpu",
     with_attributions: bool = False,
 ) -> list[Prediction]:
     """Label, class probabilities and reading notes (`reading.notes`) of each text, in input order; with
-    `with_attributions`, each prediction's `gates` also holds the integrated-gradient attributions of its tokens
-    to the predicted label (and only tokens, offsets and attributions when the gates were not asked for)."""
+    `with_gates`, the per-token gate trace in each prediction's `gates`; with `with_attributions`, also the
+    integrated-gradient attributions of its tokens to the predicted label (and only tokens, offsets and
+    attributions when the gates were not asked for). Labels alone go through `pipeline.label_stream`."""
     if not texts:
         return []
+    if not (with_gates or with_attributions):
+        from gru_sentiment import pipeline
+
+        return list(pipeline.label_stream(bundle, texts, device, batch_size, chunk_size=len(texts), workers=0))
+    batch_size = batch_size or PREDICT_BATCH_SIZE
     whole = bundle.tokenizer.encode_batch(texts, add_special_tokens=False)
-    encoded = tokenizer.cut_encodings(bundle.tokenizer, whole, bundle.cut, with_gates or with_attributions)
+    encoded = tokenizer.cut_encodings(bundle.tokenizer, whole, bundle.cut)
     notes = reading.notes(bundle.tokenizer, whole)
     del whole
     model = bundle.model
@@ -60,7 +67,7 @@ def predict(
                 traces[i] = gates.TextGates(encoded[i].tokens, encoded[i].offsets, layers)
                 probs[i] = batch_probs[row]
         probs = torch.stack(probs)
-    else:
+    else:  # attributions alone
         logits = batching.logits_for(
             model, [e.ids for e in encoded], batch_size, torch.device(device), model.config.pad_id
         )
@@ -80,13 +87,21 @@ def predict_stream(
     bundle: Bundle,
     texts: Iterable[str],
     chunk_size: int = 2048,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     with_gates: bool = False,
     device: str | torch.device = "cpu",
     with_attributions: bool = False,
+    workers: int | None = None,
 ) -> Iterator[Prediction]:
     """Predictions for a stream of texts, chunk by chunk, in input order: memory stays flat for any input size.
-    With attributions (a few seconds a long text), chunks of 16 texts, so that output keeps coming."""
+    Labels alone come from `pipeline.label_stream` (its chunks, batches and `workers`); with gates, chunks of
+    `chunk_size`; with attributions (a few seconds a long text), chunks of 16 texts, so that output keeps
+    coming."""
+    if not (with_gates or with_attributions):
+        from gru_sentiment import pipeline
+
+        yield from pipeline.label_stream(bundle, texts, device, batch_size, workers=workers)
+        return
     if with_attributions:
         chunk_size = min(chunk_size, 16)
     chunk: list[str] = []

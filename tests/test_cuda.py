@@ -17,8 +17,10 @@ from gru_sentiment.data import TextData
 from gru_sentiment.jobs import TokenizerSettings, train_model
 from gru_sentiment.model import GRUClassifier, ModelConfig
 from gru_sentiment.options import Device
+from gru_sentiment.pipeline import label_stream
 from gru_sentiment.train import TrainConfig
 from tests.corpus import reviews
+from tests.test_pipeline import ODD
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
@@ -89,3 +91,19 @@ def test_attributions_on_the_gpu_match_the_cpu():
     on_gpu = integrated_gradients(model.cuda(), ids, label=1, min_steps=16, max_points=17)
     assert on_gpu.scores == pytest.approx(on_cpu.scores, abs=1e-4)
     assert on_gpu.value == pytest.approx(on_cpu.value, abs=1e-4)
+
+
+def test_labels_on_the_gpu_pipeline_are_the_cpus():
+    """The shipped model's labels-only path on the GPU (worker processes tokenizing, chunks queued, long
+    batches) against the CPU: same labels, probabilities within 1e-4, even with TF32 allowed around it."""
+    texts = ODD + reviews(3000, seed=5)[0]
+    on_gpu, on_cpu = gru_sentiment.load(device="cuda"), gru_sentiment.load(device="cpu")
+    torch.backends.cudnn.allow_tf32 = True  # PyTorch's default; the pipeline asks for true fp32 itself
+    mine = list(label_stream(on_gpu.bundle, texts, "cuda", chunk_size=500, workers=2))
+    theirs = on_cpu.predict(texts)
+    assert [p.text for p in mine] == texts
+    assert [p.label for p in mine] == [p.label for p in theirs]
+    assert [p.notes for p in mine] == [p.notes for p in theirs]
+    assert [p.truncated for p in mine] == [p.truncated for p in theirs]
+    for a, b in zip(mine, theirs):
+        assert list(a.probabilities.values()) == pytest.approx(list(b.probabilities.values()), abs=1e-4)

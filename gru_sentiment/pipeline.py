@@ -1,0 +1,187 @@
+"""Labels for many texts at the pace of the hardware: tokenize the next chunk while the model reads this one.
+
+A stream of texts is cut into chunks. Each chunk is prepared (tokenized, cut, noted: `prepare.Preparer`) in
+this process or, with `workers`, in a pool of worker processes that tokenize several chunks side by side while
+the model reads. On a GPU, a chunk's ids go over in one pinned, non-blocking copy and are padded there, batches
+are long and length-sorted, and the probabilities come back in one copy per chunk, read only while the GPU
+works on the next chunk: the host never waits for the GPU and the GPU seldom waits for the host. On the CPU,
+the model's forward pass is the cost and the chunks are read as `batching.logits_for` reads them.
+
+Labels are those of the per-text path (`predict.predict`), probabilities within float rounding; cuDNN's GRU
+runs in true fp32 here (no TF32), so a GPU's probabilities are within 1e-4 of the CPU's. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+from gru_sentiment import batching
+from gru_sentiment.api import GPU_PREDICT_BATCH_SIZE, PREDICT_BATCH_SIZE
+from gru_sentiment.checkpoint import Bundle
+from gru_sentiment.predict import Prediction
+from gru_sentiment.prepare import Chunk, Preparer, prepare_in_worker, start_worker
+
+CPU_CHUNK = 2048  # texts prepared at a time on the CPU (memory stays flat for any input)
+GPU_CHUNK = 4096  # on a GPU: a few batches, so that the first arrive soon and the sorting still pays
+
+
+def default_workers(device: torch.device) -> int:
+    """Worker processes that tokenize for `device`: on a GPU all cores but one (this process feeds the GPU and
+    writes the output), at most 32; on the CPU none, the model's forward pass wanting the cores."""
+    if device.type == "cpu":
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cores - 1, 32))
+
+
+def label_stream(
+    bundle: Bundle,
+    texts: Iterable[str],
+    device: str | torch.device = "cpu",
+    batch_size: int | None = None,
+    chunk_size: int | None = None,
+    workers: int | None = None,
+) -> Iterator[Prediction]:
+    """A `predict.Prediction` (label, probabilities, truncated, notes; no gates) for each text, in input order.
+
+    `batch_size` and `chunk_size` default to `api.GPU_PREDICT_BATCH_SIZE` and `GPU_CHUNK` on a GPU, to
+    `api.PREDICT_BATCH_SIZE` and `CPU_CHUNK` on the CPU; `workers` to `default_workers(device)`. Worker
+    processes start only for a second chunk (one sentence never waits for them); they are spawned, so a script
+    that predicts with them must guard its top level with `if __name__ == "__main__":`, as any use of
+    `multiprocessing` must."""
+    device = torch.device(device)
+    gpu = device.type != "cpu"
+    batch_size = batch_size or (GPU_PREDICT_BATCH_SIZE if gpu else PREDICT_BATCH_SIZE)
+    chunk_size = chunk_size or (GPU_CHUNK if gpu else CPU_CHUNK)
+    workers = default_workers(device) if workers is None else workers
+    chunks = prepared(Preparer(bundle.tokenizer, bundle.cut), _chunks(texts, chunk_size), workers)
+    if gpu:
+        yield from queued(bundle, chunks, device, batch_size)
+        return
+    for chunk in chunks:
+        packed = batching.Packed(torch.from_numpy(chunk.ids), torch.from_numpy(chunk.lengths))
+        logits = batching.logits_for(bundle.model, packed, batch_size, device, bundle.model.config.pad_id)
+        yield from _predictions(bundle, chunk, torch.softmax(logits, -1).tolist())
+
+
+def prepared(preparer: Preparer, chunks: Iterator[list[str]], workers: int) -> Iterator[Chunk]:
+    """Each chunk of texts, prepared, in order: in this process, or by `workers` processes with up to two
+    chunks each in flight (so that memory stays bounded whatever the input's length)."""
+    first = next(chunks, None)
+    second = next(chunks, None) if first is not None else None
+    if second is None or workers < 1:
+        for texts in _chained(first, second, chunks):
+            yield preparer(texts)
+        return
+    spawn = multiprocessing.get_context("spawn")  # no fork of a process that holds CUDA and thread pools
+    pool = ProcessPoolExecutor(workers, mp_context=spawn, initializer=start_worker, initargs=(preparer,))
+    try:
+        pending: deque = deque()
+        for texts in _chained(first, second, chunks):
+            pending.append(pool.submit(prepare_in_worker, texts))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def queued(bundle: Bundle, chunks: Iterator[Chunk], device: torch.device, batch_size: int) -> Iterator[Prediction]:
+    """The GPU's way: queue each chunk's work on the device, then hand out the chunk before it while the device
+    runs. On the CPU it runs too (in order, without the overlap): the tests' way of reading it."""
+    waiting = None
+    for chunk in chunks:
+        with torch.no_grad(), _true_fp32():  # around the launches only: no setting is changed while we yield
+            queued = _queue(bundle.model, chunk, device, batch_size)
+        if waiting is not None:
+            yield from _collect(bundle, *waiting)
+        waiting = (chunk, *queued)
+    if waiting is not None:
+        yield from _collect(bundle, *waiting)
+
+
+def _queue(model, chunk: Chunk, device: torch.device, batch_size: int) -> tuple[torch.Tensor, torch.cuda.Event | None]:
+    """Every batch of `chunk` queued on the device, longest last, and its probabilities' copy back to pinned host
+    memory; returns that memory and a CUDA event that fires when it holds them (None on the CPU)."""
+    order = np.argsort(chunk.lengths, kind="stable")
+    cuda = device.type == "cuda"
+
+    def over(array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(array)
+        return tensor.pin_memory().to(device, non_blocking=True) if cuda else tensor
+
+    packed = batching.Packed(over(chunk.ids), over(chunk.lengths))
+    rows = over(order)
+    probs = torch.empty(len(chunk), model.config.num_labels, device=device)
+    for start in range(0, len(chunk), batch_size):
+        batch = rows[start : start + batch_size]
+        width = int(chunk.lengths[order[min(start + batch_size, len(chunk)) - 1]])
+        ids, lengths = packed.pad(batch, width, model.config.pad_id)
+        probs[batch] = torch.softmax(model(ids, lengths).float(), -1)
+    if not cuda:
+        return probs, None
+    host = torch.empty(probs.shape, dtype=probs.dtype, pin_memory=True)
+    host.copy_(probs, non_blocking=True)
+    done = torch.cuda.Event()
+    done.record()
+    return host, done
+
+
+def _collect(bundle: Bundle, chunk: Chunk, host: torch.Tensor, done: torch.cuda.Event | None) -> Iterator[Prediction]:
+    if done is not None:
+        done.synchronize()
+    yield from _predictions(bundle, chunk, host.tolist())
+
+
+def _predictions(bundle: Bundle, chunk: Chunk, probs: list[list[float]]) -> Iterator[Prediction]:
+    labels = bundle.labels
+    for text, p, truncated, notes in zip(chunk.texts, probs, chunk.truncated.tolist(), chunk.notes):
+        best = max(range(len(p)), key=p.__getitem__)
+        yield Prediction(text, labels[best], dict(zip(labels, p)), truncated, None, notes)
+
+
+@contextmanager
+def _true_fp32() -> Iterator[None]:
+    """cuDNN's RNNs in IEEE fp32 for the duration (PyTorch lets them use TF32 by default, a few 1e-4 off)."""
+    rnn = getattr(torch.backends.cudnn, "rnn", None)
+    if rnn is not None and hasattr(rnn, "fp32_precision"):
+        before = rnn.fp32_precision
+        rnn.fp32_precision = "ieee"
+        try:
+            yield
+        finally:
+            rnn.fp32_precision = before
+        return
+    before = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = before
+
+
+def _chunks(texts: Iterable[str], size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for text in texts:
+        chunk.append(text)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _chained(first, second, rest: Iterator) -> Iterator:
+    for item in (first, second):
+        if item is not None:
+            yield item
+    yield from rest

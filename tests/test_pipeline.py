@@ -1,0 +1,130 @@
+"""The labels-only prediction path (chunks prepared as flat arrays, optionally by worker processes) gives what
+the per-text path gives: the same labels, probabilities, truncation flags and reading notes, in input order."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+import gru_sentiment
+from gru_sentiment import batching, pipeline, reading, tokenizer
+from gru_sentiment.errors import UserError
+from gru_sentiment.predict import check_text
+from gru_sentiment.prepare import Preparer
+from tests.corpus import reviews
+
+LONG = " ".join(f"word{i % 50} is good" for i in range(400))  # over the shipped model's 512 tokens: cut
+ODD = [
+    "Not bad at all.",
+    "Das Essen war schrecklich und viel zu teuer, nie wieder.",  # noted: may not be English
+    "😡😡😡",  # noted: mostly unknown
+    "\u200b",  # no tokens at all: reads as one [UNK]
+    "[UNK] [PAD] fine",
+    LONG,
+    "I didnt quite enjoy the book because I think it captures too many details.",
+]
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return gru_sentiment.load(device="cpu")
+
+
+def texts(n: int = 300) -> list[str]:
+    return ODD + reviews(n, seed=3)[0]
+
+
+def reference(bundle, texts: list[str]):
+    """Labels, probabilities, truncation and notes computed text by text, the plain way."""
+    whole = bundle.tokenizer.encode_batch(texts, add_special_tokens=False)
+    encoded = tokenizer.cut_encodings(bundle.tokenizer, whole, bundle.cut)
+    notes = reading.notes(bundle.tokenizer, whole)
+    out = []
+    with torch.no_grad():
+        for enc, noted in zip(encoded, notes):
+            ids, lengths = batching.pad([enc.ids])
+            p = torch.softmax(bundle.model(ids, lengths), -1)[0].tolist()
+            out.append((bundle.labels[int(np.argmax(p))], p, enc.truncated, noted))
+    return out
+
+
+def assert_same(preds, expected, texts):
+    assert [p.text for p in preds] == texts
+    for pred, (label, probs, truncated, notes) in zip(preds, expected):
+        assert pred.label == label
+        assert list(pred.probabilities.values()) == pytest.approx(probs, abs=1e-5)
+        assert pred.truncated == truncated and pred.notes == notes
+
+
+def test_chunks_read_as_the_per_text_path_reads(shipped):
+    given = texts()
+    expected = reference(shipped.bundle, given)
+    assert any(t for _, _, t, _ in expected) and sum(bool(n) for *_, n in expected) >= 2  # the odd ones are odd
+    preds = list(pipeline.label_stream(shipped.bundle, given, "cpu", batch_size=16, chunk_size=64, workers=0))
+    assert_same(preds, expected, given)
+
+
+def test_worker_processes_give_the_same_predictions_in_order(shipped):
+    given = texts(400)
+    here = list(pipeline.label_stream(shipped.bundle, given, "cpu", chunk_size=50, workers=0))
+    pooled = list(pipeline.label_stream(shipped.bundle, given, "cpu", chunk_size=50, workers=2))
+    assert [(p.text, p.label, p.probabilities, p.truncated, p.notes) for p in pooled] == [
+        (p.text, p.label, p.probabilities, p.truncated, p.notes) for p in here
+    ]
+
+
+def test_the_api_takes_workers_and_says_what_it_needs(shipped):
+    given = texts(120)
+    assert [p.label for p in shipped.predict(given, workers=2)] == [p.label for p in shipped.predict(given)]
+    with pytest.raises(UserError, match="workers"):
+        shipped.predict(given, workers=-1)
+
+
+def test_a_bad_text_mid_stream_stops_the_workers_with_its_error(shipped):
+    def stream():
+        yield from texts(200)
+        yield check_text("   ")  # blank: refused, as the API refuses it, with chunks already with the workers
+
+    with pytest.raises(UserError, match="empty text"):
+        list(pipeline.label_stream(shipped.bundle, stream(), "cpu", chunk_size=40, workers=2))
+    with pytest.raises(UserError, match="empty text"):
+        list(shipped.records([*texts(20), " "]))
+
+
+def test_a_reader_that_stops_early_stops_the_pool(shipped):
+    given = texts(300) * 3
+    stream = pipeline.label_stream(shipped.bundle, given, "cpu", chunk_size=40, workers=2)
+    first = next(stream)
+    stream.close()  # the pool shuts down: close returns, nothing hangs
+    assert first.text == given[0]
+
+
+def test_the_gpu_way_queues_chunks_and_gives_them_back_in_order(shipped):
+    """`pipeline.queued` (what a GPU runs: one gather per batch, long batches, probabilities a chunk at a time)
+    read on the CPU: the same predictions as the per-text path."""
+    given = texts(200)
+    preparer = Preparer(shipped.bundle.tokenizer, shipped.bundle.cut)
+    chunks = (preparer(given[i : i + 70]) for i in range(0, len(given), 70))
+    preds = list(pipeline.queued(shipped.bundle, chunks, torch.device("cpu"), batch_size=32))
+    assert_same(preds, reference(shipped.bundle, given), given)
+
+
+def test_packed_batches_pad_as_lists_do():
+    seqs = [[5, 9, 2], [7], [3, 3, 3, 3, 3], [8, 1]]
+    packed = batching.Packed(torch.tensor(sum(seqs, [])), torch.tensor([len(s) for s in seqs]))
+    rows = [3, 0, 2]
+    ids, lengths = packed.pad(torch.tensor(rows), 5, pad_id=0)
+    expected_ids, expected_lengths = batching.pad([seqs[i] for i in rows])
+    assert torch.equal(ids, expected_ids) and torch.equal(lengths, expected_lengths)
+
+
+def test_a_preparer_travels_as_its_tokenizer(shipped):
+    bundle = shipped.bundle
+    preparer = pickle.loads(pickle.dumps(Preparer(bundle.tokenizer, bundle.cut)))
+    chunk, again = preparer(ODD), Preparer(bundle.tokenizer, bundle.cut)(ODD)
+    assert np.array_equal(chunk.ids, again.ids) and np.array_equal(chunk.lengths, again.lengths)
+    assert chunk.ids.dtype == np.int32 and chunk.notes == again.notes
+    assert chunk.lengths[ODD.index("\u200b")] == 1  # the text with no tokens reads as [UNK]
+    assert chunk.truncated.tolist() == [t == LONG for t in ODD]
+    assert chunk.lengths[ODD.index(LONG)] == bundle.cut.max_length

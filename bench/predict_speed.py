@@ -1,7 +1,7 @@
 """Batch prediction throughput and memory: `gru-sentiment predict --file ... --format jsonl` on IMDB test.
 
     python bench/predict_speed.py [--data ../shared/data] [--limit 25000] [--model DIR] [--big-mib 1024]
-                                  [--baseline-model DIR] [--baseline-src DIR]
+                                  [--baseline-model DIR] [--baseline-src DIR] [--device cuda] [--stages N]
 
 Writes the first --limit IMDB test reviews one per line, then times the real command (a new process) on half,
 all, and twice that many reviews (the file repeated), reporting reviews/s, the time ratio of 2x to 1x (linear
@@ -14,6 +14,9 @@ same model with another version of the code (a source tree holding a `gru_sentim
 `git worktree add /tmp/before <commit>`), run from inside it and first on PYTHONPATH. Each is timed against
 this model and code on the half file, alternately, `--ab-repeats` times (the machine's speed drifts by more
 than the differences being measured), and the median ratio is reported.
+`--device D` runs every command on that device (default: the command's own, auto); `--stages N` then also
+prints, in this process, where the time goes on N reviews (`predict_stages.py`: the tokenizer alone, the bare
+forward pass on the same batches, the whole path).
 """
 
 import argparse
@@ -27,10 +30,12 @@ from pathlib import Path
 
 from gru_sentiment import data
 
+DEVICE: list[str] = []  # the --device given to every predict command, if any
+
 
 def run_predict(file: Path, model: str | None, src: Path | None = None) -> tuple[float, float, int]:
     """Seconds, peak RSS in MiB, and lines written by one predict process (with the code in `src`, if given)."""
-    args = [sys.executable, "-m", "gru_sentiment", "predict", "--file", str(file), "--format", "jsonl"]
+    args = [sys.executable, "-m", "gru_sentiment", "predict", "--file", str(file), "--format", "jsonl", *DEVICE]
     if model:
         args += ["--model", model]
     env = dict(os.environ)
@@ -71,7 +76,11 @@ def main() -> None:
     parser.add_argument("--baseline-model", default=None, help="also time this model (on the half file)")
     parser.add_argument("--baseline-src", type=Path, default=None, help="also time this code (on the half file)")
     parser.add_argument("--ab-repeats", type=int, default=3, help="alternating pairs per baseline (default 3)")
+    parser.add_argument("--device", default=None, help="run the commands on this device (default: theirs, auto)")
+    parser.add_argument("--stages", type=int, default=0, help="also time the stages on this many reviews (0: skip)")
     args = parser.parse_args()
+    if args.device:
+        DEVICE[:] = ["--device", args.device]
     if args.model:  # the baseline code runs from its own folder
         args.model = str(Path(args.model).resolve())
     if args.ab_repeats < 1:
@@ -119,7 +128,8 @@ def main() -> None:
     tfidf_rate = len(texts) / (time.perf_counter() - start)
 
     print(
-        f"gru-sentiment predict --file F --format jsonl, IMDB test reviews, one process each ({os.cpu_count()} cores)"
+        f"gru-sentiment predict --file F --format jsonl {' '.join(DEVICE)}, IMDB test reviews, one process each "
+        f"({os.cpu_count()} cores)"
     )
     print(f"{'reviews':>8} {'seconds':>8} {'reviews/s':>10} {'peak MiB':>9}")
     for name, (seconds, peak, lines) in results.items():
@@ -138,6 +148,12 @@ def main() -> None:
             f"baseline, {name}: {lines} reviews, this vs baseline reviews/s, alternating: {rates}; "
             f"median speed ratio this / baseline = {speedup:.2f}"
         )
+    if args.stages:
+        import predict_stages
+
+        texts = predict_stages.imdb_texts(args.data / "imdb", args.stages)
+        rows = predict_stages.stages(texts, args.model, args.device or "auto", None)
+        predict_stages.print_stages(rows, len(texts), args.device or "auto")
 
 
 if __name__ == "__main__":

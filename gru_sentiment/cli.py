@@ -255,6 +255,15 @@ def predict(
     ] = None,
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,
+    workers: Annotated[
+        Optional[int],
+        typer.Option(
+            min=0,
+            help="Processes that tokenize the next texts while the model reads (default: all cores but one on a "
+            "GPU, none on the CPU, where the model wants the cores). Without --gates and --attributions.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Label and class probabilities of each text (arguments, or --file with one text per line).
 
@@ -308,6 +317,8 @@ def predict(
                 raise UsageError("--plot needs matplotlib: pip install 'gru-sentiment[plot]'")
         if unit and top_units:
             raise UsageError("give --unit or --top-units, not both")
+        if workers is not None and (gates is not None or attributions):
+            raise UsageError("--workers is for labels alone: --gates and --attributions run in this process")
         if html is not None and len(texts) > html_limit:
             raise UsageError(writers.too_many_for_html(html_limit))
         torch_device = setup_device(device, threads)
@@ -323,7 +334,9 @@ def predict(
             if file is None or t.strip()
         )
         views = writers.Views(gates, attributions, unit, top_units, html, plot, html_limit)
-        preds = clf.records(lines, batch_size=batch_size, gates=gates is not None, attributions=attributions)
+        preds = clf.records(
+            lines, batch_size=batch_size, gates=gates is not None, attributions=attributions, workers=workers
+        )
         if views.traced:
             preds = writers.gate_views(preds, layer, direction.value if direction else None, words)
         writers.emit(preds, format, bundle.labels, views, bundle.cut)

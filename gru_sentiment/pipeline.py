@@ -84,15 +84,21 @@ def prepared(preparer: Preparer, chunks: Iterator[list[str]], workers: int) -> I
     spawn = multiprocessing.get_context("spawn")  # no fork of a process that holds CUDA and thread pools
     pool = ProcessPoolExecutor(workers, mp_context=spawn, initializer=start_worker, initargs=(preparer,))
     try:
-        pending: deque = deque()
+        pending: deque = deque()  # (texts, future of their chunk)
         for texts in _chained(first, second, chunks):
-            pending.append(pool.submit(prepare_in_worker, texts))
+            pending.append((texts, pool.submit(prepare_in_worker, texts)))
             if len(pending) >= 2 * workers:
-                yield pending.popleft().result()
+                yield _with_texts(*pending.popleft())
         while pending:
-            yield pending.popleft().result()
+            yield _with_texts(*pending.popleft())
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _with_texts(texts: list[str], future) -> Chunk:
+    chunk = future.result()
+    chunk.texts = texts
+    return chunk
 
 
 def queued(bundle: Bundle, chunks: Iterator[Chunk], device: torch.device, batch_size: int) -> Iterator[Prediction]:

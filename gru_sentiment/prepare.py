@@ -96,7 +96,10 @@ def start_worker(preparer: Preparer) -> None:
 
 
 def prepare_in_worker(texts: list[str]) -> Chunk:
-    """What a worker process does with one chunk of texts."""
+    """What a worker process does with one chunk of texts: its `Chunk`, without the texts (the caller has them,
+    and need not read them back)."""
     if _worker is None:
         raise RuntimeError("prepare_in_worker runs in a process started by start_worker")
-    return _worker(texts)
+    chunk = _worker(texts)
+    chunk.texts = []
+    return chunk

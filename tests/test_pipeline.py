@@ -6,13 +6,17 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
 import gru_sentiment
 from gru_sentiment import batching, pipeline, reading, tokenizer
+from gru_sentiment.cli import app
 from gru_sentiment.errors import UserError
 from gru_sentiment.predict import check_text
 from gru_sentiment.prepare import Preparer
 from tests.corpus import reviews
+
+runner = CliRunner()
 
 LONG = " ".join(f"word{i % 50} is good" for i in range(400))  # over the shipped model's 512 tokens: cut
 ODD = [
@@ -128,3 +132,16 @@ def test_a_preparer_travels_as_its_tokenizer(shipped):
     assert chunk.lengths[ODD.index("\u200b")] == 1  # the text with no tokens reads as [UNK]
     assert chunk.truncated.tolist() == [t == LONG for t in ODD]
     assert chunk.lengths[ODD.index(LONG)] == bundle.cut.max_length
+
+
+def test_the_command_tokenizes_in_worker_processes_when_asked(tmp_path):
+    """`predict --workers 2` over more than one chunk of lines writes what `--workers 0` writes."""
+    file = tmp_path / "texts.txt"
+    file.write_text("\n".join(texts(pipeline.CPU_CHUNK + 100)) + "\n", encoding="utf-8")
+    args = ["predict", "--file", str(file), "--format", "jsonl", "--device", "cpu"]
+    pooled, here = (runner.invoke(app, [*args, "--workers", n]) for n in ("2", "0"))
+    assert pooled.exit_code == 0 and here.exit_code == 0, pooled.output + here.output
+    lines = pooled.stdout.splitlines()
+    assert len(lines) == pipeline.CPU_CHUNK + 100 + len(ODD) and lines == here.stdout.splitlines()
+    refused = runner.invoke(app, ["predict", "--gates", "--workers", "2", "Fine."])
+    assert refused.exit_code != 0 and "--workers is for labels alone" in refused.output

@@ -9,9 +9,9 @@ Every stage reads the same texts, after a warm-up of 2,000 of them (CUDA context
 - prepare: tokenize, cut and note (`prepare.Preparer`) in --workers processes, as the pipeline runs it;
 - bare forward: the model's forward pass and softmax on every length-sorted batch the pipeline makes, the ids
   already padded on the device (what the GPU alone could do: the ceiling of the whole path);
-- predict: `list(clf.records(texts))`, everything included but the model's loading; "steady" counts from the
-  first prediction out to the last (worker start-up and the first chunk's latency excluded);
-- predict, workers=0: the same with preparation in this process (the path without worker processes).
+- predict, workers=W: `list(clf.records(texts, workers=W))`, everything included but the model's loading, with
+  the default workers and with 0 (or 1 where the default is 0); "steady" counts from the first prediction out
+  to the last (worker start-up and the first chunk's latency excluded).
 `predict_speed.py --device D` prints these below its command-line figures.
 """
 
@@ -65,10 +65,10 @@ def stages(texts: list[str], model: str | None, device: str, workers: int | None
     pieces = [texts[i : i + chunk] for i in range(0, len(texts), chunk)]
     rows: list[tuple[str, float, str]] = []
 
-    seconds, _ = timed(lambda: [bundle.tokenizer.encode_batch(p, add_special_tokens=False) for p in pieces])
-    rows.append(("tokenizer alone", len(texts) / seconds, "encode_batch, Rust threads on every core"))
-
     preparer = Preparer(bundle.tokenizer, bundle.cut)
+    seconds, _ = timed(lambda: [preparer.encode(p, add_special_tokens=False) for p in pieces])
+    rows.append(("tokenizer alone", len(texts) / seconds, "ids-only batch encoding, Rust threads on every core"))
+
     seconds, chunks = timed(lambda: list(pipeline.prepared(preparer, iter(pieces), workers)))
     rows.append(("prepare", len(texts) / seconds, f"tokenize + cut + notes, {workers} worker processes"))
 
@@ -93,7 +93,8 @@ def stages(texts: list[str], model: str | None, device: str, workers: int | None
     note = f"{batches} batches of up to {batch}, {tokens / seconds / 1e6:.1f}M tokens/s"
     rows.append(("bare forward (ceiling)", len(texts) / seconds, note))
 
-    for label, n_workers in (("predict", workers), ("predict, workers=0", 0)):
+    for n_workers in (workers, 0 if workers else 1):
+        label = f"predict, workers={n_workers}"
         first = []
 
         def run(n_workers=n_workers, first=first):
@@ -107,7 +108,7 @@ def stages(texts: list[str], model: str | None, device: str, workers: int | None
         start = time.perf_counter()
         seconds, out = timed(run)
         steady = (len(out) - 1) / (start + seconds - first[0])
-        rows.append((label, len(out) / seconds, f"steady {steady:,.0f}/s; {n_workers} worker processes"))
+        rows.append((label, len(out) / seconds, f"steady {steady:,.0f}/s from the first prediction out"))
     return rows
 
 

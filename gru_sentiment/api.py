@@ -160,8 +160,7 @@ class Classifier:
         gives a single `Prediction`. An empty or blank text, or an item that is not a str, raises a `UserError`.
 
         `workers`: processes that tokenize the next chunks while the model reads (default: on a GPU all cores but
-        one, on the CPU none; see `gru_sentiment.pipeline`). They start only for inputs of more than one chunk and
-        are spawned: a script that uses them guards its top level with `if __name__ == "__main__":`."""
+        one, on the CPU none; see `gru_sentiment.pipeline`). They start only for inputs of more than one chunk."""
         if isinstance(texts, str):
             return self.predict([texts], batch_size=batch_size, workers=0)[0]
         records = self.records(texts, batch_size=batch_size, workers=workers)

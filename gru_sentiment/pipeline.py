@@ -1,11 +1,12 @@
 """Labels for many texts at the pace of the hardware: tokenize the next chunk while the model reads this one.
 
 A stream of texts is cut into chunks. Each chunk is prepared (tokenized, cut, noted: `prepare.Preparer`) in
-this process or, with `workers`, in a pool of worker processes that tokenize several chunks side by side while
-the model reads. On a GPU, a chunk's ids go over in one pinned, non-blocking copy and are padded there, batches
-are long and length-sorted, and the probabilities come back in one copy per chunk, read only while the GPU
-works on the next chunk: the host never waits for the GPU and the GPU seldom waits for the host. On the CPU,
-the model's forward pass is the cost and the chunks are read as `batching.logits_for` reads them.
+this process or, with `workers`, in a pool of worker processes (forked, as PyTorch's data loader's are) that
+tokenize several chunks side by side while the model reads. On a GPU, a chunk's ids go over in one pinned,
+non-blocking copy and are padded there, batches are long and length-sorted, and the probabilities come back in
+one copy per chunk, read only while the GPU works on the next chunk: the host never waits for the GPU and the
+GPU seldom waits for the host. On the CPU, the model's forward pass is the cost and the chunks are read as
+`batching.logits_for` reads them.
 
 Labels are those of the per-text path (`predict.predict`), probabilities within float rounding; cuDNN's GRU
 runs in true fp32 here (no TF32), so a GPU's probabilities are within 1e-4 of the CPU's. Nothing here prints.
@@ -54,9 +55,7 @@ def label_stream(
 
     `batch_size` and `chunk_size` default to `api.GPU_PREDICT_BATCH_SIZE` and `GPU_CHUNK` on a GPU, to
     `api.PREDICT_BATCH_SIZE` and `CPU_CHUNK` on the CPU; `workers` to `default_workers(device)`. Worker
-    processes start only for a second chunk (one sentence never waits for them); they are spawned, so a script
-    that predicts with them must guard its top level with `if __name__ == "__main__":`, as any use of
-    `multiprocessing` must."""
+    processes start only for a second chunk: one sentence never waits for them."""
     device = torch.device(device)
     gpu = device.type != "cpu"
     batch_size = batch_size or (GPU_PREDICT_BATCH_SIZE if gpu else PREDICT_BATCH_SIZE)
@@ -81,8 +80,7 @@ def prepared(preparer: Preparer, chunks: Iterator[list[str]], workers: int) -> I
         for texts in _chained(first, second, chunks):
             yield preparer(texts)
         return
-    spawn = multiprocessing.get_context("spawn")  # no fork of a process that holds CUDA and thread pools
-    pool = ProcessPoolExecutor(workers, mp_context=spawn, initializer=start_worker, initargs=(preparer,))
+    pool = _pool(workers, preparer)
     try:
         pending: deque = deque()  # (texts, future of their chunk)
         for texts in _chained(first, second, chunks):
@@ -93,6 +91,17 @@ def prepared(preparer: Preparer, chunks: Iterator[list[str]], workers: int) -> I
             yield _with_texts(*pending.popleft())
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _pool(workers: int, preparer: Preparer) -> ProcessPoolExecutor:
+    """Worker processes, each with its copy of the preparer. Forked where the system forks, as PyTorch's data
+    loader starts its workers: they inherit the tokenizer, start at once and need no guard around a script's
+    top level; they never touch the GPU, and their tokenizer runs on one thread (`prepare.start_worker`)."""
+    fork = "fork" in multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if fork else "spawn")
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=start_worker, initargs=(preparer,))
+    pool.submit(int).result()  # the processes start now, not while a chunk waits
+    return pool
 
 
 def _with_texts(texts: list[str], future) -> Chunk:

@@ -4,8 +4,8 @@
 (`tokenizer.Cut`) and the reading notes (`reading.notes_of`) to all of them at once, and returns a `Chunk`: no
 Python list per text survives it, so a chunk is cheap to pass between processes and to copy to a GPU.
 
-This module imports no torch: `gru_sentiment.pipeline`'s worker processes import it to tokenize while the GPU
-reads, and start in a fraction of a second.
+This module imports no torch: `gru_sentiment.pipeline`'s worker processes run it to tokenize while the GPU
+reads (forked, or where a system cannot fork, spawned: then they import it, in a fraction of a second).
 """
 
 from __future__ import annotations

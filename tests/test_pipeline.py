@@ -2,6 +2,8 @@
 the per-text path gives: the same labels, probabilities, truncation flags and reading notes, in input order."""
 
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -145,3 +147,20 @@ def test_the_command_tokenizes_in_worker_processes_when_asked(tmp_path):
     assert len(lines) == pipeline.CPU_CHUNK + 100 + len(ODD) and lines == here.stdout.splitlines()
     refused = runner.invoke(app, ["predict", "--gates", "--workers", "2", "Fine."])
     assert refused.exit_code != 0 and "--workers is for labels alone" in refused.output
+
+
+def test_a_script_without_a_main_guard_can_use_workers(tmp_path):
+    """Worker processes are forked, as PyTorch's data loader's are: a plain script, with no `if __name__ ==
+    "__main__":`, predicts with them (a spawned pool would run the script again in every worker)."""
+    script = tmp_path / "score.py"
+    script.write_text(
+        "import gru_sentiment\n"
+        "clf = gru_sentiment.load(device='cpu')\n"
+        "clf.predict(['fine'] * 500)  # the tokenizer's threads ran before the fork\n"
+        f"preds = clf.predict(['a good film', 'a dull film'] * {pipeline.CPU_CHUNK}, workers=2)\n"
+        "print(len(preds), sorted({p.label for p in preds}))\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"{2 * pipeline.CPU_CHUNK} ['neg', 'pos']"

@@ -255,6 +255,7 @@ def predict_files(
         raise UserError(f"{target} is a file: give a folder for the output")
     if target.is_dir() and any(target.iterdir()) and not overwrite:
         raise UserError(f"{target} already holds files: give an empty or new folder, or overwrite")
+    column = _text_column(_columns(files[0], kind), text_column, files)
     model_dir = _model_dir(model)
     _check_model(model_dir)
 
@@ -264,7 +265,6 @@ def predict_files(
     try:
         with _ray_data_quiet(ray, progress):
             ds = _read(ray, kind, files)
-            column = _text_column(ds, text_column, files)
             total_cpus = float(ray.cluster_resources().get("CPU", 0))
             kwargs = dict(
                 model=model_dir,
@@ -397,21 +397,46 @@ def _read(ray, kind: str, files: list[Path]):
     settle_fsspec_http()
     paths = [str(p) for p in files]
     io = {"num_cpus": IO_TASK_CPUS}
+    if kind == "parquet":
+        return ray.data.read_parquet(paths, **io)
+    if kind == "csv":
+        return ray.data.read_csv(paths, **io)
+    return ray.data.read_json(paths, **io)
+
+
+def _columns(file: Path, kind: str) -> list[str]:
+    """The columns of the first input file, read with pyarrow before Ray starts (Ray Data takes the schema of
+    a read from its first file too)."""
+    import pyarrow as pa
+
     try:
         if kind == "parquet":
-            return ray.data.read_parquet(paths, **io)
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(file).names)
         if kind == "csv":
-            return ray.data.read_csv(paths, **io)
-        return ray.data.read_json(paths, **io)
-    except Exception as exc:  # a file that is not what its name says: pyarrow's first line
-        raise DataError(f"cannot read the {kind} input: {str(exc).splitlines()[0] if str(exc) else exc}") from exc
+            import pyarrow.csv as pacsv
+
+            with pacsv.open_csv(file) as reader:
+                return list(reader.schema.names)
+        import json
+
+        with open(file, encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    return list(json.loads(line))
+        return []
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"cannot read {file} as {kind}: {first}") from exc
 
 
-def _text_column(ds, wanted: str | None, files: list[Path]) -> str:
+def _text_column(columns: list[str], wanted: str | None, files: list[Path]) -> str:
     from gru_sentiment.data import TEXT_COLUMNS
 
-    columns = list(ds.schema().names)
     where = str(files[0]) if len(files) == 1 else f"{files[0]} (and {len(files) - 1} more)"
+    if not columns:
+        raise DataError(f"{where}: no columns")
     if wanted is not None:
         if wanted not in columns:
             raise DataError(f"no text column '{wanted}' in {where} (columns: {', '.join(columns)})")
@@ -419,7 +444,9 @@ def _text_column(ds, wanted: str | None, files: list[Path]) -> str:
     for name in TEXT_COLUMNS:
         if name in columns:
             return name
-    raise DataError(f"cannot guess the text column of {where} among {', '.join(columns)}: name it (text_column)")
+    raise DataError(
+        f"cannot guess the text column of {where} among {', '.join(columns)}: name it (text_column, --text-column)"
+    )
 
 
 def _write(ds, output_format: str, folder: Path) -> None:

@@ -157,7 +157,7 @@ def test_predict_files_reads_csv_and_writes_json_lines(local_ray, clf, tmp_path)
     check_scored(pd.DataFrame([r for r in rows if r["id"] != 52]), pd.concat(parts).query("id != 52"), clf)
 
 
-def test_predict_files_refuses_an_output_with_files_and_a_missing_text_column(local_ray, tmp_path):
+def test_predict_files_refuses_an_output_with_files_a_missing_text_column_and_a_bad_file(tmp_path):
     folder = write_parts(tmp_path / "in", [frame(5)])
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("mine")
@@ -166,6 +166,9 @@ def test_predict_files_refuses_an_output_with_files_and_a_missing_text_column(lo
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["keep.txt"]
     with pytest.raises(DataError, match=r"no text column 'body' in .*part-0.parquet \(columns: id, text, source"):
         predict_files(folder, tmp_path / "new", text_column="body")
+    (tmp_path / "bad.parquet").write_text("not a table")
+    with pytest.raises(DataError, match=r"cannot read .*bad.parquet as parquet"):
+        predict_files(tmp_path / "bad.parquet", tmp_path / "new")
     assert not (tmp_path / "new").exists()
 
 

@@ -1,7 +1,8 @@
 """The `gru-sentiment` command line: each command parses options, calls the library and renders the result.
 
 One flat Typer app. `train` lives in `cli_train`, `pretrain` and `merge` in `cli_pretrain`, `teacher` in
-`cli_teacher`; the plumbing every command shares (consoles, one-line errors, device, default model) in `cli_support`.
+`cli_teacher`, `score` (Ray Data) in `cli_score`; the plumbing every command shares (consoles, one-line errors,
+device, default model) in `cli_support`.
 Heavy libraries (torch, datasets) are imported inside the commands, so `--help` stays instant.
 Exit codes: 0 success, 1 runtime failure (bad data, bad model, ...), 2 usage error, 141 stdout closed early
 (`| head`: output stops quietly, as a Unix tool's does).
@@ -15,7 +16,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gru_sentiment import api, cli_pretrain, cli_teacher, cli_train
+from gru_sentiment import api, cli_pretrain, cli_score, cli_teacher, cli_train
 from gru_sentiment.cli_support import (  # noqa: F401  (default_model_dir, DEFAULT_MODEL_NAME: public here too)
     DEFAULT_MODEL_NAME,
     PIPE_CLOSED,
@@ -340,6 +341,9 @@ def predict(
         if views.traced:
             preds = writers.gate_views(preds, layer, direction.value if direction else None, words)
         writers.emit(preds, format, bundle.labels, views, bundle.cut)
+
+
+app.command(cls=Command)(cli_score.score)  # --help lists it after predict
 
 
 @app.command(cls=Command)

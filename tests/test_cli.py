@@ -212,3 +212,14 @@ def test_bad_sentence_weights_and_train_only_sets_are_one_line_errors(tmp_path, 
     result = invoke("train", "-d", folder, "-o", tmp_path / "m", *small, *extra)
     assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "m" / "model.safetensors").exists()
+
+
+def test_score_without_ray_says_how_to_install_it(tmp_path, monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else find_spec(name, *a))
+    (tmp_path / "in.csv").write_text("id,text\n1,fine\n")
+    result = invoke("score", tmp_path / "in.csv", "-o", tmp_path / "out")
+    assert result.exit_code == 1 and "needs ray: pip install 'gru-sentiment[ray]'" in result.output
+    assert not (tmp_path / "out").exists()

@@ -43,7 +43,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gru_sentiment.api import PREDICT_BATCH_SIZE
 from gru_sentiment.errors import DataError, UsageError, UserError
 
 EMPTY_TEXT_NOTE = "empty text: nothing to predict"  # the note of a row whose text is missing or blank
@@ -60,7 +59,8 @@ class Predictor:
     `model`: a model directory as `gru_sentiment.load` takes it (default: the shipped model; the path must be
     readable where the actor runs). `device`: "auto" (the actor's GPU when Ray gave it one, else the CPU), "cpu"
     or "cuda". `threads`: CPU threads of this actor, for torch and for the tokenizer (default: all cores; give
-    the actor's `num_cpus`). `text_column`: the column of texts. `batch_size`: texts per model batch (a call's
+    the actor's `num_cpus`). `text_column`: the column of texts. `batch_size`: texts per model batch (default:
+    64 on the CPU, 1,024 on a GPU, as `Classifier.predict` has it; a call's
     rows are sorted by length and run in batches of this many). `keep_text`: also keep the text column.
 
     A call takes Ray Data's default batch format (a dict of column name to numpy array) and returns one: every
@@ -78,7 +78,7 @@ class Predictor:
         device: str = "auto",
         threads: int | None = None,
         text_column: str = "text",
-        batch_size: int = PREDICT_BATCH_SIZE,
+        batch_size: int | None = None,
         keep_text: bool = False,
     ) -> None:
         if threads is not None:
@@ -110,7 +110,8 @@ class Predictor:
         truncated = np.zeros(rows, dtype=bool)
         notes = np.full(rows, EMPTY_TEXT_NOTE, dtype=object)
         kept = [i for i, text in enumerate(texts) if text.strip()]
-        preds = self.classifier.records((texts[i] for i in kept), batch_size=self.batch_size)
+        # tokenized here, in the actor: Ray's actors are the parallelism, not worker processes of their own
+        preds = self.classifier.records((texts[i] for i in kept), batch_size=self.batch_size, workers=0)
         for i, pred in zip(kept, preds):
             labels[i] = pred.label
             probs[i] = [pred.probabilities[name] for name in self.classifier.labels]
@@ -209,7 +210,7 @@ def predict_files(
     workers: int = 2,
     threads_per_worker: int = 1,
     gpus_per_worker: float = 0,
-    batch_size: int = PREDICT_BATCH_SIZE,
+    batch_size: int | None = None,
     rows_per_call: int = ROWS_PER_CALL,
     output_format: str = "parquet",
     keep_text: bool = False,
@@ -227,7 +228,8 @@ def predict_files(
     `input_files`). `text_column`: default the first of text, sentence, review, content, document.
     `model`: a model directory (default: $GRU_SENTIMENT_MODEL, else the shipped model). `workers` actors each
     compute with `threads_per_worker` CPU threads and, with `gpus_per_worker` > 0, on that share of a GPU.
-    `batch_size`: texts per model batch; `rows_per_call`: rows handed to a worker at a time.
+    `batch_size`: texts per model batch (default: the device's, as in `Predictor`); `rows_per_call`: rows
+    handed to a worker at a time.
 
     The output is written to a temporary folder beside `output` and renamed into place when every row is
     written: `output` never holds part of a job. An existing `output` with files in it is refused unless
@@ -243,7 +245,8 @@ def predict_files(
         raise UserError("needs ray: pip install 'gru-sentiment[ray]'")
     _check_positive("workers", workers)
     _check_positive("threads_per_worker", threads_per_worker)
-    _check_positive("batch_size", batch_size)
+    if batch_size is not None:
+        _check_positive("batch_size", batch_size)
     _check_positive("rows_per_call", rows_per_call)
     if isinstance(gpus_per_worker, bool) or not isinstance(gpus_per_worker, (int, float)) or gpus_per_worker < 0:
         raise UsageError(f"gpus_per_worker={gpus_per_worker!r}: give 0 (CPU) or a positive share of a GPU")

@@ -3,7 +3,8 @@ forward pass on the same batches (the ceiling), and the whole `Classifier.predic
 
     python bench/predict_stages.py [--device cuda] [--limit 100000] [--workers N] [--model DIR] [--data DIR]
 
-Reads up to --limit IMDB reviews (test, then train, then unsupervised: 100,000 distinct reviews at most).
+Reads --limit IMDB reviews (test, then train, then unsupervised: 100,000 distinct reviews; repeated where the
+folder holds fewer), with pyarrow alone.
 Every stage reads the same texts, after a warm-up of 2,000 of them (CUDA context, cuDNN plans, allocator):
 - tokenizer alone: `Tokenizer.encode_batch` (Rust, all cores) in chunks of the pipeline's size;
 - prepare: tokenize, cut and note (`prepare.Preparer`) in --workers processes, as the pipeline runs it;
@@ -31,14 +32,17 @@ SPLITS = ("test", "train", "unsupervised")
 
 
 def imdb_texts(folder: Path, limit: int) -> list[str]:
+    """The first `limit` IMDB reviews of the splits found in `folder` (test, then train, then unsupervised),
+    read with pyarrow alone; repeated from the start when there are fewer."""
     import pyarrow.parquet as pq
 
     texts: list[str] = []
     for split in SPLITS:
-        if len(texts) >= limit:
-            break
-        texts += pq.read_table(folder / f"{split}.parquet", columns=["text"]).column("text").to_pylist()
-    return texts[:limit]
+        if len(texts) < limit and (folder / f"{split}.parquet").is_file():
+            texts += pq.read_table(folder / f"{split}.parquet", columns=["text"]).column("text").to_pylist()
+    if not texts:
+        raise SystemExit(f"no IMDB parquet files in {folder}")
+    return (texts * -(-limit // len(texts)))[:limit]
 
 
 def synchronize(device: torch.device) -> None:

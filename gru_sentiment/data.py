@@ -270,6 +270,11 @@ def _load_acl_folder(folder: Path):
     return datasets.Dataset.from_dict({"text": texts, "label": labels}, features=features)
 
 
+def text_column(columns: list[str], wanted: str | None) -> str:
+    """The text column among `columns`: `wanted`, else the first of `TEXT_COLUMNS` there (a `DataError` if none)."""
+    return _pick(columns, wanted, TEXT_COLUMNS, "text", "--text-column")
+
+
 def _pick(columns: list[str], wanted: str | None, candidates: tuple[str, ...], what: str, option: str) -> str:
     if wanted is not None:
         if wanted not in columns:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from gru_sentiment.errors import UserError
+from gru_sentiment.errors import DataError, UserError
 
 
 def is_table(file: Path | None) -> bool:
@@ -36,10 +36,103 @@ def read_texts(
     if not file.is_file():
         raise UserError(f"no such file: {file}")
     if is_table(file):
-        from gru_sentiment.data import load_texts
-
-        return iter(load_texts(str(file), "data", text_column).texts)
+        return table_texts(file, text_column)
     return _file_lines(file, errors)
+
+
+TABLE_BATCH = 8192  # rows read from a table at a time
+
+
+def table_texts(file: Path, text_column: str | None = None) -> Iterator[str]:
+    """The text column of a table file (`text_column`, else guessed as `evaluate` guesses it), read a batch of
+    rows at a time, so that memory stays flat for any size: parquet and CSV through pyarrow's streaming readers
+    (the text column alone), JSON lines line by line; a .json file, which may be one JSON document, whole
+    (through `datasets`). The column is checked before any text is read; a row without text is a `DataError`."""
+    from gru_sentiment import data
+
+    if file.suffix.lower() == ".json":
+        return iter(data.load_texts(str(file), "data", text_column).texts)
+    try:
+        columns, batches = _column_batches(file)
+    except (OSError, ValueError) as exc:  # pyarrow's errors are both
+        raise DataError(f"could not read {file}: {_first_line(exc)}") from exc
+    column = data.text_column(columns, text_column)
+    return _non_null(file, column, batches(column))
+
+
+def _column_batches(file: Path) -> tuple[list[str], Callable[[str], Iterator[list]]]:
+    """A table's columns, and a function giving one column's values a batch of rows at a time."""
+    suffix = file.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.ParquetFile(file)
+        return table.schema_arrow.names, lambda c: (
+            b.column(0).to_pylist() for b in table.iter_batches(TABLE_BATCH, columns=[c])
+        )
+    if suffix == ".csv":
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        parse = pacsv.ParseOptions(newlines_in_values=True)  # a quoted review may hold line breaks
+
+        def csv_batches(c: str) -> Iterator[list]:
+            convert = pacsv.ConvertOptions(include_columns=[c], column_types={c: pa.string()}, strings_can_be_null=True)
+            for b in pacsv.open_csv(file, parse_options=parse, convert_options=convert):
+                yield b.column(0).to_pylist()
+
+        return pacsv.open_csv(file, parse_options=parse).schema.names, csv_batches
+    return _json_lines(file)
+
+
+def _json_lines(file: Path) -> tuple[list[str], Callable[[str], Iterator[list]]]:
+    """A JSON-lines table: its columns are its first record's keys."""
+    import json
+
+    def records() -> Iterator[dict]:
+        with open(file, encoding="utf-8-sig") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError as exc:
+                    raise DataError(f"{file}:{number}: not a JSON object: {_first_line(exc)}") from None
+                if not isinstance(record, dict):
+                    raise DataError(f"{file}:{number}: not a JSON object")
+                yield record
+
+    first = next(records(), None)
+    if first is None:
+        raise DataError(f"{file}: no rows")
+
+    def batches(c: str) -> Iterator[list]:
+        batch: list = []
+        for record in records():
+            batch.append(record.get(c))
+            if len(batch) == TABLE_BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    return list(first), batches
+
+
+def _non_null(file: Path, column: str, batches: Iterator[list]) -> Iterator[str]:
+    row = 0
+    for batch in batches:
+        for text in batch:
+            row += 1
+            if text is None:
+                raise DataError(f"{file}: row {row} has no text in column '{column}'")
+            yield text if isinstance(text, str) else str(text)
+    if row == 0:
+        raise DataError(f"{file}: no rows")
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _file_lines(file: Path, errors: str) -> Iterator[str]:

@@ -8,9 +8,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from gru_sentiment import checkpoint
+from gru_sentiment import checkpoint, textio
 from gru_sentiment.cli import app
-from gru_sentiment.errors import ModelError
+from gru_sentiment.errors import DataError, ModelError
 
 runner = CliRunner()
 TEXTS = ["a wonderful film , really charming .", "the plot was dull and tedious ."]
@@ -124,3 +124,31 @@ def test_version():
 
     result = invoke("--version")
     assert result.exit_code == 0 and result.stdout == f"gru-sentiment {__version__}\n"
+
+
+def test_tables_are_read_a_batch_at_a_time(tmp_path, monkeypatch):
+    """Parquet, CSV and JSON lines stream: the first texts come out before a bad row further down is read, so a
+    table of any size is never held whole (the text column alone is read from parquet and CSV)."""
+    pd = pytest.importorskip("pandas")
+    monkeypatch.setattr(textio, "TABLE_BATCH", 4)
+    rows = [f"review {i}, with a comma\nand a line break" for i in range(30)]
+    frame = pd.DataFrame({"id": range(30), "body": rows, "stars": [5] * 30})
+    frame.loc[25, "body"] = None
+    paths = {"parquet": tmp_path / "t.parquet", "csv": tmp_path / "t.csv", "jsonl": tmp_path / "t.jsonl"}
+    frame.to_parquet(paths["parquet"], row_group_size=4)
+    frame.to_csv(paths["csv"], index=False)
+    frame.to_json(paths["jsonl"], orient="records", lines=True)
+    for path in paths.values():
+        texts = textio.table_texts(path, "body")
+        assert [next(texts) for _ in range(20)] == rows[:20], path  # quoted line breaks and commas intact
+        with pytest.raises(DataError, match="row 26 has no text in column 'body'"):
+            list(texts)
+        with pytest.raises(DataError, match=r"no text column 'title' \(columns: id, body, stars\)"):
+            textio.table_texts(path, "title")
+
+
+def test_a_json_lines_table_names_its_bad_line(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"text": "fine"}\n\n{"text": "also fine"}\n{"text": oops}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"t\.jsonl:4: not a JSON object"):
+        list(textio.table_texts(path))

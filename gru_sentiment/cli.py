@@ -43,6 +43,7 @@ from gru_sentiment.options import (
     LabelColOpt,
     LabelMapOpt,
     ModelOpt,
+    PredictBatchOpt,
     PredictCommand,
     PredictFormat,
     TableOrJson,
@@ -245,15 +246,7 @@ def predict(
             "from an all-padding baseline, with its completeness gap). Works with or without --gates.",
         ),
     ] = False,
-    batch_size: Annotated[
-        Optional[int],
-        typer.Option(
-            min=1,
-            help=f"Texts per batch (default: {api.PREDICT_BATCH_SIZE} on the CPU and with --gates or --attributions, "
-            f"{api.GPU_PREDICT_BATCH_SIZE:,} on a GPU).",
-            show_default=False,
-        ),
-    ] = None,
+    batch_size: PredictBatchOpt = None,
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,
     workers: Annotated[

@@ -14,9 +14,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from gru_sentiment import api
 from gru_sentiment.cli_support import err_console, user_errors
-from gru_sentiment.options import ModelOpt, TextColOpt
+from gru_sentiment.options import ModelOpt, PredictBatchOpt, TextColOpt
 from gru_sentiment.ray import ROWS_PER_CALL  # (gru_sentiment.ray imports ray only when it runs a job)
 
 
@@ -67,15 +66,7 @@ def score(
         ScoreFormat, typer.Option("--format", "-f", help="Format of the output files.")
     ] = ScoreFormat.parquet,
     model: ModelOpt = None,
-    batch_size: Annotated[
-        Optional[int],
-        typer.Option(
-            min=1,
-            help=f"Texts per model batch (default: {api.PREDICT_BATCH_SIZE} on the CPU, "
-            f"{api.GPU_PREDICT_BATCH_SIZE:,} on a GPU).",
-            show_default=False,
-        ),
-    ] = None,
+    batch_size: PredictBatchOpt = None,
     rows_per_call: Annotated[int, typer.Option(min=1, help="Rows handed to a worker at a time.")] = ROWS_PER_CALL,
     keep_text: Annotated[bool, typer.Option("--keep-text", help="Also write the text column.")] = False,
     overwrite: Annotated[

@@ -12,6 +12,8 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
+from gru_sentiment.api import GPU_PREDICT_BATCH_SIZE, PREDICT_BATCH_SIZE
+
 
 class Device(str, Enum):
     auto = "auto"
@@ -76,6 +78,15 @@ ThreadsOpt = Annotated[
     ),
 ]
 BatchOpt = Annotated[int, typer.Option(min=1, help="Texts per batch.")]
+PredictBatchOpt = Annotated[  # predict's and score's: the device decides unless told
+    Optional[int],
+    typer.Option(
+        min=1,
+        help=f"Texts per model batch (default: {PREDICT_BATCH_SIZE} on the CPU, {GPU_PREDICT_BATCH_SIZE:,} on a GPU; "
+        f"{PREDICT_BATCH_SIZE} for gates and attributions).",
+        show_default=False,
+    ),
+]
 TokenizerOpt = Annotated[TokenizerKind, typer.Option(help="Subword tokenizer to learn.")]
 VocabOpt = Annotated[int, typer.Option(min=10, help="Tokenizer vocabulary size.")]
 SplitNegationsOpt = Annotated[

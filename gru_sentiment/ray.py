@@ -435,21 +435,15 @@ def _columns(file: Path, kind: str) -> list[str]:
 
 
 def _text_column(columns: list[str], wanted: str | None, files: list[Path]) -> str:
-    from gru_sentiment.data import TEXT_COLUMNS
+    from gru_sentiment.data import text_column
 
     where = str(files[0]) if len(files) == 1 else f"{files[0]} (and {len(files) - 1} more)"
     if not columns:
         raise DataError(f"{where}: no columns")
-    if wanted is not None:
-        if wanted not in columns:
-            raise DataError(f"no text column '{wanted}' in {where} (columns: {', '.join(columns)})")
-        return wanted
-    for name in TEXT_COLUMNS:
-        if name in columns:
-            return name
-    raise DataError(
-        f"cannot guess the text column of {where} among {', '.join(columns)}: name it (text_column, --text-column)"
-    )
+    try:
+        return text_column(columns, wanted)
+    except DataError as exc:
+        raise DataError(f"{where}: {exc}") from None
 
 
 def _write(ds, output_format: str, folder: Path) -> None:

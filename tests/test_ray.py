@@ -164,7 +164,7 @@ def test_predict_files_refuses_an_output_with_files_a_missing_text_column_and_a_
     with pytest.raises(UserError, match="already holds files"):
         predict_files(folder, tmp_path / "out")
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["keep.txt"]
-    with pytest.raises(DataError, match=r"no text column 'body' in .*part-0.parquet \(columns: id, text, source"):
+    with pytest.raises(DataError, match=r"part-0.parquet: no text column 'body' \(columns: id, text, source"):
         predict_files(folder, tmp_path / "new", text_column="body")
     (tmp_path / "bad.parquet").write_text("not a table")
     with pytest.raises(DataError, match=r"cannot read .*bad.parquet as parquet"):

@@ -112,8 +112,10 @@ def training_progress(console, title: str, val_label: str):
     progress = render.training_progress(console, title, val_label)
     task = progress.add_task(title, total=None, epoch=1, loss=0.0, val="-", tps=0.0, visible=False)
     smoothed = {"tps": 0.0}
+    interrupted = _remember_interrupts()
 
     def on_step(info):
+        interrupted()
         smoothed["tps"] = info.tokens_per_s if not smoothed["tps"] else 0.9 * smoothed["tps"] + 0.1 * info.tokens_per_s
         progress.update(
             task,
@@ -126,6 +128,30 @@ def training_progress(console, title: str, val_label: str):
         )
 
     return progress, task, on_step
+
+
+def _remember_interrupts():
+    """Ctrl-C raises KeyboardInterrupt wherever Python is; raised inside a finalizer (a generator the garbage
+    collector closes) it is printed and lost, and training would go on. The handler installed here also
+    remembers it, and the function returned raises it again (call it at every step): an interrupt always stops
+    training. Installed only from the main thread, where Python runs signal handlers."""
+    import signal
+    import threading
+
+    seen: list[int] = []
+
+    def handler(signum, frame):
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, handler)
+
+    def check() -> None:
+        if seen:
+            raise KeyboardInterrupt
+
+    return check
 
 
 def load_model(model: Path | None, device):

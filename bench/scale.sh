@@ -15,7 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data}
 before=${2:-}
-py=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
+py=${PYTHON:-$([ -x .venv/bin/python ] && echo "$PWD/.venv/bin/python" || command -v python3)}
+model="$PWD/models/gru-reviews"  # both versions of the code read this model
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 
 if "$py" -c 'import sys, torch; sys.exit(not torch.cuda.is_available())'; then
@@ -29,7 +30,8 @@ open(sys.argv[1], 'w').write('\n'.join(' '.join(t.split()) for t in s.imdb_texts
         "$file" "$data"
     for code in "$PWD" ${before:+"$before"}; do
         start=$(date +%s.%N)
-        (cd "$code" && PYTHONPATH="$code" "$py" -m gru_sentiment predict --file "$file" --device cuda -f jsonl >/dev/null)
+        (cd "$code" && PYTHONPATH="$code" "$py" -m gru_sentiment predict --file "$file" --device cuda -f jsonl \
+            --model "$model" >/dev/null)
         end=$(date +%s.%N)
         "$py" -c "import sys; s = float(sys.argv[2]) - float(sys.argv[1]); print(f'predict --device cuda, 100,000 reviews, code in {sys.argv[3]}: {s:.1f} s, {100000 / s:,.0f} reviews/s (start-up included)')" \
             "$start" "$end" "$code"

@@ -230,12 +230,12 @@ class Classifier:
         of `PREDICT_BATCH_SIZE` unless `batch_size` says otherwise). `workers` as in `predict`."""
         from gru_sentiment.predict import check_text, predict_stream
 
-        if batch_size is None:
-            traced = gates or attributions
-            batch_size = GPU_PREDICT_BATCH_SIZE if self.device.type == "cuda" and not traced else PREDICT_BATCH_SIZE
-        _check_batch_size(batch_size)
+        if batch_size is not None:  # None: the device's (`pipeline.label_stream`), or PREDICT_BATCH_SIZE traced
+            _check_batch_size(batch_size)
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
             raise UsageError(f"workers={workers!r}: give a number of processes, 0 for none")
+        if workers and (gates or attributions):
+            raise UsageError("workers are for labels alone: gates and attributions run in this process")
         checked = (check_text(text) for text in _strings(texts))
         return predict_stream(
             self.bundle,

@@ -4,18 +4,21 @@ A stream of texts is cut into chunks. Each chunk is prepared (tokenized, cut, no
 this process or, with `workers`, in a pool of worker processes (forked, as PyTorch's data loader's are) that
 tokenize several chunks side by side while the model reads. On a GPU, a chunk's ids go over in one pinned,
 non-blocking copy and are padded there, batches are long and length-sorted, and the probabilities come back in
-one copy per chunk, read only while the GPU works on the next chunk: the host never waits for the GPU and the
-GPU seldom waits for the host. On the CPU, the model's forward pass is the cost and the chunks are read as
-`batching.logits_for` reads them.
+one copy per chunk, read only while the GPU works on the next chunk: the host is not meant to wait for the
+GPU, nor the GPU for the host (`bench/predict_stages.py --device cuda` measures how far that holds). On the
+CPU, the model's forward pass is the cost and the chunks are read as `batching.logits_for` reads them.
 
 Labels are those of the per-text path (`predict.predict`), probabilities within float rounding; cuDNN's GRU
-runs in true fp32 here (no TF32), so a GPU's probabilities are within 1e-4 of the CPU's. Nothing here prints.
+runs in true fp32 here (no TF32), so that a GPU's probabilities stay within 1e-4 of the CPU's
+(`tests/test_cuda.py` checks it on a GPU). Nothing here prints.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -73,19 +76,24 @@ def label_stream(
 
 def prepared(preparer: Preparer, chunks: Iterator[list[str]], workers: int) -> Iterator[Chunk]:
     """Each chunk of texts, prepared, in order: in this process, or by `workers` processes with up to two
-    chunks each in flight (so that memory stays bounded whatever the input's length)."""
+    chunks each in flight (so that memory stays bounded whatever the input's length). A chunk is handed on as
+    soon as it and those before it are ready: a slow input (a pipe) gets its first predictions early."""
+    if workers < 1:
+        for texts in chunks:
+            yield preparer(texts)
+        return
     first = next(chunks, None)
     second = next(chunks, None) if first is not None else None
-    if second is None or workers < 1:
-        for texts in _chained(first, second, chunks):
-            yield preparer(texts)
+    if second is None:  # one chunk: no pool to start
+        if first is not None:
+            yield preparer(first)
         return
     pool = _pool(workers, preparer)
     try:
         pending: deque = deque()  # (texts, future of their chunk)
         for texts in _chained(first, second, chunks):
             pending.append((texts, pool.submit(prepare_in_worker, texts)))
-            if len(pending) >= 2 * workers:
+            while pending and (len(pending) >= 2 * workers or pending[0][1].done()):
                 yield _with_texts(*pending.popleft())
         while pending:
             yield _with_texts(*pending.popleft())
@@ -94,13 +102,17 @@ def prepared(preparer: Preparer, chunks: Iterator[list[str]], workers: int) -> I
 
 
 def _pool(workers: int, preparer: Preparer) -> ProcessPoolExecutor:
-    """Worker processes, each with its copy of the preparer. Forked where the system forks, as PyTorch's data
-    loader starts its workers: they inherit the tokenizer, start at once and need no guard around a script's
+    """Worker processes, each with its copy of the preparer. Forked on Linux, as PyTorch's data loader starts
+    its workers: they inherit the tokenizer, start at once and need no guard around a script's
     top level; they never touch the GPU, and their tokenizer runs on one thread (`prepare.start_worker`)."""
-    fork = "fork" in multiprocessing.get_all_start_methods()
+    fork = sys.platform.startswith("linux")  # macOS can fork, but not safely (its default is spawn)
     context = multiprocessing.get_context("fork" if fork else "spawn")
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=start_worker, initargs=(preparer,))
-    pool.submit(int).result()  # the processes start now, not while a chunk waits
+    try:
+        pool.submit(int).result()  # the processes start now, not while a chunk waits
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
     return pool
 
 
@@ -126,7 +138,21 @@ def queued(bundle: Bundle, chunks: Iterator[Chunk], device: torch.device, batch_
 
 def _queue(model, chunk: Chunk, device: torch.device, batch_size: int) -> tuple[torch.Tensor, torch.cuda.Event | None]:
     """Every batch of `chunk` queued on the device, longest last, and its probabilities' copy back to pinned host
-    memory; returns that memory and a CUDA event that fires when it holds them (None on the CPU)."""
+    memory; returns that memory and a CUDA event that fires when it holds them (None on the CPU). Everything,
+    the event too, goes on `device`'s current stream, whichever GPU is the process's current one."""
+    if device.type != "cuda":
+        return _launch(model, chunk, device, batch_size), None
+    with torch.cuda.device(device):
+        probs = _launch(model, chunk, device, batch_size)
+        host = torch.empty(probs.shape, dtype=probs.dtype, pin_memory=True)
+        host.copy_(probs, non_blocking=True)
+        done = torch.cuda.Event(blocking=True)  # its wait sleeps: the host has output to write meanwhile
+        done.record(torch.cuda.current_stream(device))
+    return host, done
+
+
+def _launch(model, chunk: Chunk, device: torch.device, batch_size: int) -> torch.Tensor:
+    """The probabilities of `chunk`, (texts, labels) on `device`, its batches padded there by one gather each."""
     order = np.argsort(chunk.lengths, kind="stable")
     cuda = device.type == "cuda"
 
@@ -142,13 +168,7 @@ def _queue(model, chunk: Chunk, device: torch.device, batch_size: int) -> tuple[
         width = int(chunk.lengths[order[min(start + batch_size, len(chunk)) - 1]])
         ids, lengths = packed.pad(batch, width, model.config.pad_id)
         probs[batch] = torch.softmax(model(ids, lengths).float(), -1)
-    if not cuda:
-        return probs, None
-    host = torch.empty(probs.shape, dtype=probs.dtype, pin_memory=True)
-    host.copy_(probs, non_blocking=True)
-    done = torch.cuda.Event()
-    done.record()
-    return host, done
+    return probs
 
 
 def _collect(bundle: Bundle, chunk: Chunk, host: torch.Tensor, done: torch.cuda.Event | None) -> Iterator[Prediction]:
@@ -159,14 +179,26 @@ def _collect(bundle: Bundle, chunk: Chunk, host: torch.Tensor, done: torch.cuda.
 
 def _predictions(bundle: Bundle, chunk: Chunk, probs: list[list[float]]) -> Iterator[Prediction]:
     labels = bundle.labels
-    for text, p, truncated, notes in zip(chunk.texts, probs, chunk.truncated.tolist(), chunk.notes):
+    for text, p, truncated, notes in zip(chunk.texts, probs, chunk.truncated.tolist(), chunk.notes, strict=True):
         best = max(range(len(p)), key=p.__getitem__)
         yield Prediction(text, labels[best], dict(zip(labels, p)), truncated, None, notes)
 
 
+_FP32_LOCK = threading.Lock()
+
+
 @contextmanager
 def _true_fp32() -> Iterator[None]:
-    """cuDNN's RNNs in IEEE fp32 for the duration (PyTorch lets them use TF32 by default, a few 1e-4 off)."""
+    """cuDNN's RNNs in IEEE fp32 for the duration (PyTorch lets them use TF32 by default, a few 1e-4 off). The
+    setting is the process's: held only while a chunk's kernels are launched, one caller at a time; meanwhile
+    other code that reads torch's older `allow_tf32` flag gets torch's error about mixing the two APIs."""
+    with _FP32_LOCK:
+        with _rnn_in_fp32():
+            yield
+
+
+@contextmanager
+def _rnn_in_fp32() -> Iterator[None]:
     rnn = getattr(torch.backends.cudnn, "rnn", None)
     if rnn is not None and hasattr(rnn, "fp32_precision"):
         before = rnn.fp32_precision

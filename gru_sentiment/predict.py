@@ -86,7 +86,7 @@ def predict(
 def predict_stream(
     bundle: Bundle,
     texts: Iterable[str],
-    chunk_size: int = 2048,
+    chunk_size: int | None = None,
     batch_size: int | None = None,
     with_gates: bool = False,
     device: str | torch.device = "cpu",
@@ -94,14 +94,15 @@ def predict_stream(
     workers: int | None = None,
 ) -> Iterator[Prediction]:
     """Predictions for a stream of texts, chunk by chunk, in input order: memory stays flat for any input size.
-    Labels alone come from `pipeline.label_stream` (its chunks, batches and `workers`); with gates, chunks of
-    `chunk_size`; with attributions (a few seconds a long text), chunks of 16 texts, so that output keeps
-    coming."""
+    Labels alone come from `pipeline.label_stream` (its chunk and batch sizes by default, and `workers`); with
+    gates, chunks of `chunk_size` (default 2,048) and batches of `batch_size` (default `PREDICT_BATCH_SIZE`);
+    with attributions (a few seconds a long text), chunks of 16 texts, so that output keeps coming."""
     if not (with_gates or with_attributions):
         from gru_sentiment import pipeline
 
-        yield from pipeline.label_stream(bundle, texts, device, batch_size, workers=workers)
+        yield from pipeline.label_stream(bundle, texts, device, batch_size, chunk_size, workers)
         return
+    chunk_size = chunk_size or 2048
     if with_attributions:
         chunk_size = min(chunk_size, 16)
     chunk: list[str] = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,6 +91,7 @@ _worker: Preparer | None = None
 def start_worker(preparer: Preparer) -> None:
     """A worker process's start: its tokenizer runs on one thread (the pool's processes are the parallelism)."""
     global _worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: no traceback from each worker
     os.environ["RAYON_NUM_THREADS"] = "1"
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     _worker = preparer

@@ -60,7 +60,7 @@ class Predictor:
     readable where the actor runs). `device`: "auto" (the actor's GPU when Ray gave it one, else the CPU), "cpu"
     or "cuda". `threads`: CPU threads of this actor, for torch and for the tokenizer (default: all cores; give
     the actor's `num_cpus`). `text_column`: the column of texts. `batch_size`: texts per model batch (default:
-    64 on the CPU, 1,024 on a GPU, as `Classifier.predict` has it; a call's
+    the device's, `api.PREDICT_BATCH_SIZE` or `api.GPU_PREDICT_BATCH_SIZE`, as `Classifier.predict` has it; a call's
     rows are sorted by length and run in batches of this many). `keep_text`: also keep the text column.
 
     A call takes Ray Data's default batch format (a dict of column name to numpy array) and returns one: every

@@ -45,9 +45,10 @@ TABLE_BATCH = 8192  # rows read from a table at a time
 
 def table_texts(file: Path, text_column: str | None = None) -> Iterator[str]:
     """The text column of a table file (`text_column`, else guessed as `evaluate` guesses it), read a batch of
-    rows at a time, so that memory stays flat for any size: parquet and CSV through pyarrow's streaming readers
-    (the text column alone), JSON lines line by line; a .json file, which may be one JSON document, whole
-    (through `datasets`). The column is checked before any text is read; a row without text is a `DataError`."""
+    rows at a time (CSV: blocks of a few MiB), so that memory stays flat for any size: parquet and CSV through
+    pyarrow's streaming readers (the text column alone), JSON lines line by line; a .json file, which may be one
+    JSON document, whole (through `datasets`). The column is checked before any text is read; a row without
+    text (null, an empty CSV cell) is a `DataError` when it is reached, after the texts before it."""
     from gru_sentiment import data
 
     if file.suffix.lower() == ".json":
@@ -57,7 +58,15 @@ def table_texts(file: Path, text_column: str | None = None) -> Iterator[str]:
     except (OSError, ValueError) as exc:  # pyarrow's errors are both
         raise DataError(f"could not read {file}: {_first_line(exc)}") from exc
     column = data.text_column(columns, text_column)
-    return _non_null(file, column, batches(column))
+    return _non_null(file, column, _reading(file, batches(column)))
+
+
+def _reading(file: Path, batches: Iterator[list]) -> Iterator[list]:
+    """`batches`, with a reader's error further down the file (a malformed row) named by the file."""
+    try:
+        yield from batches
+    except (OSError, ValueError) as exc:
+        raise DataError(f"could not read {file}: {_first_line(exc)}") from exc
 
 
 def _column_batches(file: Path) -> tuple[list[str], Callable[[str], Iterator[list]]]:
@@ -66,10 +75,14 @@ def _column_batches(file: Path) -> tuple[list[str], Callable[[str], Iterator[lis
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        table = pq.ParquetFile(file)
-        return table.schema_arrow.names, lambda c: (
-            b.column(0).to_pylist() for b in table.iter_batches(TABLE_BATCH, columns=[c])
-        )
+        names = pq.read_schema(file).names
+
+        def parquet_batches(c: str) -> Iterator[list]:
+            with pq.ParquetFile(file) as table:
+                for b in table.iter_batches(TABLE_BATCH, columns=[c]):
+                    yield b.column(0).to_pylist()
+
+        return names, parquet_batches
     if suffix == ".csv":
         import pyarrow as pa
         import pyarrow.csv as pacsv
@@ -77,11 +90,16 @@ def _column_batches(file: Path) -> tuple[list[str], Callable[[str], Iterator[lis
         parse = pacsv.ParseOptions(newlines_in_values=True)  # a quoted review may hold line breaks
 
         def csv_batches(c: str) -> Iterator[list]:
-            convert = pacsv.ConvertOptions(include_columns=[c], column_types={c: pa.string()}, strings_can_be_null=True)
-            for b in pacsv.open_csv(file, parse_options=parse, convert_options=convert):
-                yield b.column(0).to_pylist()
+            # an empty cell is a missing text (as pandas reads it); "NA" or "null" are texts
+            convert = pacsv.ConvertOptions(
+                include_columns=[c], column_types={c: pa.string()}, strings_can_be_null=True, null_values=[""]
+            )
+            with pacsv.open_csv(file, parse_options=parse, convert_options=convert) as reader:
+                for b in reader:
+                    yield b.column(0).to_pylist()
 
-        return pacsv.open_csv(file, parse_options=parse).schema.names, csv_batches
+        with pacsv.open_csv(file, parse_options=parse) as reader:
+            return reader.schema.names, csv_batches
     return _json_lines(file)
 
 
@@ -126,6 +144,8 @@ def _non_null(file: Path, column: str, batches: Iterator[list]) -> Iterator[str]
             row += 1
             if text is None:
                 raise DataError(f"{file}: row {row} has no text in column '{column}'")
+            if isinstance(text, bytes):
+                text = text.decode("utf-8", errors="replace")
             yield text if isinstance(text, str) else str(text)
     if row == 0:
         raise DataError(f"{file}: no rows")

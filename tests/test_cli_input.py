@@ -152,3 +152,13 @@ def test_a_json_lines_table_names_its_bad_line(tmp_path):
     path.write_text('{"text": "fine"}\n\n{"text": "also fine"}\n{"text": oops}\n', encoding="utf-8")
     with pytest.raises(DataError, match=r"t\.jsonl:4: not a JSON object"):
         list(textio.table_texts(path))
+
+
+def test_a_csv_reads_na_as_a_text_and_names_itself_in_a_bad_row_further_down(tmp_path, monkeypatch):
+    path = tmp_path / "t.csv"
+    rows = "".join(f"{i},review {i} {'and so on ' * 5}\n" for i in range(40_000))  # past the reader's first block
+    path.write_text("id,text\n0,NA\n1,null\n" + rows + "9,a,row,too,long\n", encoding="utf-8")
+    texts = textio.table_texts(path)
+    assert [next(texts), next(texts)] == ["NA", "null"]
+    with pytest.raises(DataError, match=r"could not read .*t\.csv: "):
+        list(texts)

@@ -1,7 +1,10 @@
 """The labels-only prediction path (chunks prepared as flat arrays, optionally by worker processes) gives what
 the per-text path gives: the same labels, probabilities, truncation flags and reading notes, in input order."""
 
+import multiprocessing
+import os
 import pickle
+import signal
 import subprocess
 import sys
 
@@ -15,7 +18,7 @@ from gru_sentiment import batching, pipeline, reading, tokenizer
 from gru_sentiment.cli import app
 from gru_sentiment.errors import UserError
 from gru_sentiment.predict import check_text
-from gru_sentiment.prepare import Preparer
+from gru_sentiment.prepare import Preparer, prepare_in_worker
 from tests.corpus import reviews
 
 runner = CliRunner()
@@ -25,7 +28,8 @@ ODD = [
     "Not bad at all.",
     "Das Essen war schrecklich und viel zu teuer, nie wieder.",  # noted: may not be English
     "😡😡😡",  # noted: mostly unknown
-    "\u200b",  # no tokens at all: reads as one [UNK]
+    "\u200b",  # one [UNK]
+    "<br />",  # no tokens at all (a line break is a space): reads as one [UNK]
     "[UNK] [PAD] fine",
     LONG,
     "I didnt quite enjoy the book because I think it captures too many details.",
@@ -85,6 +89,8 @@ def test_the_api_takes_workers_and_says_what_it_needs(shipped):
     assert [p.label for p in shipped.predict(given, workers=2)] == [p.label for p in shipped.predict(given)]
     with pytest.raises(UserError, match="workers"):
         shipped.predict(given, workers=-1)
+    with pytest.raises(UserError, match="workers are for labels alone"):
+        list(shipped.records(given[:3], gates=True, workers=2))
 
 
 def test_a_bad_text_mid_stream_stops_the_workers_with_its_error(shipped):
@@ -102,8 +108,21 @@ def test_a_reader_that_stops_early_stops_the_pool(shipped):
     given = texts(300) * 3
     stream = pipeline.label_stream(shipped.bundle, given, "cpu", chunk_size=40, workers=2)
     first = next(stream)
+    assert multiprocessing.active_children()  # the pool is up
     stream.close()  # the pool shuts down: close returns, nothing hangs
-    assert first.text == given[0]
+    assert first.text == given[0] and not multiprocessing.active_children()
+
+
+def test_ctrl_c_is_the_callers_alone(shipped):
+    """A worker ignores SIGINT (Ctrl-C reaches the whole process group): the caller stops the pool, and no
+    worker prints a traceback of its own."""
+    pool = pipeline._pool(2, Preparer(shipped.bundle.tokenizer, shipped.bundle.cut))
+    try:
+        for child in multiprocessing.active_children():
+            os.kill(child.pid, signal.SIGINT)
+        assert len(pool.submit(prepare_in_worker, ODD).result().lengths) == len(ODD)  # the workers are still up
+    finally:
+        pool.shutdown()
 
 
 def test_the_gpu_way_queues_chunks_and_gives_them_back_in_order(shipped):
@@ -131,7 +150,9 @@ def test_a_preparer_travels_as_its_tokenizer(shipped):
     chunk, again = preparer(ODD), Preparer(bundle.tokenizer, bundle.cut)(ODD)
     assert np.array_equal(chunk.ids, again.ids) and np.array_equal(chunk.lengths, again.lengths)
     assert chunk.ids.dtype == np.int32 and chunk.notes == again.notes
-    assert chunk.lengths[ODD.index("\u200b")] == 1  # the text with no tokens reads as [UNK]
+    assert chunk.lengths[ODD.index("<br />")] == 1  # the text with no tokens reads as [UNK]
+    expected = {"Das Essen": [reading.NOT_ENGLISH], "😡😡😡": [reading.UNKNOWN], "\u200b": [reading.UNKNOWN]}
+    assert chunk.notes == [next((v for k, v in expected.items() if t.startswith(k)), []) for t in ODD]
     assert chunk.truncated.tolist() == [t == LONG for t in ODD]
     assert chunk.lengths[ODD.index(LONG)] == bundle.cut.max_length
 
@@ -164,3 +185,4 @@ def test_a_script_without_a_main_guard_can_use_workers(tmp_path):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"{2 * pipeline.CPU_CHUNK} ['neg', 'pos']"
+    assert "Traceback" not in done.stderr and "Warning" not in done.stderr, done.stderr

@@ -107,3 +107,19 @@ def test_labels_on_the_gpu_pipeline_are_the_cpus():
     assert [p.truncated for p in mine] == [p.truncated for p in theirs]
     for a, b in zip(mine, theirs):
         assert list(a.probabilities.values()) == pytest.approx(list(b.probabilities.values()), abs=1e-4)
+
+
+def test_a_ray_predictor_on_the_gpu_labels_as_the_cpu():
+    """`gru_sentiment.ray.Predictor` with device="cuda" (a Ray worker given a GPU) on one batch of rows."""
+    pytest.importorskip("ray")
+    import numpy as np
+
+    from gru_sentiment.ray import Predictor
+
+    texts = ODD + reviews(500, seed=6)[0]
+    batch = {"id": np.arange(len(texts)), "text": np.array(texts, dtype=object)}
+    out = Predictor(device="cuda", threads=2)(batch)
+    expected = gru_sentiment.load(device="cpu").predict(texts)
+    assert out["id"].tolist() == list(range(len(texts)))
+    assert out["label"].tolist() == [p.label for p in expected]
+    assert np.allclose(out["p_pos"], [p.probabilities["pos"] for p in expected], atol=1e-4)

@@ -12,14 +12,18 @@ Every stage reads the same texts, after a warm-up of 2,000 of them (CUDA context
   already padded on the device (what the GPU alone could do: the ceiling of the whole path);
 - predict, workers=W: `list(clf.records(texts, workers=W))`, everything included but the model's loading, with
   the default workers and with 0 (or 1 where the default is 0); "steady" counts from the first prediction out
-  to the last (worker start-up and the first chunk's latency excluded).
+  to the last (worker start-up and the first chunk's latency excluded);
+- host alone: the same path with a model that returns zeros at once, the default workers: how fast this
+  machine's cores can feed a device that took no time at all.
 `predict_speed.py --device D` prints these below its command-line figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
+import types
 from pathlib import Path
 
 import torch
@@ -97,23 +101,34 @@ def stages(texts: list[str], model: str | None, device: str, workers: int | None
     note = f"{batches} batches of up to {batch}, {tokens / seconds / 1e6:.1f}M tokens/s"
     rows.append(("bare forward (ceiling)", len(texts) / seconds, note))
 
+    def run(records) -> tuple[float, float]:
+        """(reviews/s, steady reviews/s from the first prediction out) of consuming `records`."""
+        start, first, count = time.perf_counter(), None, 0
+        for _ in records:
+            first = first or time.perf_counter()
+            count += 1
+        end = time.perf_counter()
+        return count / (end - start), (count - 1) / (end - first)
+
     for n_workers in (workers, 0 if workers else 1):
-        label = f"predict, workers={n_workers}"
-        first = []
-
-        def run(n_workers=n_workers, first=first):
-            out = []
-            for p in clf.records(texts, workers=n_workers):
-                if not first:
-                    first.append(time.perf_counter())
-                out.append(p)
-            return out
-
-        start = time.perf_counter()
-        seconds, out = timed(run)
-        steady = (len(out) - 1) / (start + seconds - first[0])
-        rows.append((label, len(out) / seconds, f"steady {steady:,.0f}/s from the first prediction out"))
+        rate, steady = run(clf.records(texts, workers=n_workers))
+        rows.append((f"predict, workers={n_workers}", rate, f"steady {steady:,.0f}/s from the first prediction out"))
+    # the same path with a model that does nothing: what the host can feed, the ceiling the GPU sees from here
+    idle = dataclasses.replace(bundle, model=NoModel(model.config.num_labels, model.config.pad_id, dev))
+    rate, steady = run(pipeline.label_stream(idle, texts, dev, workers=workers))
+    rows.append(("host alone", rate, f"steady {steady:,.0f}/s; a model that computes nothing, {workers} workers"))
     return rows
+
+
+class NoModel:
+    """A stand-in for the model that returns zero logits at once: `host alone` times everything else."""
+
+    def __init__(self, num_labels: int, pad_id: int, device: torch.device) -> None:
+        self.config = types.SimpleNamespace(num_labels=num_labels, pad_id=pad_id)
+        self.device = device
+
+    def __call__(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(len(lengths), self.config.num_labels, device=ids.device)
 
 
 def print_stages(rows: list[tuple[str, float, str]], n: int, device: str) -> None:

@@ -257,7 +257,7 @@ def predict_files(
     if target.exists() and not target.is_dir():
         raise UserError(f"{target} is a file: give a folder for the output")
     if target.is_dir() and any(target.iterdir()) and not overwrite:
-        raise UserError(f"{target} already holds files: give an empty or new folder, or overwrite")
+        raise UsageError(f"{target} already holds files: give an empty or new folder, or overwrite (--overwrite)")
     column = _text_column(_columns(files[0], kind), text_column, files)
     model_dir = _model_dir(model)
     _check_model(model_dir)

@@ -180,7 +180,7 @@ def test_score_command_end_to_end(local_ray, clf, tmp_path):
     assert "scored 60 rows of 2 files" in result.output
     check_scored(pd.read_parquet(tmp_path / "out"), pd.concat(parts), clf)
     again = CliRunner().invoke(app, ["score", str(folder), "-o", str(tmp_path / "out")])
-    assert again.exit_code == 1 and "already holds files" in again.output and "Traceback" not in again.output
+    assert again.exit_code == 2 and "already holds files" in again.output and "Traceback" not in again.output
 
 
 def test_a_worker_killed_mid_job_loses_and_doubles_no_row(local_ray, clf, tmp_path):

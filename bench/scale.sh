@@ -10,7 +10,8 @@
 # default ../shared/data. BEFORE: a source tree of the earlier code (`git worktree add /tmp/before COMMIT`, or
 # `git archive COMMIT gru_sentiment | tar -x -C DIR`), timed against this one; skipped when not given.
 # PYTHON: the interpreter (default .venv/bin/python, else python3). On a machine without the project installed,
-# the checkout is put first on PYTHONPATH.
+# the checkout is put first on PYTHONPATH. On a GPU machine that cannot see ../shared, copy imdb/test.parquet and
+# imdb/train.parquet into a folder git ignores, take it along, and give it as DATA (texts repeat to 100,000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data}

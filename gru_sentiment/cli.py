@@ -247,7 +247,13 @@ def predict(
         ),
     ] = False,
     batch_size: PredictBatchOpt = None,
-    device: DeviceOpt = Device.auto,
+    device: Annotated[
+        Device,
+        typer.Option(
+            help="Where to compute; auto picks CUDA when present, except for texts given as arguments: a GPU's "
+            "start-up (seconds) costs more than a few sentences take on the CPU."
+        ),
+    ] = Device.auto,
     threads: ThreadsOpt = None,
     workers: Annotated[
         Optional[int],
@@ -315,6 +321,8 @@ def predict(
             raise UsageError("--workers is for labels alone: --gates and --attributions run in this process")
         if html is not None and len(texts) > html_limit:
             raise UsageError(writers.too_many_for_html(html_limit))
+        if device is Device.auto and file is None:  # a few sentences: no GPU start-up to wait for
+            device = Device.cpu
         torch_device = setup_device(device, threads)
         clf = api.load(model, torch_device)
         bundle = clf.bundle

@@ -223,3 +223,15 @@ def test_score_without_ray_says_how_to_install_it(tmp_path, monkeypatch):
     result = invoke("score", tmp_path / "in.csv", "-o", tmp_path / "out")
     assert result.exit_code == 1 and "needs ray: pip install 'gru-sentiment[ray]'" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_predict_keeps_a_few_sentences_off_the_gpu(monkeypatch):
+    """`--device auto` with texts as arguments computes on the CPU even where CUDA is present: a GPU's start-up
+    takes seconds, a few sentences milliseconds. (Here CUDA is only claimed: had the command picked it, moving
+    the model there would fail.)"""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    result = runner.invoke(app, ["predict", "--format", "jsonl", "Great hotel.", "Never again."])
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["label"] for line in result.stdout.splitlines()] == ["pos", "neg"]

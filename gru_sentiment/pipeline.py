@@ -103,8 +103,8 @@ def prepared(preparer: Preparer, chunks: Iterator[list[str]], workers: int) -> I
 
 def _pool(workers: int, preparer: Preparer) -> ProcessPoolExecutor:
     """Worker processes, each with its copy of the preparer. Forked on Linux, as PyTorch's data loader starts
-    its workers: they inherit the tokenizer, start at once and need no guard around a script's
-    top level; they never touch the GPU, and their tokenizer runs on one thread (`prepare.start_worker`)."""
+    its workers: they inherit the tokenizer, start at once and need no guard around a script's top level; they
+    never touch the GPU, and their tokenizer runs on one thread (`prepare.start_worker`)."""
     fork = sys.platform.startswith("linux")  # macOS can fork, but not safely (its default is spawn)
     context = multiprocessing.get_context("fork" if fork else "spawn")
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=start_worker, initargs=(preparer,))
@@ -128,10 +128,10 @@ def queued(bundle: Bundle, chunks: Iterator[Chunk], device: torch.device, batch_
     waiting = None
     for chunk in chunks:
         with torch.no_grad(), _true_fp32():  # around the launches only: no setting is changed while we yield
-            queued = _queue(bundle.model, chunk, device, batch_size)
+            launched = _queue(bundle.model, chunk, device, batch_size)
         if waiting is not None:
             yield from _collect(bundle, *waiting)
-        waiting = (chunk, *queued)
+        waiting = (chunk, *launched)
     if waiting is not None:
         yield from _collect(bundle, *waiting)
 

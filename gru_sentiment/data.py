@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from gru_sentiment.errors import DataError, UsageError
+from gru_sentiment.errors import DataError, UsageError, first_line
 
 
 @dataclass(frozen=True)
@@ -253,9 +253,7 @@ def _load_local(path: Path, split: str):
     try:
         return datasets.load_dataset(fmt, data_files={"data": [glob.escape(str(f)) for f in files]}, split="data")
     except Exception as exc:
-        raise DataError(
-            f"could not read {files[0]}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-        ) from exc
+        raise DataError(f"could not read {files[0]}: {first_line(exc)}") from exc
 
 
 def _load_acl_folder(folder: Path):

@@ -15,6 +15,11 @@ class ModelError(UserError):
     """A model directory that is missing, incomplete, corrupted or of an unknown format."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (a library's may run to pages), or its type's name."""
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 class UsageError(UserError):
     """Options that contradict each other or make no sense together."""
 

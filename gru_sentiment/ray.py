@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gru_sentiment.errors import DataError, UsageError, UserError
+from gru_sentiment.errors import DataError, UsageError, UserError, first_line
 
 EMPTY_TEXT_NOTE = "empty text: nothing to predict"  # the note of a row whose text is missing or blank
 OUTPUT_FORMATS = ("parquet", "csv", "jsonl")
@@ -430,8 +430,7 @@ def _columns(file: Path, kind: str) -> list[str]:
                     return list(json.loads(line))
         return []
     except (OSError, ValueError, pa.ArrowException) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"cannot read {file} as {kind}: {first}") from exc
+        raise DataError(f"cannot read {file} as {kind}: {first_line(exc)}") from exc
 
 
 def _text_column(columns: list[str], wanted: str | None, files: list[Path]) -> str:

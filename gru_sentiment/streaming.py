@@ -25,7 +25,7 @@ from gru_sentiment.data import (
     _offline_unless_hub_reachable,
     _pick,
 )
-from gru_sentiment.errors import DataError
+from gru_sentiment.errors import DataError, first_line
 
 
 class BatchStream:
@@ -146,9 +146,7 @@ def open_stream(
     except DataError:
         raise
     except Exception as exc:
-        raise DataError(
-            f"could not stream '{spec}' ({split}): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-        ) from exc
+        raise DataError(f"could not stream '{spec}' ({split}): {first_line(exc)}") from exc
     if first is None:
         raise DataError(f"{spec}:{split}: no rows")
     columns = list(first)

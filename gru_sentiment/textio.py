@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from gru_sentiment.errors import DataError, UserError
+from gru_sentiment.errors import DataError, UserError, first_line
 
 
 def is_table(file: Path | None) -> bool:
@@ -56,7 +56,7 @@ def table_texts(file: Path, text_column: str | None = None) -> Iterator[str]:
     try:
         columns, batches = _column_batches(file)
     except (OSError, ValueError) as exc:  # pyarrow's errors are both
-        raise DataError(f"could not read {file}: {_first_line(exc)}") from exc
+        raise DataError(f"could not read {file}: {first_line(exc)}") from exc
     column = data.text_column(columns, text_column)
     return _non_null(file, column, _reading(file, batches(column)))
 
@@ -66,7 +66,7 @@ def _reading(file: Path, batches: Iterator[list]) -> Iterator[list]:
     try:
         yield from batches
     except (OSError, ValueError) as exc:
-        raise DataError(f"could not read {file}: {_first_line(exc)}") from exc
+        raise DataError(f"could not read {file}: {first_line(exc)}") from exc
 
 
 def _column_batches(file: Path) -> tuple[list[str], Callable[[str], Iterator[list]]]:
@@ -115,7 +115,7 @@ def _json_lines(file: Path) -> tuple[list[str], Callable[[str], Iterator[list]]]
                 try:
                     record = json.loads(line)
                 except ValueError as exc:
-                    raise DataError(f"{file}:{number}: not a JSON object: {_first_line(exc)}") from None
+                    raise DataError(f"{file}:{number}: not a JSON object: {first_line(exc)}") from None
                 if not isinstance(record, dict):
                     raise DataError(f"{file}:{number}: not a JSON object")
                 yield record
@@ -149,10 +149,6 @@ def _non_null(file: Path, column: str, batches: Iterator[list]) -> Iterator[str]
             yield text if isinstance(text, str) else str(text)
     if row == 0:
         raise DataError(f"{file}: no rows")
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _file_lines(file: Path, errors: str) -> Iterator[str]:

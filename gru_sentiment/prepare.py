@@ -10,7 +10,6 @@ reads (forked, or where a system cannot fork, spawned: then they import it, in a
 
 from __future__ import annotations
 
-import itertools
 import os
 import signal
 from dataclasses import dataclass
@@ -37,11 +36,6 @@ class Chunk:
     def __len__(self) -> int:
         return len(self.texts)
 
-    @property
-    def starts(self) -> np.ndarray:
-        """Where each text's ids begin in `ids`."""
-        return np.cumsum(self.lengths) - self.lengths
-
 
 class Preparer:
     """Makes a `Chunk` of a list of texts for one tokenizer and cut. Picklable as its tokenizer's JSON, so that
@@ -60,12 +54,9 @@ class Preparer:
         self.__init__(Tokenizer.from_str(state["tokenizer"]), state["cut"])
 
     def __call__(self, texts: list[str]) -> Chunk:
-        encodings = self.encode(texts, add_special_tokens=False)
-        lengths = np.fromiter((len(e) for e in encodings), dtype=np.int64, count=len(encodings))
-        total = int(lengths.sum())
-        ids = np.fromiter(itertools.chain.from_iterable(e.ids for e in encodings), dtype=np.int64, count=total)
+        ids, lengths = reading.flat_ids(self.encode(texts, add_special_tokens=False))
         notes = reading.notes_of(self.tok, ids, lengths)
-        truncated = lengths > self.cut.max_length if self.cut.max_length is not None else lengths < 0
+        truncated = lengths > self.cut.max_length if self.cut.max_length is not None else np.zeros(len(lengths), bool)
         ids, cut_lengths = cut_flat(ids, lengths, self.cut)
         empty = cut_lengths == 0
         if empty.any():  # nothing to read: one [UNK], as tokenizer.cut_encodings gives it

@@ -94,10 +94,14 @@ def _vocabulary(tok: Tokenizer) -> _Vocabulary:
 def notes(tok: Tokenizer, encodings: Sequence[Encoding]) -> list[list[str]]:
     """The notes on each text, from its encoding by `tok` (whole: before any cut, without special tokens):
     `UNKNOWN`, `NOT_ENGLISH`, or none."""
+    return notes_of(tok, *flat_ids(encodings))
+
+
+def flat_ids(encodings: Sequence[Encoding]) -> tuple[np.ndarray, np.ndarray]:
+    """Every encoding's ids one after another (int64), and how many belong to each."""
     lengths = np.fromiter((len(e) for e in encodings), dtype=np.int64, count=len(encodings))
-    total = int(lengths.sum())
-    ids = np.fromiter(itertools.chain.from_iterable(e.ids for e in encodings), np.int64, count=total)
-    return notes_of(tok, ids, lengths)
+    ids = np.fromiter(itertools.chain.from_iterable(e.ids for e in encodings), np.int64, count=int(lengths.sum()))
+    return ids, lengths
 
 
 def notes_for_texts(tok: Tokenizer, texts: list[str]) -> list[list[str]]:
